@@ -1,0 +1,32 @@
+// Package version reports what a binary was built from. Version is set at
+// release time with -ldflags "-X .../internal/version.Version=v1.2.3"; the
+// VCS revision comes from the Go build info when available.
+package version
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+)
+
+// Version is the release version, set by the linker for releases.
+var Version = "dev"
+
+// String returns "<name> <version> (<revision>, <go version>)".
+func String(name string) string {
+	rev := "unknown"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+				if len(rev) > 12 {
+					rev = rev[:12]
+				}
+			}
+		}
+		if Version == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			return fmt.Sprintf("%s %s (%s, %s)", name, info.Main.Version, rev, runtime.Version())
+		}
+	}
+	return fmt.Sprintf("%s %s (%s, %s)", name, Version, rev, runtime.Version())
+}
