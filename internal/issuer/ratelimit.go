@@ -1,0 +1,132 @@
+package issuer
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// LoginLimits bound password attempts (login page and password grant) per
+// user and per client IP, as token buckets.
+type LoginLimits struct {
+	// PerUser: attempts per minute for one username (default 10, burst 10).
+	PerUser int
+	// PerIP: attempts per minute from one IP (default 60, burst 30).
+	PerIP int
+}
+
+// loginLimiter keeps one bucket per key in memory. Each replica limits on
+// its own, which bounds the total to replicas × limit: a second replica
+// does not need this state to serve correctly.
+type loginLimiter struct {
+	mu      sync.Mutex
+	perUser rate.Limit
+	userB   int
+	perIP   rate.Limit
+	ipB     int
+	buckets map[string]*bucket
+	now     func() time.Time
+	lastGC  time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newLoginLimiter(l LoginLimits, now func() time.Time) *loginLimiter {
+	if l.PerUser <= 0 {
+		l.PerUser = 10
+	}
+	if l.PerIP <= 0 {
+		l.PerIP = 60
+	}
+	return &loginLimiter{
+		perUser: rate.Limit(float64(l.PerUser) / 60), userB: l.PerUser,
+		perIP: rate.Limit(float64(l.PerIP) / 60), ipB: max(l.PerIP/2, 1),
+		buckets: map[string]*bucket{}, now: now,
+	}
+}
+
+// allow takes one token from the user's and the IP's bucket. It returns
+// how long to wait when either is empty.
+func (l *loginLimiter) allow(user, ip string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.lastGC) > time.Minute {
+		for k, b := range l.buckets {
+			if now.Sub(b.seen) > 10*time.Minute {
+				delete(l.buckets, k)
+			}
+		}
+		l.lastGC = now
+	}
+	get := func(key string, r rate.Limit, burst int) *rate.Limiter {
+		b, ok := l.buckets[key]
+		if !ok {
+			b = &bucket{lim: rate.NewLimiter(r, burst)}
+			l.buckets[key] = b
+		}
+		b.seen = now
+		return b.lim
+	}
+	var lims []*rate.Limiter
+	if user != "" {
+		lims = append(lims, get("u:"+strings.ToLower(user), l.perUser, l.userB))
+	}
+	if ip != "" {
+		lims = append(lims, get("i:"+ip, l.perIP, l.ipB))
+	}
+	var wait time.Duration
+	var reservations []*rate.Reservation
+	for _, lim := range lims {
+		res := lim.ReserveN(now, 1)
+		reservations = append(reservations, res)
+		if d := res.DelayFrom(now); d > wait {
+			wait = d
+		}
+	}
+	if wait > 0 {
+		for _, res := range reservations {
+			res.CancelAt(now)
+		}
+		return false, wait
+	}
+	return true, 0
+}
+
+// clientIP is the TCP peer's address. X-Forwarded-For is not trusted: a
+// client could otherwise pick its own rate-limit bucket.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func levelForStatus(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelInfo
+	default:
+		return slog.LevelDebug
+	}
+}
+
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
