@@ -1,0 +1,39 @@
+-- Audit events: indexed fields plus the event's original JSON.
+CREATE TABLE events (
+	id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	ts          BIGINT NOT NULL, -- requestReceivedTimestamp, Unix nanoseconds
+	audit_id    TEXT NOT NULL,
+	stage       TEXT NOT NULL,
+	level       TEXT NOT NULL,
+	verb        TEXT NOT NULL,
+	uri         TEXT NOT NULL,
+	username    TEXT NOT NULL,
+	groups      TEXT NOT NULL, -- newline-separated, for display; event_groups is the index
+	resource    TEXT NOT NULL,
+	subresource TEXT NOT NULL,
+	namespace   TEXT NOT NULL,
+	name        TEXT NOT NULL,
+	api_group   TEXT NOT NULL,
+	code        INTEGER NOT NULL,
+	source      TEXT NOT NULL,
+	user_agent  TEXT NOT NULL,
+	source_ip   TEXT NOT NULL,
+	raw         BYTEA NOT NULL
+);
+CREATE UNIQUE INDEX events_key ON events (audit_id, stage);
+CREATE INDEX events_ts ON events (ts, id);
+CREATE INDEX events_user ON events (username, ts, id);
+CREATE INDEX events_verb ON events (verb, ts, id);
+CREATE INDEX events_resource ON events (resource, ts, id);
+CREATE INDEX events_namespace ON events (namespace, ts, id);
+CREATE INDEX events_name ON events (name, ts, id);
+CREATE INDEX events_code ON events (code, ts, id);
+
+CREATE TABLE event_groups (
+	grp      TEXT NOT NULL,
+	ts       BIGINT NOT NULL,
+	event_id BIGINT NOT NULL,
+	PRIMARY KEY (grp, ts, event_id)
+);
+
+CREATE TABLE groups_seen (grp TEXT PRIMARY KEY);

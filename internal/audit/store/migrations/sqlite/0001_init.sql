@@ -1,0 +1,41 @@
+-- Audit events: indexed fields plus the event's original JSON.
+CREATE TABLE events (
+	id          INTEGER PRIMARY KEY,
+	ts          INTEGER NOT NULL, -- requestReceivedTimestamp, Unix nanoseconds
+	audit_id    TEXT NOT NULL,
+	stage       TEXT NOT NULL,
+	level       TEXT NOT NULL,
+	verb        TEXT NOT NULL,
+	uri         TEXT NOT NULL,
+	username    TEXT NOT NULL,
+	groups      TEXT NOT NULL, -- newline-separated, for display; event_groups is the index
+	resource    TEXT NOT NULL,
+	subresource TEXT NOT NULL,
+	namespace   TEXT NOT NULL,
+	name        TEXT NOT NULL,
+	api_group   TEXT NOT NULL,
+	code        INTEGER NOT NULL,
+	source      TEXT NOT NULL,
+	user_agent  TEXT NOT NULL,
+	source_ip   TEXT NOT NULL,
+	raw         BLOB NOT NULL
+);
+CREATE UNIQUE INDEX events_key ON events (audit_id, stage);
+CREATE INDEX events_ts ON events (ts);
+CREATE INDEX events_user ON events (username, ts);
+CREATE INDEX events_verb ON events (verb, ts);
+CREATE INDEX events_resource ON events (resource, ts);
+CREATE INDEX events_namespace ON events (namespace, ts);
+CREATE INDEX events_name ON events (name, ts);
+CREATE INDEX events_code ON events (code, ts);
+
+-- One row per (group, event): the index behind the group filter.
+CREATE TABLE event_groups (
+	grp      TEXT NOT NULL,
+	ts       INTEGER NOT NULL,
+	event_id INTEGER NOT NULL,
+	PRIMARY KEY (grp, ts, event_id)
+) WITHOUT ROWID;
+
+-- Every group ever seen, so retention can trim event_groups by range.
+CREATE TABLE groups_seen (grp TEXT PRIMARY KEY) WITHOUT ROWID;

@@ -1,0 +1,109 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Retention bounds what the store keeps. Zero fields do not bound.
+type Retention struct {
+	MaxAge    time.Duration
+	MaxEvents int64
+}
+
+// deleteChunk bounds the rows one DELETE removes, so ingest is never held
+// up for long behind retention.
+const deleteChunk = 5000
+
+// Retain deletes events older than r.MaxAge and, beyond r.MaxEvents, the
+// oldest events. It returns how many events it deleted.
+func (db *DB) Retain(ctx context.Context, r Retention, now time.Time) (int64, error) {
+	var cutoff int64 // delete events with ts < cutoff
+	if r.MaxAge > 0 {
+		cutoff = now.Add(-r.MaxAge).UnixNano()
+	}
+	if r.MaxEvents > 0 {
+		// max(id)-min(id)+1 bounds the count from above and is cheap;
+		// only when it is over do we look for the exact boundary.
+		var lo, hi sql.NullInt64
+		if err := db.r.QueryRowContext(ctx, "SELECT MIN(id), MAX(id) FROM events").Scan(&lo, &hi); err != nil {
+			return 0, fmt.Errorf("audit retention: %w", err)
+		}
+		if hi.Valid && hi.Int64-lo.Int64+1 > r.MaxEvents {
+			var ts int64
+			err := db.r.QueryRowContext(ctx, db.rebind("SELECT ts FROM events ORDER BY ts DESC LIMIT 1 OFFSET ?"), r.MaxEvents).Scan(&ts)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return 0, fmt.Errorf("audit retention: %w", err)
+			case ts+1 > cutoff:
+				cutoff = ts + 1
+			}
+		}
+	}
+	if cutoff == 0 {
+		return 0, nil
+	}
+	var total int64
+	for {
+		res, err := db.w.ExecContext(ctx, db.rebind("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? LIMIT ?)"), cutoff, deleteChunk)
+		if err != nil {
+			return total, fmt.Errorf("audit retention: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("audit retention: %w", err)
+		}
+		total += n
+		if n < deleteChunk {
+			break
+		}
+	}
+	rows, err := db.r.QueryContext(ctx, "SELECT grp FROM groups_seen")
+	if err != nil {
+		return total, fmt.Errorf("audit retention: %w", err)
+	}
+	var groups []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			rows.Close()
+			return total, fmt.Errorf("audit retention: %w", err)
+		}
+		groups = append(groups, g)
+	}
+	rows.Close()
+	for _, g := range groups {
+		if _, err := db.w.ExecContext(ctx, db.rebind("DELETE FROM event_groups WHERE grp = ? AND ts < ?"), g, cutoff); err != nil {
+			return total, fmt.Errorf("audit retention: %w", err)
+		}
+	}
+	return total, nil
+}
+
+// RunRetention applies r every interval until ctx ends.
+func (db *DB) RunRetention(ctx context.Context, r Retention, interval time.Duration, log *slog.Logger) {
+	if r.MaxAge <= 0 && r.MaxEvents <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := db.Retain(ctx, r, time.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("audit retention failed", "err", err)
+		case n > 0:
+			log.Info("audit retention deleted events", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

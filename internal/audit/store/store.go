@@ -1,0 +1,356 @@
+// Package store keeps audit events in SQLite (modernc.org/sqlite, WAL mode,
+// the default) or PostgreSQL (pgx, for several gatehouse replicas). A batch
+// is inserted in one transaction, so it is stored whole or not at all, and
+// an event already stored under the same (auditID, stage) is skipped, so a
+// retried batch is never stored twice.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// ErrNotFound is returned by Get for an unknown id.
+var ErrNotFound = errors.New("audit event not found")
+
+// Result counts what an Insert did.
+type Result struct {
+	Inserted   int
+	Duplicates int
+}
+
+// DB is an audit event store.
+type DB struct {
+	kind string // "sqlite" or "postgres"
+	w    *sql.DB
+	r    *sql.DB
+
+	mu   sync.Mutex
+	seen map[string]bool // groups known to be in groups_seen
+}
+
+// Open opens (creating and migrating as needed) a store. typ is "sqlite3"
+// (or "sqlite") with dsn a file name, or "postgres" with dsn a URL or
+// key=value connection string.
+func Open(ctx context.Context, typ, dsn string) (*DB, error) {
+	switch typ {
+	case "sqlite3", "sqlite", "":
+		return openSQLite(ctx, dsn)
+	case "postgres", "postgresql":
+		return openPostgres(ctx, dsn)
+	}
+	return nil, fmt.Errorf("audit storage type %q is not supported: want sqlite3 or postgres", typ)
+}
+
+// OpenDSN opens a store named by one string: a postgres:// or
+// postgresql:// URL, else a SQLite file name.
+func OpenDSN(ctx context.Context, dsn string) (*DB, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return Open(ctx, "postgres", dsn)
+	}
+	return Open(ctx, "sqlite3", dsn)
+}
+
+func openSQLite(ctx context.Context, file string) (*DB, error) {
+	if file == "" {
+		return nil, errors.New("audit storage: sqlite3 needs a file")
+	}
+	file = strings.TrimPrefix(file, "file:")
+	if i := strings.IndexByte(file, '?'); i >= 0 {
+		file = file[:i]
+	}
+	q := url.Values{}
+	// WAL lets readers run beside the writer; synchronous=FULL makes a
+	// commit durable (the WAL is synced) before the sink answers 2xx.
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)"} {
+		q.Add("_pragma", p)
+	}
+	wq := url.Values{}
+	for k, v := range q {
+		wq[k] = v
+	}
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", "file:"+file+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open audit store %s: %w", file, err)
+	}
+	w.SetMaxOpenConns(1) // SQLite has one writer; queue here, not on SQLITE_BUSY
+	w.SetConnMaxIdleTime(0)
+	db := &DB{kind: "sqlite", w: w, seen: map[string]bool{}}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", "file:"+file+"?"+q.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open audit store %s: %w", file, err)
+	}
+	r.SetMaxOpenConns(4)
+	db.r = r
+	return db, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	c, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open audit store: %w", err)
+	}
+	c.SetMaxOpenConns(16)
+	db := &DB{kind: "postgres", w: c, r: c, seen: map[string]bool{}}
+	if err := db.migrate(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the store.
+func (db *DB) Close() error {
+	err := db.w.Close()
+	if db.r != db.w && db.r != nil {
+		err = errors.Join(err, db.r.Close())
+	}
+	return err
+}
+
+// Kind is "sqlite" or "postgres".
+func (db *DB) Kind() string { return db.kind }
+
+// migrate applies the embedded migrations not yet recorded in
+// audit_schema, each in its own transaction.
+func (db *DB) migrate(ctx context.Context) error {
+	dir := "migrations/" + db.kind
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return fmt.Errorf("read audit migrations: %w", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate audit store: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if db.kind == "postgres" {
+		// Several replicas may start at once: one migrates, the others wait.
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7170751)"); err != nil {
+			return fmt.Errorf("migrate audit store: lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS audit_schema (version INTEGER PRIMARY KEY)"); err != nil {
+		return fmt.Errorf("migrate audit store: %w", err)
+	}
+	var have int
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM audit_schema").Scan(&have); err != nil {
+		return fmt.Errorf("migrate audit store: %w", err)
+	}
+	for _, e := range entries {
+		v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("audit migration %s: name must start with a number", e.Name())
+		}
+		if v <= have {
+			continue
+		}
+		b, err := migrations.ReadFile(dir + "/" + e.Name())
+		if err != nil {
+			return fmt.Errorf("read audit migration %s: %w", e.Name(), err)
+		}
+		for _, stmt := range strings.Split(string(b), ";\n") {
+			if strings.TrimSpace(stripComments(stmt)) == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("audit migration %s: %w", e.Name(), err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, db.rebind("INSERT INTO audit_schema (version) VALUES (?)"), v); err != nil {
+			return fmt.Errorf("audit migration %s: %w", e.Name(), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate audit store: %w", err)
+	}
+	return nil
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		if i := strings.Index(line, "--"); i >= 0 {
+			line = line[:i]
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+// rebind turns ? placeholders into PostgreSQL's $n. The SQL in this
+// package never has a ? inside a literal.
+func (db *DB) rebind(q string) string {
+	if db.kind != "postgres" {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+const eventCols = "ts, audit_id, stage, level, verb, uri, username, groups, resource, subresource, namespace, name, api_group, code, source, user_agent, source_ip, raw"
+const nEventCols = 18
+
+// chunk bounds rows per statement (SQLite allows 32766 parameters).
+const chunk = 500
+
+// Insert stores events in one transaction. Events whose (auditID, stage)
+// is already stored are skipped and counted as duplicates. On error
+// nothing of the batch is stored.
+func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) {
+	if len(events) == 0 {
+		return Result{}, nil
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return Result{}, fmt.Errorf("store audit events: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+
+	type key struct{ id, stage string }
+	inserted := make(map[key]int64, len(events))
+	args := make([]any, 0, chunk*nEventCols)
+	for start := 0; start < len(events); start += chunk {
+		part := events[start:min(start+chunk, len(events))]
+		args = args[:0]
+		var q strings.Builder
+		q.WriteString("INSERT INTO events (" + eventCols + ") VALUES ")
+		for i, e := range part {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+			args = append(args, e.Time.UnixNano(), e.AuditID, e.Stage, e.Level, e.Verb, e.URI, e.User,
+				strings.Join(e.Groups, "\n"), e.Resource, e.Sub, e.Namespace, e.Name, e.APIGroup, e.Code,
+				e.Source, e.UserAgent, e.SourceIP, []byte(e.Raw))
+		}
+		q.WriteString(" ON CONFLICT (audit_id, stage) DO NOTHING RETURNING id, audit_id, stage")
+		rows, err := tx.QueryContext(ctx, db.rebind(q.String()), args...)
+		if err != nil {
+			return Result{}, fmt.Errorf("store audit events: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var k key
+			if err := rows.Scan(&id, &k.id, &k.stage); err != nil {
+				rows.Close()
+				return Result{}, fmt.Errorf("store audit events: %w", err)
+			}
+			inserted[k] = id
+		}
+		if err := rows.Close(); err != nil {
+			return Result{}, fmt.Errorf("store audit events: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return Result{}, fmt.Errorf("store audit events: %w", err)
+		}
+	}
+
+	stored := len(inserted)
+
+	// The group index, for inserted events only.
+	var newGroups []string
+	db.mu.Lock()
+	for _, e := range events {
+		for _, g := range e.Groups {
+			if !db.seen[g] && !contains(newGroups, g) {
+				newGroups = append(newGroups, g)
+			}
+		}
+	}
+	db.mu.Unlock()
+	args = args[:0]
+	rowsInStmt := 0
+	flush := func() error {
+		if rowsInStmt == 0 {
+			return nil
+		}
+		q := "INSERT INTO event_groups (grp, ts, event_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", rowsInStmt), ",") + " ON CONFLICT DO NOTHING"
+		if _, err := tx.ExecContext(ctx, db.rebind(q), args...); err != nil {
+			return fmt.Errorf("store audit event groups: %w", err)
+		}
+		args, rowsInStmt = args[:0], 0
+		return nil
+	}
+	for _, e := range events {
+		id, ok := inserted[key{e.AuditID, e.Stage}]
+		if !ok {
+			continue
+		}
+		delete(inserted, key{e.AuditID, e.Stage}) // a key repeated inside the batch was stored once
+		for _, g := range e.Groups {
+			args = append(args, g, e.Time.UnixNano(), id)
+			if rowsInStmt++; rowsInStmt == 3*chunk {
+				if err := flush(); err != nil {
+					return Result{}, err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return Result{}, err
+	}
+	if len(newGroups) > 0 {
+		q := "INSERT INTO groups_seen (grp) VALUES " + strings.TrimSuffix(strings.Repeat("(?),", len(newGroups)), ",") + " ON CONFLICT DO NOTHING"
+		gargs := make([]any, len(newGroups))
+		for i, g := range newGroups {
+			gargs[i] = g
+		}
+		if _, err := tx.ExecContext(ctx, db.rebind(q), gargs...); err != nil {
+			return Result{}, fmt.Errorf("store audit groups: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return Result{}, fmt.Errorf("store audit events: commit: %w", err)
+	}
+	db.mu.Lock()
+	for _, g := range newGroups {
+		db.seen[g] = true
+	}
+	db.mu.Unlock()
+	return Result{Inserted: stored, Duplicates: len(events) - stored}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
