@@ -73,13 +73,22 @@ func openSQLite(ctx context.Context, file string) (*DB, error) {
 		return nil, errors.New("audit storage: sqlite3 needs a file")
 	}
 	file = strings.TrimPrefix(file, "file:")
+	var extra []string // _pragma parameters given in the DSN
 	if i := strings.IndexByte(file, '?'); i >= 0 {
+		v, err := url.ParseQuery(file[i+1:])
+		if err != nil {
+			return nil, fmt.Errorf("audit storage: sqlite3 file %q: %w", file, err)
+		}
+		extra = v["_pragma"]
 		file = file[:i]
 	}
 	q := url.Values{}
 	// WAL lets readers run beside the writer; synchronous=FULL makes a
 	// commit durable (the WAL is synced) before the sink answers 2xx.
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)"} {
+		q.Add("_pragma", p)
+	}
+	for _, p := range extra {
 		q.Add("_pragma", p)
 	}
 	wq := url.Values{}
