@@ -74,7 +74,6 @@ type Server struct {
 	rates     map[int64]*rateState
 	secondary *secondaryLimit
 	counts    map[string]int
-	seq       int
 }
 
 // New starts an HTTPS fake with the given fixture and stops it when t

@@ -267,7 +267,9 @@ func (c *Connector) HandleCallback(ctx context.Context, s connector.Scopes, conn
 // setExpiry records when a GitHub App token pair expires, by our clock.
 func setExpiry(d *connectorData, tok *oauth2.Token, now time.Time) {
 	d.Expiry, d.RefreshExpiry = time.Time{}, time.Time{}
-	if tok.ExpiresIn > 0 {
+	if n := numberExtra(tok.Extra("expires_in")); n > 0 {
+		d.Expiry = now.Add(time.Duration(n) * time.Second)
+	} else if tok.ExpiresIn > 0 {
 		d.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
 	} else if !tok.Expiry.IsZero() {
 		d.Expiry = tok.Expiry
@@ -281,6 +283,8 @@ func numberExtra(v any) int64 {
 	switch x := v.(type) {
 	case float64:
 		return int64(x)
+	case int64:
+		return x
 	case string:
 		n, _ := strconv.ParseInt(x, 10, 64)
 		return n
