@@ -161,7 +161,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	u := s.user(login)
 	s.mu.Unlock()
-	if login == "-deny" {
+	if login == Deny {
 		redirectWith(w, r, redirectURI, url.Values{
 			"error":             {"access_denied"},
 			"error_description": {"The user has denied your application access."},
@@ -198,7 +198,7 @@ func (s *Server) showChooser(w http.ResponseWriter, r *http.Request, redirectURI
 	for _, l := range s.userNames() {
 		users = append(users, entry{l, "/fakegithub/login?" + url.Values{"as": {l}, "return": {back}}.Encode()})
 	}
-	cancel := "/fakegithub/login?" + url.Values{"as": {"-deny"}, "return": {back}}.Encode()
+	cancel := "/fakegithub/login?" + url.Values{"as": {Deny}, "return": {back}}.Encode()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = chooserPage.Execute(w, map[string]any{"Users": users, "Cancel": cancel})
 }

@@ -34,6 +34,11 @@ import (
 // authorize endpoint, chooses which fixture user is logged in to GitHub.
 const LoginCookie = "fakegithub_login"
 
+// Deny, as the logged-in user (SetLogin, Options.Login or LoginCookie),
+// makes the authorize endpoint answer as when the user clicks Cancel on
+// GitHub: a redirect with error=access_denied.
+const Deny = "-deny"
+
 // Options configures a fake server.
 type Options struct {
 	Fixture Fixture

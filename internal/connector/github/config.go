@@ -1,7 +1,9 @@
 package github
 
 import (
+	"bytes"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -59,6 +61,19 @@ type Config struct {
 type Org struct {
 	Name  string   `json:"name"`
 	Teams []string `json:"teams,omitempty"`
+}
+
+// Decode reads a connector's config block (JSON, as sigs.k8s.io/yaml
+// turns YAML into) strictly: a key this connector does not know is an
+// error that names it, never silently ignored.
+func Decode(raw []byte) (Config, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("github connector: config: %w", err)
+	}
+	return c, nil
 }
 
 // settings is a validated Config.

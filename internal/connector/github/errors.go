@@ -57,6 +57,9 @@ func (c *Connector) apiError(ctx context.Context, what, login string, err error)
 	switch {
 	case errors.As(err, &primary):
 		reset := primary.Rate.Reset.Time
+		if now := c.now(); !reset.After(now) {
+			reset = now.Add(defaultSecondaryWait) // no usable reset header
+		}
 		return c.rateLimited(ctx, "primary", reset.Sub(c.now()), reset, primary.Rate.Resource, what, login, err)
 	case errors.As(err, &secondary):
 		wait := defaultSecondaryWait
@@ -143,7 +146,7 @@ func tokenInvalid(err error) error {
 }
 
 // tokenError explains a failure of GitHub's token endpoint.
-func (c *Connector) tokenError(what string, err error) error {
+func (c *Connector) tokenError(ctx context.Context, what string, err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		switch re.ErrorCode {
@@ -163,7 +166,7 @@ func (c *Connector) tokenError(what string, err error) error {
 		}
 		if re.Response != nil && (re.Response.StatusCode == http.StatusTooManyRequests || re.Response.StatusCode == http.StatusForbidden) {
 			wait := retryAfter(re.Response.Header)
-			return c.rateLimited(context.Background(), "secondary", wait, c.now().Add(wait), "", what, "", err)
+			return c.rateLimited(ctx, "secondary", wait, c.now().Add(wait), "", what, "", err)
 		}
 	}
 	if ue := unavailable(err); ue != nil {

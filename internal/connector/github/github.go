@@ -242,7 +242,7 @@ func (c *Connector) HandleCallback(ctx context.Context, s connector.Scopes, conn
 	}
 	tok, err := c.oauth2Config(s).Exchange(ctx, code, exchangeOpts...)
 	if err != nil {
-		return connector.Identity{}, c.tokenError("exchange code", err)
+		return connector.Identity{}, c.tokenError(ctx, "exchange code", err)
 	}
 	now := c.now()
 	data := connectorData{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, GroupsFetchedAt: now}
@@ -299,6 +299,11 @@ func numberExtra(v any) int64 {
 // person removed from a team or org loses it, but at most once per
 // groupsRefreshInterval per session; in between it returns id unchanged.
 // An expiring GitHub App token is renewed first with its refresh token.
+//
+// GitHub's refresh tokens are single-use: when the token was renewed but a
+// later call failed (a rate limit, say), the returned error comes with an
+// identity whose ConnectorData holds the new tokens; an issuer that keeps
+// it lets the session refresh again later.
 func (c *Connector) Refresh(ctx context.Context, s connector.Scopes, id connector.Identity) (connector.Identity, error) {
 	var data connectorData
 	if len(id.ConnectorData) == 0 {
@@ -325,7 +330,7 @@ func (c *Connector) Refresh(ctx context.Context, s connector.Scopes, id connecto
 		}
 		tok, err := c.oauth2Config(s).TokenSource(ctx, &oauth2.Token{RefreshToken: data.RefreshToken}).Token()
 		if err != nil {
-			return id, c.tokenError("refresh token", err)
+			return id, c.tokenError(ctx, "refresh token", err)
 		}
 		data.AccessToken = tok.AccessToken
 		if tok.RefreshToken != "" {

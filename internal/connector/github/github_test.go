@@ -83,14 +83,14 @@ func TestGroups(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		cfg    Config
-		scopes connector.Scopes
+		scopes *connector.Scopes // default groupsScope
 		login  string
 		want   []string
 		reason string
 	}{
 		{name: "org without teams", cfg: Config{Orgs: acme}, login: "alice", want: []string{"acme:SRE Oncall"}},
 		{name: "org without teams, other user", cfg: Config{Orgs: acme}, login: "bob", want: []string{"acme:Developers"}},
-		{name: "groups even without the groups scope when orgs restrict", cfg: Config{Orgs: acme}, scopes: noScopes, login: "bob", want: []string{"acme:Developers"}},
+		{name: "groups even without the groups scope when orgs restrict", cfg: Config{Orgs: acme}, scopes: &noScopes, login: "bob", want: []string{"acme:Developers"}},
 		{name: "outside every org", cfg: Config{Orgs: acme}, login: "carol", reason: "not_in_org"},
 		{name: "team filter admits", cfg: Config{Orgs: []Org{{Name: "acme", Teams: []string{"Developers"}}}}, login: "bob", want: []string{"acme:Developers"}},
 		{name: "team filter denies", cfg: Config{Orgs: []Org{{Name: "acme", Teams: []string{"Developers"}}}}, login: "alice", reason: "not_in_team"},
@@ -108,13 +108,13 @@ func TestGroups(t *testing.T) {
 		{name: "legacy org checks membership", cfg: Config{Org: "acme"}, login: "carol", reason: "not_in_org"},
 		{name: "loadAllGroups", cfg: Config{LoadAllGroups: true}, login: "alice", want: []string{"acme", "acme:SRE Oncall", "globex", "globex:Admins"}},
 		{name: "loadAllGroups with parents", cfg: Config{LoadAllGroups: true, IncludeParentTeams: true}, login: "alice", want: []string{"acme", "acme:SRE Oncall", "acme:Infra Team", "acme:Platform", "globex", "globex:Admins"}},
-		{name: "loadAllGroups needs the groups scope", cfg: Config{LoadAllGroups: true}, scopes: noScopes, login: "alice", want: nil},
+		{name: "loadAllGroups needs the groups scope", cfg: Config{LoadAllGroups: true}, scopes: &noScopes, login: "alice", want: nil},
 		{name: "groups scope without orgs or loadAllGroups", cfg: Config{}, login: "alice", want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			scopes := tc.scopes
-			if tc.name != "loadAllGroups needs the groups scope" && tc.name != "groups even without the groups scope when orgs restrict" {
-				scopes = groupsScope
+			scopes := groupsScope
+			if tc.scopes != nil {
+				scopes = *tc.scopes
 			}
 			e := newEnv(t, tc.cfg, envOpts{})
 			id, err := e.login(t, scopes, tc.login)
@@ -225,7 +225,7 @@ func TestCallbackAttacks(t *testing.T) {
 	})
 	t.Run("user cancels on GitHub", func(t *testing.T) {
 		e := newEnv(t, Config{}, envOpts{})
-		req, connData := e.authorize(t, noScopes, "-deny")
+		req, connData := e.authorize(t, noScopes, fakegithub.Deny)
 		_, err := e.c.HandleCallback(context.Background(), noScopes, connData, req)
 		if ue := userError(t, err); ue.Reason != "access_denied" {
 			t.Fatalf("%+v", ue)
@@ -359,9 +359,6 @@ func TestRateLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, Config{Orgs: []Org{{Name: "acme"}, {Name: "globex"}}}, envOpts{fakeOpts: func(o *fakegithub.Options) {
 				o.RateLimitStatus = tc.status
-				if tc.secondary == 0 {
-					o.RateLimitStatus = tc.status
-				}
 			}})
 			if tc.secondary > 0 {
 				e.fake.SetSecondaryRateLimit(tc.status, tc.secondary)
@@ -622,10 +619,8 @@ func TestConfigJSONKeys(t *testing.T) {
 	raw := `{"clientID":"a","clientSecret":"b","redirectURI":"https://x/callback","org":"o","orgs":[{"name":"n","teams":["t"]}],
 "hostName":"h","rootCA":"r","teamNameField":"slug","loadAllGroups":true,"useLoginAsID":true,"preferredEmailDomain":"d",
 "includeParentTeams":true,"groupsRefreshInterval":"1m","showRequiredGroups":true}`
-	var c Config
-	dec := json.NewDecoder(strings.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	c, err := Decode([]byte(raw))
+	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{ClientID: "a", ClientSecret: "b", RedirectURI: "https://x/callback", Org: "o", Orgs: []Org{{Name: "n", Teams: []string{"t"}}},
@@ -633,6 +628,9 @@ func TestConfigJSONKeys(t *testing.T) {
 		IncludeParentTeams: true, GroupsRefreshInterval: "1m", ShowRequiredGroups: true}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("%+v", c)
+	}
+	if _, err := Decode([]byte(`{"clientID":"a","teamNameFeild":"slug"}`)); err == nil || !strings.Contains(err.Error(), "teamNameFeild") {
+		t.Fatalf("unknown key: %v", err)
 	}
 }
 
