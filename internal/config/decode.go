@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"slices"
 	"sort"
@@ -145,6 +146,7 @@ var (
 	customDecoderType   = reflect.TypeFor[customDecoder]()
 	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	slogLevelType       = reflect.TypeFor[slog.Level]()
 )
 
 func joinPath(path, key string) string {
@@ -188,7 +190,11 @@ func (d *decoder) decode(path string, v any, rv reflect.Value) {
 				err = pv.Interface().(json.Unmarshaler).UnmarshalJSON(raw)
 			}
 			if err != nil {
-				d.fail(path, "%s", cleanJSONError(err))
+				if rv.Type() == slogLevelType {
+					d.fail(path, "%s is not a log level; use debug, info, warn or error", raw)
+				} else {
+					d.fail(path, "%s", cleanJSONError(err))
+				}
 			}
 			return
 		case pv.Type().Implements(textUnmarshalerType):

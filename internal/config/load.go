@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,7 @@ func Load(path string) (*Config, error) {
 	for _, e := range errs {
 		e.File = path
 	}
+	sortByLine(errs)
 	if len(errs) > 0 {
 		return nil, joinFieldErrors(errs)
 	}
@@ -50,6 +52,7 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if len(errs) > 0 {
 		c.src.addLines(errs)
+		sortByLine(errs)
 		return nil, joinFieldErrors(errs)
 	}
 	return c, nil
@@ -85,6 +88,18 @@ func parse(data []byte) (*Config, []*FieldError, error) {
 	}
 	d.errs = append(d.errs, c.resolveEnvRefs()...)
 	return c, d.errs, nil
+}
+
+// sortByLine orders errors by line, keeping the order of errors on one
+// line; errors without a line go last.
+func sortByLine(errs []*FieldError) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		li, lj := errs[i].Line, errs[j].Line
+		if li == 0 || lj == 0 {
+			return li != 0 && lj == 0
+		}
+		return li < lj
+	})
 }
 
 // suppressFollowUps drops validation errors about a key that already has a

@@ -68,6 +68,7 @@ func (v *validator) checkPEMFile(path, file string) {
 func (c *Config) Validate() error {
 	errs := c.validate()
 	c.src.addLines(errs)
+	sortByLine(errs)
 	return joinFieldErrors(errs)
 }
 
