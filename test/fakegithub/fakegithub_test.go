@@ -413,6 +413,18 @@ apps:
 	}
 }
 
+func TestExampleFixture(t *testing.T) {
+	f, err := LoadFixture(filepath.Join("testdata", "exampleorg.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(Options{Fixture: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
+
 func TestChooserPage(t *testing.T) {
 	s, _ := start(t, Options{})
 	jar := &cookieJar{}

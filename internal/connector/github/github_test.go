@@ -489,17 +489,27 @@ func TestRefreshEveryTime(t *testing.T) {
 }
 
 func TestRefreshRevokedToken(t *testing.T) {
-	e := newEnv(t, Config{Orgs: []Org{{Name: "acme"}}}, envOpts{})
-	id, err := e.login(t, offlineScope, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.fake.RevokeTokens("alice")
-	e.clk.Advance(DefaultGroupsRefreshInterval)
-	_, err = e.c.Refresh(context.Background(), offlineScope, id)
-	ue := userError(t, err)
-	if ue.Status != http.StatusUnauthorized || ue.Reason != "token_revoked" || !strings.Contains(ue.Message, "Log in again") {
-		t.Fatalf("%+v", ue)
+	for _, tc := range []struct {
+		name, clientID, secret string
+		advance                time.Duration
+	}{
+		{"OAuth App token", "oauth-app", "oauth-secret", DefaultGroupsRefreshInterval},
+		{"GitHub App token and its refresh token", "gh-app", "gh-secret", 9 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, Config{ClientID: tc.clientID, ClientSecret: tc.secret, Orgs: []Org{{Name: "acme"}}}, envOpts{})
+			id, err := e.login(t, offlineScope, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.fake.RevokeTokens("alice")
+			e.clk.Advance(tc.advance)
+			_, err = e.c.Refresh(context.Background(), offlineScope, id)
+			ue := userError(t, err)
+			if ue.Status != http.StatusUnauthorized || ue.Reason != "token_revoked" || !strings.Contains(ue.Message, "Log in again") {
+				t.Fatalf("%+v", ue)
+			}
+		})
 	}
 }
 
@@ -641,5 +651,29 @@ func TestSharedRegistry(t *testing.T) {
 		if _, err := New(cfg, nil, WithRegisterer(reg)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSeedScenario is the seed article's setup: the fixture the
+// end-to-end suite uses, with groups by slug.
+func TestSeedScenario(t *testing.T) {
+	fx, err := fakegithub.LoadFixture(filepath.Join("..", "..", "..", "test", "fakegithub", "testdata", "exampleorg.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Config{ClientID: "gatehouse-oauth-app", ClientSecret: "gatehouse-oauth-secret",
+		Orgs: []Org{{Name: "exampleorg"}}, TeamNameField: "slug"}, envOpts{fx: &fx})
+	id, err := e.login(t, groupsScope, "octocat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := connector.Identity{UserID: "583231", Username: "The Octocat", PreferredUsername: "octocat",
+		Email: "octocat@example.com", EmailVerified: true, Groups: []string{"exampleorg:infra-team"}}
+	if !reflect.DeepEqual(id, want) {
+		t.Fatalf("got %+v", id)
+	}
+	_, err = e.login(t, groupsScope, "outsider")
+	if ue := userError(t, err); ue.Reason != "not_in_org" {
+		t.Fatalf("%+v", ue)
 	}
 }
