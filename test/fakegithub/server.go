@@ -145,8 +145,7 @@ func (s *Server) Host() string {
 	return strings.TrimPrefix(strings.TrimPrefix(s.URL, "https://"), "http://")
 }
 
-// Client returns an HTTP client that trusts the server's certificate and
-// does not follow redirects' cookies beyond the standard library's rules.
+// Client returns an HTTP client that trusts the server's certificate.
 func (s *Server) Client() *http.Client { return s.srv.Client() }
 
 // CertPool returns a pool holding the server's certificate (nil without TLS).
