@@ -123,6 +123,7 @@ func TestLoadErrors(t *testing.T) {
 		{"negative duration", `expiry: {deviceRequests: -5m}`, []string{"expiry.deviceRequests: must be a positive duration"}},
 		{"missing tls cert file", `web: {https: "127.0.0.1:5554", tlsCert: /nonexistent/x.pem, tlsKey: /nonexistent/x.key}`,
 			[]string{"web.tlsCert: open /nonexistent/x.pem: no such file or directory", "web.tlsKey: open /nonexistent/x.key"}},
+		{"cert is a device", `web: {https: "127.0.0.1:5554", tlsCert: /dev/null, tlsKey: /dev/null}`, []string{"web.tlsCert: /dev/null is not a regular file"}},
 		{"https without cert", `web: {https: "127.0.0.1:5554"}`, []string{"web.tlsCert: required with web.https", "web.tlsKey: required"}},
 		{"cert without https", `web: {tlsCert: /x.pem}`, []string{"web.https: is not set"}},
 		{"no listen address", `web: {http: <delete>}`, []string{"web: needs an address"}},

@@ -27,23 +27,32 @@ func (v *validator) failErr(path string, err error) {
 	v.errs = append(v.errs, &FieldError{Path: path, Err: err})
 }
 
-// checkFile reports a file that cannot be read.
+// checkFile reports a file that cannot be read. Only regular files (or
+// links to them, as Kubernetes mounts secrets) are accepted: a device or a
+// pipe would block the start-up.
 func (v *validator) checkFile(path, file string) bool {
+	st, err := os.Stat(file)
+	if err != nil {
+		// Report what opening it says ("open /x.pem: no such file or
+		// directory"); a path that cannot be stat'ed cannot block.
+		if f, oerr := os.Open(file); oerr != nil {
+			err = oerr
+		} else {
+			f.Close()
+		}
+		v.failErr(path, err)
+		return false
+	}
+	if !st.Mode().IsRegular() {
+		v.fail(path, "%s is not a regular file", file)
+		return false
+	}
 	f, err := os.Open(file)
 	if err != nil {
 		v.failErr(path, err)
 		return false
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		v.failErr(path, err)
-		return false
-	}
-	if st.IsDir() {
-		v.fail(path, "%s is a directory, not a file", file)
-		return false
-	}
+	f.Close()
 	return true
 }
 
