@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	redirectOOB        = "urn:ietf:wg:oauth:2.0:oob"
+	redirectOOB         = "urn:ietf:wg:oauth:2.0:oob"
 	lastConnectorCookie = "gatehouse_connector"
 )
 

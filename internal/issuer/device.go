@@ -118,7 +118,7 @@ func (s *Server) handleDeviceCode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, deviceAuthResponse{
 		DeviceCode: deviceCode, UserCode: formatUserCode(d.UserCode), VerificationURI: verify,
 		VerificationURIComplete: verify + "?user_code=" + url.QueryEscape(formatUserCode(d.UserCode)),
-		ExpiresIn: int64(s.opts.Expiry.DeviceRequests.Seconds()), Interval: int64(devicePollInterval.Seconds()),
+		ExpiresIn:               int64(s.opts.Expiry.DeviceRequests.Seconds()), Interval: int64(devicePollInterval.Seconds()),
 	})
 }
 

@@ -1,0 +1,210 @@
+// Command loadgen measures an OpenID Connect issuer under load: the
+// refresh grant (each worker keeps its own rotating refresh token chain,
+// as a kubectl per person would) or plain GETs of discovery and JWKS. It
+// works against gatehouse and Dex alike, since both take the same
+// Dex-format config, and prints requests/s, p50/p99 latency and errors.
+//
+//	loadgen -issuer https://127.0.0.1:5556/dex -ca ca.crt -client kubernetes -secret S \
+//	    -username admin@example.com -password P -workers 16 -duration 30s -mode refresh
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	var (
+		issuer   = flag.String("issuer", "https://127.0.0.1:5556/dex", "issuer URL")
+		caFile   = flag.String("ca", "", "CA file of the issuer's certificate")
+		clientID = flag.String("client", "kubernetes", "client id")
+		secret   = flag.String("secret", "", "client secret")
+		username = flag.String("username", "admin@example.com", "user for the password grant that starts each chain")
+		password = flag.String("password", "", "password")
+		workers  = flag.Int("workers", 16, "concurrent workers")
+		duration = flag.Duration("duration", 20*time.Second, "how long to run (bounded)")
+		mode     = flag.String("mode", "refresh", "refresh | discovery | jwks")
+		label    = flag.String("label", "", "name printed with the result")
+	)
+	flag.Parse()
+	if *duration > 5*time.Minute {
+		fmt.Fprintln(os.Stderr, "loadgen: -duration is capped at 5m")
+		*duration = 5 * time.Minute
+	}
+	client, err := httpClient(*caFile, *workers)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+	tokenURL := strings.TrimSuffix(*issuer, "/") + "/token"
+
+	var starts []string
+	if *mode == "refresh" {
+		for i := 0; i < *workers; i++ {
+			tok, err := grant(client, tokenURL, *clientID, *secret, url.Values{
+				"grant_type": {"password"}, "username": {*username}, "password": {*password},
+				"scope": {"openid email profile groups offline_access"},
+			})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: starting a refresh chain with the password grant:", err)
+				os.Exit(1)
+			}
+			starts = append(starts, tok)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *duration)
+	defer cancel()
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errs      atomic.Int64
+		firstErr  atomic.Value
+		wg        sync.WaitGroup
+	)
+	begin := time.Now()
+	for w := 0; w < *workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var local []time.Duration
+			refresh := ""
+			if starts != nil {
+				refresh = starts[w]
+			}
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				var err error
+				switch *mode {
+				case "refresh":
+					var next string
+					next, err = grant(client, tokenURL, *clientID, *secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})
+					if err == nil {
+						refresh = next
+					}
+				case "discovery":
+					err = get(client, strings.TrimSuffix(*issuer, "/")+"/.well-known/openid-configuration")
+				case "jwks":
+					err = get(client, strings.TrimSuffix(*issuer, "/")+"/keys")
+				default:
+					err = fmt.Errorf("unknown mode %q", *mode)
+				}
+				if ctx.Err() != nil {
+					break
+				}
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					if *mode == "refresh" {
+						return // the chain is broken: stop this worker
+					}
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(begin)
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return latencies[min(len(latencies)-1, int(float64(len(latencies))*p))]
+	}
+	out := map[string]any{
+		"label": *label, "mode": *mode, "workers": *workers, "seconds": elapsed.Seconds(),
+		"requests": len(latencies), "rps": float64(len(latencies)) / elapsed.Seconds(),
+		"p50_ms": ms(pct(0.50)), "p90_ms": ms(pct(0.90)), "p99_ms": ms(pct(0.99)), "max_ms": ms(pct(1)),
+		"errors": errs.Load(),
+	}
+	if v := firstErr.Load(); v != nil {
+		out["first_error"] = v
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func httpClient(caFile string, workers int) (*http.Client, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no certificate", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: cfg, MaxIdleConns: workers * 2, MaxIdleConnsPerHost: workers * 2,
+	}}, nil
+}
+
+// grant posts to the token endpoint and returns the new refresh token.
+func grant(c *http.Client, tokenURL, id, secret string, form url.Values) (string, error) {
+	req, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("token endpoint: %d %s", resp.StatusCode, body)
+	}
+	var tr struct {
+		RefreshToken string `json:"refresh_token"`
+		IDToken      string `json:"id_token"`
+	}
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return "", err
+	}
+	if tr.RefreshToken == "" || tr.IDToken == "" {
+		return "", fmt.Errorf("token response lacks a refresh or ID token: %s", body)
+	}
+	return tr.RefreshToken, nil
+}
+
+func get(c *http.Client, u string) error {
+	resp, err := c.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d", u, resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package issuer
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRedirectURIAllowed(t *testing.T) {
+	confidential := &Client{ID: "kubernetes", Secret: "s", RedirectURIs: []string{"http://localhost:8000", "https://app.example.com/cb", "http://127.0.0.1:9000/callback?x=1"}}
+	public := &Client{ID: "kubectl", Public: true}
+	for _, tc := range []struct {
+		client *Client
+		uri    string
+		ok     bool
+	}{
+		{confidential, "http://localhost:8000", true},
+		{confidential, "http://localhost:18000", true},       // RFC 8252 7.3 loopback port rule
+		{confidential, "http://localhost:8000/", false},      // different path
+		{confidential, "http://LOCALHOST:8000", false},       // no case folding
+		{confidential, "https://app.example.com/cb", true},   // exact
+		{confidential, "https://app.example.com/cb/", false}, // no prefix match
+		{confidential, "https://app.example.com/cbx", false},
+		{confidential, "https://app.example.com:8443/cb", false}, // port rule is for loopback only
+		{confidential, "https://APP.example.com/cb", false},
+		{confidential, "https://app.example.com/cb?next=//evil", false},
+		{confidential, "https://app.example.com/cb#x", false},
+		{confidential, "http://127.0.0.1:9001/callback?x=1", true},
+		{confidential, "http://127.0.0.1:9001/callback?x=2", false},
+		{confidential, "http://127.0.0.1:9001/callback", false},
+		{confidential, "http://localhost:8000@evil.example", false},
+		{confidential, "//evil.example", false},
+		{confidential, `/\evil.example`, false},
+		{confidential, "urn:ietf:wg:oauth:2.0:oob", false},
+		{confidential, "", false},
+		{public, "http://127.0.0.1:41234/callback", true}, // Dex default for public clients
+		{public, "http://[::1]:41234", true},
+		{public, "urn:ietf:wg:oauth:2.0:oob", true},
+		{public, "https://evil.example/cb", false},
+		{public, "http://evil.example:8000", false},
+		{public, "https://127.0.0.1:8000", false}, // loopback redirects are http
+	} {
+		if got := redirectURIAllowed(tc.client, tc.uri); got != tc.ok {
+			t.Errorf("%s %q: allowed=%v, want %v", tc.client.ID, tc.uri, got, tc.ok)
+		}
+	}
+}
+
+func TestSubjectEncodingMatchesDex(t *testing.T) {
+	// Values documented by Dex for its example static user.
+	got := encodeSubject("08a8684b-db88-4b73-90a9-3cd1661f5466", "local")
+	if want := "CiQwOGE4Njg0Yi1kYjg4LTRiNzMtOTBhOS0zY2QxNjYxZjU0NjYSBWxvY2Fs"; got != want {
+		t.Fatalf("sub = %s, want %s", got, want)
+	}
+	long := strings.Repeat("x", 300) // a length that needs a two-byte varint
+	u, c, err := decodeSubject(encodeSubject(long, "github"))
+	if err != nil || u != long || c != "github" {
+		t.Fatalf("round trip: %q %q %v", u, c, err)
+	}
+}
+
+func TestUserCodes(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		c := newUserCode()
+		if len(c) != 8 || strings.Trim(c, userCodeAlphabet) != "" {
+			t.Fatalf("bad user code %q", c)
+		}
+		seen[c] = true
+	}
+	if len(seen) < 990 {
+		t.Fatalf("user codes repeat too often: %d distinct of 1000", len(seen))
+	}
+	for in, want := range map[string]string{"bcdf-ghjk": "BCDFGHJK", "BCDF GHJK": "BCDFGHJK", "bcdfghjk": "BCDFGHJK", "AEIO-UUUU": "", "<script>": ""} {
+		if got := normaliseUserCode(in); got != want {
+			t.Errorf("normalise(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestHashForMatchesOIDCExample(t *testing.T) {
+	// at_hash: left half of SHA-256, base64url (OIDC Core 3.1.3.6).
+	if got := hashFor("RS256", "jHkWEdUXMU1BwAsC4vtUsZwnNXI"); len(got) != 22 {
+		t.Fatalf("at_hash length %d", len(got))
+	}
+}
+
+func TestLoginLimiter(t *testing.T) {
+	l := newLoginLimiter(LoginLimits{PerUser: 3, PerIP: 100}, nowFixed)
+	for i := 0; i < 3; i++ {
+		if ok, _ := l.allow("alice", "10.0.0.1"); !ok {
+			t.Fatalf("attempt %d refused", i)
+		}
+	}
+	if ok, wait := l.allow("ALICE", "10.0.0.2"); ok || wait <= 0 {
+		t.Fatal("fourth attempt for the same user (other case, other IP) allowed")
+	}
+	if ok, _ := l.allow("bob", "10.0.0.1"); !ok {
+		t.Fatal("another user limited by alice's attempts")
+	}
+}
+
+var fixedTime = mustTime("2026-11-28T12:00:00Z")
+
+func nowFixed() time.Time { return fixedTime }
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
