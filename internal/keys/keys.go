@@ -66,12 +66,12 @@ type Manager struct {
 	mu       sync.RWMutex
 	loadedAt time.Time
 	keys     storage.Keys
-	signer   jose.Signer // typ JWT (ID tokens)
-	atSigner jose.Signer // typ at+jwt (access tokens, RFC 9068)
+	signer   jose.Signer      // typ JWT (ID tokens)
+	atSigner jose.Signer      // typ at+jwt (access tokens, RFC 9068)
 	current  *jose.JSONWebKey // private
 	jwks     []byte           // published JSON, cached
 	pubset   jose.JSONWebKeySet
-	expires  time.Time        // earliest time the cached set must be re-read
+	expires  time.Time // earliest time the cached set must be re-read
 }
 
 // NewManager returns a manager; call Rotate (or Start) before signing.

@@ -24,7 +24,13 @@ type User struct {
 	Email    string
 	Hash     []byte // bcrypt
 	Username string
-	UserID   string
+	// Name is the "name" claim; Username when empty, as in Dex.
+	Name              string
+	PreferredUsername string
+	// EmailVerified defaults to true (nil), as in Dex.
+	EmailVerified *bool
+	UserID        string
+	Groups        []string
 }
 
 // Connector checks passwords against static users and, when Storage is
@@ -118,9 +124,17 @@ func (c *Connector) Refresh(ctx context.Context, _ connector.Scopes, id connecto
 	return identity(u), nil
 }
 
-// identity is what Dex's password connector returns: the username as
-// "name", the email verified, and no preferred_username (Dex sets none for
-// local users; kube-apiserver should use the email claim for them).
+// identity is what Dex's password connector returns: Name (or Username)
+// as "name", PreferredUsername as set, the email verified unless the entry
+// says otherwise, and the entry's groups.
 func identity(u User) connector.Identity {
-	return connector.Identity{UserID: u.UserID, Username: u.Username, Email: u.Email, EmailVerified: true}
+	name := u.Name
+	if name == "" {
+		name = u.Username
+	}
+	verified := u.EmailVerified == nil || *u.EmailVerified
+	return connector.Identity{
+		UserID: u.UserID, Username: name, PreferredUsername: u.PreferredUsername,
+		Email: u.Email, EmailVerified: verified, Groups: u.Groups,
+	}
 }
