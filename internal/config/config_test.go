@@ -120,6 +120,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown nested key", `expiry: {refreshTokens: {reuseIntervall: 3s}}`, []string{"expiry.refreshTokens.reuseIntervall: unknown key; did you mean reuseInterval?"}},
 		{"bad duration", `expiry: {idTokens: "1 day"}`, []string{`expiry.idTokens: "1 day" is not a duration (use Go syntax such as 24h or 30m)`}},
 		{"bad nested duration", `expiry: {refreshTokens: {validIfNotUsedFor: 90d}}`, []string{`expiry.refreshTokens.validIfNotUsedFor: "90d" is not a duration`}},
+		{"duration as a number", `expiry: {authRequests: 3600}`, []string{`expiry.authRequests: 3600 is not a duration (use Go syntax in quotes such as "24h" or "30m")`}},
 		{"negative duration", `expiry: {deviceRequests: -5m}`, []string{"expiry.deviceRequests: must be a positive duration"}},
 		{"missing tls cert file", `web: {https: "127.0.0.1:5554", tlsCert: /nonexistent/x.pem, tlsKey: /nonexistent/x.key}`,
 			[]string{"web.tlsCert: open /nonexistent/x.pem: no such file or directory", "web.tlsKey: open /nonexistent/x.key"}},
@@ -173,6 +174,8 @@ func TestLoadErrors(t *testing.T) {
 		{"grpc refused", `grpc: {addr: "127.0.0.1:5557"}`, []string{"grpc: not supported: Dex's gRPC API is not supported by gatehouse"}},
 		{"storage kubernetes", `storage: {type: kubernetes, config: {inCluster: true}}`, []string{`storage.type: "kubernetes" storage (custom resources) is not supported by gatehouse; use sqlite3`}},
 		{"storage unknown", `storage: {type: redis}`, []string{`storage.type: "redis" is not a storage type; use sqlite3, postgres or memory`}},
+		{"storage type typo", `storage: {type: sqlite, config: {file: /x.db}}`, []string{`storage.type: "sqlite" is not a storage type; did you mean sqlite3?`}},
+		{"connector type typo", `connectors: [{type: githb, id: gh, name: GH, config: {clientID: a}}]`, []string{`connectors[0].type: "githb" is not supported by gatehouse (it supports github, oidc and local); did you mean github?`}},
 		{"storage missing type", `storage: {type: <delete>}`, []string{"storage.type: required"}},
 		{"sqlite without file", `storage: {type: sqlite3, config: {}}`, []string{"storage.config.file: required"}},
 		{"sqlite unknown key", `storage: {type: sqlite3, config: {path: /x.db}}`, []string{"storage.config.path: unknown key (known keys here: file)"}},
@@ -873,6 +876,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(baseYAML))
 	f.Add([]byte("storage: {type: postgres, config: {port: 1e3}}\naudit: {enabled: true, forward: [{}], storage: {type: sqlite3}}"))
 	f.Add([]byte("connectors: [{config: [[[]]]}]\nsigner: {type: local, config: {keysRotationPeriod: 0}}"))
+	f.Add([]byte(`connectors: [{type: github, config: {s: x, n: 300, u: -1, f: 1.5, b: true, d: 1h, p: null, l: [{x: 1}], m: {k: v}, a: [1], tv: 1.3}}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
 		if err != nil {
@@ -886,6 +890,20 @@ func FuzzParse(f *testing.F) {
 		for _, k := range c.Connectors {
 			var m map[string]any
 			_ = k.DecodeConfig(&m)
+			var typed struct {
+				S  string            `json:"s"`
+				N  int8              `json:"n"`
+				U  uint16            `json:"u"`
+				F  float64           `json:"f"`
+				B  bool              `json:"b"`
+				D  Duration          `json:"d"`
+				P  *Duration         `json:"p"`
+				L  []struct{ X int } `json:"l"`
+				M  map[string]string `json:"m"`
+				A  any               `json:"a"`
+				TV TLSVersion        `json:"tv"`
+			}
+			_ = k.DecodeConfig(&typed)
 		}
 	})
 }

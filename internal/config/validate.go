@@ -168,6 +168,9 @@ func storageTypeError(typ string) error {
 	case "mysql":
 		return errors.New(`"mysql" storage is not supported by gatehouse; use postgres (or sqlite3 for one replica)`)
 	}
+	if s := suggest(typ, []string{StorageSQLite3, StoragePostgres, StorageMemory}); s != "" {
+		return fmt.Errorf("%q is not a storage type; did you mean %s?", typ, s)
+	}
 	return fmt.Errorf("%q is not a storage type; use sqlite3, postgres or memory", typ)
 }
 
@@ -449,6 +452,8 @@ func (c *Config) validateConnectors(v *validator) {
 			msg := fmt.Sprintf("%q is not supported by gatehouse (it supports github, oidc and local)", k.Type)
 			if advice, ok := connectorAdvice[k.Type]; ok {
 				msg += "; " + advice
+			} else if s := suggest(k.Type, []string{ConnectorGitHub, ConnectorOIDC, ConnectorLocal}); s != "" {
+				msg += "; did you mean " + s + "?"
 			}
 			v.fail(p+".type", "%s", msg)
 		}
