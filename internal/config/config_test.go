@@ -172,6 +172,8 @@ func TestLoadErrors(t *testing.T) {
 		{"password grant without connector", `oauth2: {grantTypes: [password]}`, []string{"oauth2.grantTypes[0]: the password grant needs oauth2.passwordConnector"}},
 		{"implicit response type", `oauth2: {responseTypes: [code, token]}`, []string{`oauth2.responseTypes[1]: "token" is not supported`}},
 		{"grpc refused", `grpc: {addr: "127.0.0.1:5557"}`, []string{"grpc: not supported: Dex's gRPC API is not supported by gatehouse"}},
+		{"newer Dex pkce keys", `oauth2: {pkce: {enforce: true}}`, []string{"oauth2.pkce.enforce: not supported: gatehouse always requires PKCE"}},
+		{"newer Dex connector grantTypes", `connectors: [{type: github, id: gh, name: GH, config: {clientID: a}, grantTypes: [authorization_code]}]`, []string{"connectors[0].grantTypes: not supported: per-connector grant types"}},
 		{"storage kubernetes", `storage: {type: kubernetes, config: {inCluster: true}}`, []string{`storage.type: "kubernetes" storage (custom resources) is not supported by gatehouse; use sqlite3`}},
 		{"storage unknown", `storage: {type: redis}`, []string{`storage.type: "redis" is not a storage type; use sqlite3, postgres or memory`}},
 		{"storage type typo", `storage: {type: sqlite, config: {file: /x.db}}`, []string{`storage.type: "sqlite" is not a storage type; did you mean sqlite3?`}},

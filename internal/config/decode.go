@@ -403,6 +403,11 @@ var unsupported = map[string]string{
 	"grpc":     "Dex's gRPC API is not supported by gatehouse: clients, users and connectors are configured in this file (staticClients, staticPasswords, connectors); remove the grpc section",
 	"sessions": "Dex's browser sessions are not supported by gatehouse; remove the sessions section",
 	"mfa":      "Dex's multi-factor authentication is not supported by gatehouse (require MFA at the upstream provider, e.g. GitHub); remove the mfa section",
+	// Keys of Dex releases after v2.45.
+	"oauth2.pkce.enforce":                       "gatehouse always requires PKCE (S256) of public clients and checks it whenever a client sends it; remove this key",
+	"oauth2.pkce.codeChallengeMethodsSupported": "S256 is always supported; to accept plain as well set oauth2.pkce.allowPlain: true, and remove this key",
+	"logger.excludeFields":                      "not supported by gatehouse; remove it",
+	"connectors[].grantTypes":                   "per-connector grant types are not supported; restrict clients instead with staticClients[].allowedGrantTypes and allowedConnectors",
 }
 
 func patternOf(path string) string {
