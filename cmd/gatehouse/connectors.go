@@ -26,7 +26,7 @@ func buildConnectors(cfg *config.Config, store storage.Storage, log *slog.Logger
 			impl, err = openConnector(c, log, reg)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.KeyPath(), err)
+			return nil, fmt.Errorf("connector %q: %w", c.ID, err)
 		}
 		name := c.Name
 		if name == "" {

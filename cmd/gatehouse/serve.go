@@ -140,11 +140,17 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 			AllowedGrantTypes: c.AllowedGrantTypes,
 		})
 	}
+	trusted, err := cfg.Web.ClientRemoteIP.TrustedPrefixes()
+	if err != nil {
+		return fmt.Errorf("web.clientRemoteIP.trustedProxies: %w", err)
+	}
 	srv, err := issuer.New(issuer.Options{
 		Issuer: cfg.Issuer, Storage: store, Keys: km, Clients: clients, Connectors: conns,
 		SkipApprovalScreen: cfg.OAuth2.SkipApprovalScreen, AlwaysShowLoginScreen: cfg.OAuth2.AlwaysShowLoginScreen,
 		PasswordConnector: cfg.OAuth2.PasswordConnector, GrantTypes: cfg.OAuth2.GrantTypes,
 		AllowPlainPKCE: cfg.OAuth2.PKCE.AllowPlain, AllowedOrigins: cfg.Web.AllowedOrigins,
+		AllowedHeaders: cfg.Web.AllowedHeaders, Headers: cfg.Web.Headers.HTTPHeader(),
+		ClientIP: issuer.TrustedProxyIP(cfg.Web.ClientRemoteIP.Header, trusted),
 		Expiry: issuer.Expiry{
 			IDTokens: cfg.Expiry.IDTokens.D(), AuthRequests: cfg.Expiry.AuthRequests.D(), DeviceRequests: cfg.Expiry.DeviceRequests.D(),
 			RefreshReuseInterval: reuse, RefreshValidIfNotUsed: cfg.Expiry.RefreshTokens.ValidIfNotUsedFor.D(),

@@ -136,7 +136,7 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		Prompt:        strings.Join(prompt, " "),
 		MaxAge:        maxAge,
 		HMACKey:       []byte(randomToken(32)),
-		ClientIP:      clientIP(r),
+		ClientIP:      s.opts.ClientIP(r),
 		Expiry:        s.now().Add(s.opts.Expiry.AuthRequests),
 	}
 	if err := s.opts.Storage.CreateAuthRequest(r.Context(), req); err != nil {
@@ -322,7 +322,7 @@ func (s *Server) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	username := r.PostForm.Get("login")
 	password := r.PostForm.Get("password")
-	if ok, wait := s.limiter.allow(connID+"/"+username, clientIP(r)); !ok {
+	if ok, wait := s.limiter.allow(connID+"/"+username, s.opts.ClientIP(r)); !ok {
 		s.opts.Metrics.loginsFailed.WithLabelValues("rate_limited").Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		s.renderError(w, r, http.StatusTooManyRequests, "Too many attempts", "Too many login attempts. Wait "+strconv.Itoa(int(wait.Seconds())+1)+" seconds and try again.")
@@ -335,7 +335,7 @@ func (s *Server) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !valid {
 		s.opts.Metrics.loginsFailed.WithLabelValues("invalid_credentials").Inc()
-		s.log.Info("login failed", "connector", connID, "username", username, "remote", clientIP(r), "reason", "invalid_credentials")
+		s.log.Info("login failed", "connector", connID, "username", username, "remote", s.opts.ClientIP(r), "reason", "invalid_credentials")
 		s.renderPassword(w, http.StatusUnauthorized, conn, pc, req, username, "Invalid username or password.")
 		return
 	}
@@ -450,7 +450,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request, req storage
 		s.renderError(w, r, http.StatusServiceUnavailable, "Try again", "The login could not be saved. Try again in a moment.")
 		return
 	}
-	s.log.Info("login succeeded", "connector", connID, "user_id", ident.UserID, "username", ident.PreferredUsername, "client_id", req.ClientID, "remote", clientIP(r))
+	s.log.Info("login succeeded", "connector", connID, "user_id", ident.UserID, "username", ident.PreferredUsername, "client_id", req.ClientID, "remote", s.opts.ClientIP(r))
 	if s.needsApproval(updated) {
 		client := s.clients[updated.ClientID]
 		s.render(w, http.StatusOK, web.PageApproval, "Grant access", web.ApprovalData{

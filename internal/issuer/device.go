@@ -202,7 +202,7 @@ func (s *Server) handleDeviceSubmit(w http.ResponseWriter, r *http.Request) {
 		s.render(w, status, web.PageDevice, "Log in a device", web.DeviceData{PostURL: s.path("/device"), UserCode: raw, Error: msg})
 	}
 	// User codes are short: limit guesses per IP.
-	if ok, wait := s.limiter.allow("", "device/"+clientIP(r)); !ok {
+	if ok, wait := s.limiter.allow("", "device/"+s.opts.ClientIP(r)); !ok {
 		w.Header().Set("Retry-After", formatSeconds(wait))
 		again(http.StatusTooManyRequests, "Too many attempts. Wait "+formatSeconds(wait)+" seconds and try again.")
 		return
@@ -228,7 +228,7 @@ func (s *Server) handleDeviceSubmit(w http.ResponseWriter, r *http.Request) {
 	req := storage.AuthRequest{
 		ID: randomToken(24), ClientID: d.ClientID, ResponseTypes: []string{"code"}, Scopes: d.Scopes,
 		RedirectURI: s.absURL("/device/callback"), State: d.DeviceCodeHash, MaxAge: -1,
-		HMACKey: []byte(randomToken(32)), ClientIP: clientIP(r), Expiry: d.Expiry,
+		HMACKey: []byte(randomToken(32)), ClientIP: s.opts.ClientIP(r), Expiry: d.Expiry,
 	}
 	if err := s.opts.Storage.CreateAuthRequest(r.Context(), req); err != nil {
 		s.log.Error("create auth request", "err", err)

@@ -99,6 +99,14 @@ type Options struct {
 	Expiry         Expiry
 	// AllowedOrigins for CORS on discovery, keys, token and userinfo.
 	AllowedOrigins []string
+	// AllowedHeaders for CORS preflight (default: Authorization).
+	AllowedHeaders []string
+	// Headers replace gatehouse's own security headers of the same name
+	// (Dex's web.headers).
+	Headers http.Header
+	// ClientIP returns the client's address (default: the TCP peer). Set it
+	// to trust a proxy header from trusted proxies only.
+	ClientIP func(*http.Request) string
 
 	Web *web.Renderer
 
@@ -142,6 +150,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ClientIP == nil {
+		opts.ClientIP = peerIP
+	}
+	if len(opts.AllowedHeaders) == 0 {
+		opts.AllowedHeaders = []string{"Authorization"}
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(prometheus.NewRegistry())
@@ -257,6 +271,9 @@ func (s *Server) routes() http.Handler {
 	handle := func(pattern, name string, h http.HandlerFunc) {
 		method, p, _ := strings.Cut(pattern, " ")
 		mux.Handle(method+" "+s.path(p), s.instrument(name, h))
+	}
+	for _, p := range []string{"/.well-known/openid-configuration", "/keys", "/token", "/userinfo"} {
+		handle("OPTIONS "+p, "cors_preflight", s.cors(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	}
 	handle("GET /.well-known/openid-configuration", "discovery", s.cors(s.handleDiscovery))
 	handle("GET /keys", "keys", s.cors(s.handleKeys))

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -103,7 +104,7 @@ func (s *Server) instrument(endpoint string, next http.Handler) http.Handler {
 			s.log.Log(r.Context(), levelForStatus(rec.status), "request",
 				"request_id", requestIDFrom(r.Context()), "method", r.Method, "path", r.URL.Path,
 				"endpoint", endpoint, "status", rec.status, "duration_ms", float64(d.Microseconds())/1000,
-				"remote", clientIP(r))
+				"remote", s.opts.ClientIP(r))
 		}
 	})
 }
@@ -127,6 +128,9 @@ func (s *Server) securityHeaders(h http.Header, page bool) {
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src "+img+"; frame-ancestors 'none'; base-uri 'none'")
 	} else {
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	}
+	for k, v := range s.opts.Headers {
+		h[k] = v
 	}
 }
 
@@ -153,6 +157,10 @@ func (s *Server) cors(next http.HandlerFunc) http.HandlerFunc {
 			if slices.Contains(s.opts.AllowedOrigins, "*") || slices.Contains(s.opts.AllowedOrigins, origin) {
 				w.Header().Set("Access-Control-Allow-Origin", origin)
 				w.Header().Add("Vary", "Origin")
+				if r.Method == http.MethodOptions {
+					w.Header().Set("Access-Control-Allow-Headers", strings.Join(s.opts.AllowedHeaders, ", "))
+					w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+				}
 			}
 		}
 		next(w, r)

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -102,9 +103,11 @@ func (l *loginLimiter) allow(user, ip string) (bool, time.Duration) {
 	return true, 0
 }
 
-// clientIP is the TCP peer's address. X-Forwarded-For is not trusted: a
-// client could otherwise pick its own rate-limit bucket.
-func clientIP(r *http.Request) string {
+// peerIP is the TCP peer's address: the default client address.
+// X-Forwarded-For is not trusted unless the operator configures trusted
+// proxies (web.clientRemoteIP): a client could otherwise pick its own
+// rate-limit bucket.
+func peerIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -129,4 +132,43 @@ func originOf(raw string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// TrustedProxyIP returns a ClientIP function for deployments behind a
+// proxy (Dex's web.clientRemoteIP): when the TCP peer is one of the
+// trusted proxies, the client is the right-most address in header that is
+// not itself a trusted proxy; otherwise the peer. A client that is not a
+// trusted proxy cannot choose its own address.
+func TrustedProxyIP(header string, trusted []netip.Prefix) func(*http.Request) string {
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a.Unmap()) {
+				return true
+			}
+		}
+		return false
+	}
+	return func(r *http.Request) string {
+		peer := peerIP(r)
+		addr, err := netip.ParseAddr(peer)
+		if header == "" || err != nil || !isTrusted(addr) {
+			return peer
+		}
+		var hops []string
+		for _, v := range r.Header.Values(header) {
+			for _, h := range strings.Split(v, ",") {
+				hops = append(hops, strings.TrimSpace(h))
+			}
+		}
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(hops[i])
+			if err != nil {
+				return peer
+			}
+			if !isTrusted(a) {
+				return a.String()
+			}
+		}
+		return peer
+	}
 }

@@ -45,7 +45,7 @@ func (s *Server) createFamily(r *http.Request, p tokenParams, connData []byte) (
 		ID: p.familyID, ClientID: p.clientID, ConnectorID: p.connectorID, Scopes: p.scopes, Nonce: p.nonce,
 		Claims: p.claims, ConnectorData: connData, ClaimsRefreshedAt: now, AuthTime: p.authTime,
 		Generation: 1, CurrentHash: sha256Bytes(secret), RotationKey: []byte(randomToken(32)),
-		CreatedAt: now, LastUsed: now, ClientIP: clientIP(r),
+		CreatedAt: now, LastUsed: now, ClientIP: s.opts.ClientIP(r),
 	}
 	if err := s.opts.Storage.CreateRefreshFamily(r.Context(), f); err != nil {
 		return "", fmt.Errorf("create refresh family: %w", err)
@@ -183,7 +183,7 @@ func (s *Server) grantRefreshToken(r *http.Request, client *Client) (issuedToken
 	}
 	if replay {
 		s.opts.Metrics.replays.WithLabelValues("refresh_token").Inc()
-		s.log.Warn("refresh token replayed; session revoked", "family", familyID, "client_id", client.ID, "user_id", final.Claims.UserID, "remote", clientIP(r))
+		s.log.Warn("refresh token replayed; session revoked", "family", familyID, "client_id", client.ID, "user_id", final.Claims.UserID, "remote", s.opts.ClientIP(r))
 		return issuedTokens{}, badRequest(errInvalidGrant, "the refresh token was already used; the session has been revoked for safety; log in again")
 	}
 	if reused {

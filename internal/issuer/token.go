@@ -273,7 +273,7 @@ func (s *Server) grantPassword(w http.ResponseWriter, r *http.Request, client *C
 	if e := s.validateScopes(client, scopes); e != nil {
 		return issuedTokens{}, badRequest(e.code, e.description)
 	}
-	if ok, wait := s.limiter.allow(connID+"/"+username, clientIP(r)); !ok {
+	if ok, wait := s.limiter.allow(connID+"/"+username, s.opts.ClientIP(r)); !ok {
 		s.opts.Metrics.loginsFailed.WithLabelValues("rate_limited").Inc()
 		writeRateLimited(w, wait)
 		return issuedTokens{}, errRateLimitedWritten
@@ -284,7 +284,7 @@ func (s *Server) grantPassword(w http.ResponseWriter, r *http.Request, client *C
 	}
 	if !valid {
 		s.opts.Metrics.loginsFailed.WithLabelValues("invalid_credentials").Inc()
-		s.log.Info("login failed", "connector", connID, "username", username, "remote", clientIP(r), "reason", "invalid_credentials", "grant_type", "password")
+		s.log.Info("login failed", "connector", connID, "username", username, "remote", s.opts.ClientIP(r), "reason", "invalid_credentials", "grant_type", "password")
 		return issuedTokens{}, badRequest(errInvalidGrant, "invalid username or password")
 	}
 	p := tokenParams{

@@ -1,6 +1,8 @@
 package issuer
 
 import (
+	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +112,25 @@ func mustTime(s string) time.Time {
 		panic(err)
 	}
 	return t
+}
+
+func TestTrustedProxyIP(t *testing.T) {
+	f := TrustedProxyIP("X-Forwarded-For", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
+	for _, tc := range []struct {
+		peer, xff, want string
+	}{
+		{"192.0.2.7:1234", "198.51.100.1", "192.0.2.7"},                      // untrusted peer: header ignored
+		{"10.1.2.3:1234", "198.51.100.1", "198.51.100.1"},                    // trusted proxy
+		{"10.1.2.3:1234", "6.6.6.6, 198.51.100.1, 10.9.9.9", "198.51.100.1"}, // spoofed left-most entry ignored
+		{"10.1.2.3:1234", "", "10.1.2.3"},
+		{"10.1.2.3:1234", "garbage", "10.1.2.3"},
+	} {
+		r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{}}
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := f(r); got != tc.want {
+			t.Errorf("peer %s XFF %q: got %s, want %s", tc.peer, tc.xff, got, tc.want)
+		}
+	}
 }
