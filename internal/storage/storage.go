@@ -196,6 +196,17 @@ func (r GCResult) IsEmpty() bool {
 // ErrAlreadyExists on a duplicate key. Update methods run the updater
 // inside one transaction: the updater sees the current value and returns
 // the new one; an error from it aborts the update and is returned as is.
+// The key field the updater returns is ignored: an update never moves an
+// object to another key. UpdateAuthRequest and UpdateAuthCode return
+// ErrNotFound for expired objects; UpdateDeviceRequest hands an expired
+// request to its updater (which answers expired_token); refresh families
+// have no expiry of their own.
+//
+// Every backend returns values in one canonical form, so that tests on one
+// backend hold on all: times in UTC truncated to the microsecond (the zero
+// time stays zero), empty slices as nil (a nil and an empty slice are the
+// same value), slice order kept, Password.Email lower-cased. Returned
+// values share no memory with the backend.
 type Storage interface {
 	// Close releases the backend's resources.
 	Close() error
@@ -230,6 +241,7 @@ type Storage interface {
 	GetPassword(ctx context.Context, email string) (Password, error)
 	UpdatePassword(ctx context.Context, email string, updater func(Password) (Password, error)) error
 	DeletePassword(ctx context.Context, email string) error
+	// ListPasswords lists every password, ordered by email.
 	ListPasswords(ctx context.Context) ([]Password, error)
 
 	// GetKeys returns the key set, or ErrNotFound before the first rotation.

@@ -5,12 +5,14 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
+	"github.com/gatehouse-dev/gatehouse/internal/storage/internal/canon"
 )
 
 // Storage keeps every object in maps under one mutex. Values are copied
@@ -52,44 +54,12 @@ func (s *Storage) Ping(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return storage.ErrNotFound
+		return errClosed
 	}
 	return nil
 }
 
-func cloneClaims(c storage.Claims) storage.Claims {
-	c.Groups = slices.Clone(c.Groups)
-	return c
-}
-
-func cloneReq(a storage.AuthRequest) storage.AuthRequest {
-	a.ResponseTypes, a.Scopes = slices.Clone(a.ResponseTypes), slices.Clone(a.Scopes)
-	a.HMACKey, a.ConnectorData = slices.Clone(a.HMACKey), slices.Clone(a.ConnectorData)
-	a.Claims = cloneClaims(a.Claims)
-	return a
-}
-
-func cloneCode(c storage.AuthCode) storage.AuthCode {
-	c.Scopes, c.ConnectorData, c.Claims = slices.Clone(c.Scopes), slices.Clone(c.ConnectorData), cloneClaims(c.Claims)
-	return c
-}
-
-func cloneFamily(f storage.RefreshFamily) storage.RefreshFamily {
-	f.Scopes, f.ConnectorData, f.Claims = slices.Clone(f.Scopes), slices.Clone(f.ConnectorData), cloneClaims(f.Claims)
-	f.CurrentHash, f.PreviousHash, f.RotationKey = slices.Clone(f.CurrentHash), slices.Clone(f.PreviousHash), slices.Clone(f.RotationKey)
-	return f
-}
-
-func cloneDevice(d storage.DeviceRequest) storage.DeviceRequest {
-	d.Scopes, d.ConnectorData, d.Claims = slices.Clone(d.Scopes), slices.Clone(d.ConnectorData), cloneClaims(d.Claims)
-	return d
-}
-
-func cloneKeys(k storage.Keys) storage.Keys {
-	k.SigningKey = slices.Clone(k.SigningKey)
-	k.VerificationKeys = slices.Clone(k.VerificationKeys)
-	return k
-}
+var errClosed = errors.New("memory storage: closed")
 
 // CreateAuthRequest stores a new auth request.
 func (s *Storage) CreateAuthRequest(_ context.Context, a storage.AuthRequest) error {
@@ -98,7 +68,7 @@ func (s *Storage) CreateAuthRequest(_ context.Context, a storage.AuthRequest) er
 	if _, ok := s.reqs[a.ID]; ok {
 		return storage.ErrAlreadyExists
 	}
-	s.reqs[a.ID] = cloneReq(a)
+	s.reqs[a.ID] = canon.AuthRequest(a)
 	return nil
 }
 
@@ -110,7 +80,7 @@ func (s *Storage) GetAuthRequest(_ context.Context, id string) (storage.AuthRequ
 	if !ok || s.now().After(a.Expiry) {
 		return storage.AuthRequest{}, storage.ErrNotFound
 	}
-	return cloneReq(a), nil
+	return canon.AuthRequest(a), nil
 }
 
 // UpdateAuthRequest applies updater atomically.
@@ -121,12 +91,12 @@ func (s *Storage) UpdateAuthRequest(_ context.Context, id string, updater func(s
 	if !ok || s.now().After(a.Expiry) {
 		return storage.ErrNotFound
 	}
-	n, err := updater(cloneReq(a))
+	n, err := updater(canon.AuthRequest(a))
 	if err != nil {
 		return err
 	}
 	n.ID = id
-	s.reqs[id] = cloneReq(n)
+	s.reqs[id] = canon.AuthRequest(n)
 	return nil
 }
 
@@ -148,7 +118,7 @@ func (s *Storage) CreateAuthCode(_ context.Context, c storage.AuthCode) error {
 	if _, ok := s.codes[c.ID]; ok {
 		return storage.ErrAlreadyExists
 	}
-	s.codes[c.ID] = cloneCode(c)
+	s.codes[c.ID] = canon.AuthCode(c)
 	return nil
 }
 
@@ -160,7 +130,7 @@ func (s *Storage) GetAuthCode(_ context.Context, id string) (storage.AuthCode, e
 	if !ok || s.now().After(c.Expiry) {
 		return storage.AuthCode{}, storage.ErrNotFound
 	}
-	return cloneCode(c), nil
+	return canon.AuthCode(c), nil
 }
 
 // UpdateAuthCode applies updater atomically.
@@ -171,12 +141,12 @@ func (s *Storage) UpdateAuthCode(_ context.Context, id string, updater func(stor
 	if !ok || s.now().After(c.Expiry) {
 		return storage.ErrNotFound
 	}
-	n, err := updater(cloneCode(c))
+	n, err := updater(canon.AuthCode(c))
 	if err != nil {
 		return err
 	}
 	n.ID = id
-	s.codes[id] = cloneCode(n)
+	s.codes[id] = canon.AuthCode(n)
 	return nil
 }
 
@@ -187,7 +157,7 @@ func (s *Storage) CreateRefreshFamily(_ context.Context, f storage.RefreshFamily
 	if _, ok := s.families[f.ID]; ok {
 		return storage.ErrAlreadyExists
 	}
-	s.families[f.ID] = cloneFamily(f)
+	s.families[f.ID] = canon.RefreshFamily(f)
 	return nil
 }
 
@@ -199,7 +169,7 @@ func (s *Storage) GetRefreshFamily(_ context.Context, id string) (storage.Refres
 	if !ok {
 		return storage.RefreshFamily{}, storage.ErrNotFound
 	}
-	return cloneFamily(f), nil
+	return canon.RefreshFamily(f), nil
 }
 
 // UpdateRefreshFamily applies updater atomically.
@@ -210,12 +180,12 @@ func (s *Storage) UpdateRefreshFamily(_ context.Context, id string, updater func
 	if !ok {
 		return storage.ErrNotFound
 	}
-	n, err := updater(cloneFamily(f))
+	n, err := updater(canon.RefreshFamily(f))
 	if err != nil {
 		return err
 	}
 	n.ID = id
-	s.families[id] = cloneFamily(n)
+	s.families[id] = canon.RefreshFamily(n)
 	return nil
 }
 
@@ -237,7 +207,7 @@ func (s *Storage) ListRefreshFamilies(_ context.Context, connectorID, userID str
 	var out []storage.RefreshFamily
 	for _, f := range s.families {
 		if f.ConnectorID == connectorID && f.Claims.UserID == userID {
-			out = append(out, cloneFamily(f))
+			out = append(out, canon.RefreshFamily(f))
 		}
 	}
 	slices.SortFunc(out, func(a, b storage.RefreshFamily) int {
@@ -261,7 +231,7 @@ func (s *Storage) CreateDeviceRequest(_ context.Context, d storage.DeviceRequest
 			return storage.ErrAlreadyExists
 		}
 	}
-	s.devices[d.DeviceCodeHash] = cloneDevice(d)
+	s.devices[d.DeviceCodeHash] = canon.DeviceRequest(d)
 	return nil
 }
 
@@ -271,7 +241,7 @@ func (s *Storage) GetDeviceRequestByUserCode(_ context.Context, userCode string)
 	defer s.mu.Unlock()
 	for _, d := range s.devices {
 		if d.UserCode == userCode && !s.now().After(d.Expiry) {
-			return cloneDevice(d), nil
+			return canon.DeviceRequest(d), nil
 		}
 	}
 	return storage.DeviceRequest{}, storage.ErrNotFound
@@ -285,7 +255,7 @@ func (s *Storage) GetDeviceRequest(_ context.Context, h string) (storage.DeviceR
 	if !ok || s.now().After(d.Expiry) {
 		return storage.DeviceRequest{}, storage.ErrNotFound
 	}
-	return cloneDevice(d), nil
+	return canon.DeviceRequest(d), nil
 }
 
 // UpdateDeviceRequest applies updater atomically. Expired requests are
@@ -297,12 +267,12 @@ func (s *Storage) UpdateDeviceRequest(_ context.Context, h string, updater func(
 	if !ok {
 		return storage.ErrNotFound
 	}
-	n, err := updater(cloneDevice(d))
+	n, err := updater(canon.DeviceRequest(d))
 	if err != nil {
 		return err
 	}
 	n.DeviceCodeHash = h
-	s.devices[h] = cloneDevice(n)
+	s.devices[h] = canon.DeviceRequest(n)
 	return nil
 }
 
@@ -310,11 +280,10 @@ func (s *Storage) UpdateDeviceRequest(_ context.Context, h string, updater func(
 func (s *Storage) CreatePassword(_ context.Context, p storage.Password) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p.Email = strings.ToLower(p.Email)
+	p = canon.Password(p)
 	if _, ok := s.pwds[p.Email]; ok {
 		return storage.ErrAlreadyExists
 	}
-	p.Hash = slices.Clone(p.Hash)
 	s.pwds[p.Email] = p
 	return nil
 }
@@ -323,30 +292,28 @@ func (s *Storage) CreatePassword(_ context.Context, p storage.Password) error {
 func (s *Storage) GetPassword(_ context.Context, email string) (storage.Password, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.pwds[strings.ToLower(email)]
+	p, ok := s.pwds[canon.Email(email)]
 	if !ok {
 		return storage.Password{}, storage.ErrNotFound
 	}
-	p.Hash = slices.Clone(p.Hash)
-	return p, nil
+	return canon.Password(p), nil
 }
 
 // UpdatePassword applies updater atomically.
 func (s *Storage) UpdatePassword(_ context.Context, email string, updater func(storage.Password) (storage.Password, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := strings.ToLower(email)
+	key := canon.Email(email)
 	p, ok := s.pwds[key]
 	if !ok {
 		return storage.ErrNotFound
 	}
-	p.Hash = slices.Clone(p.Hash)
-	n, err := updater(p)
+	n, err := updater(canon.Password(p))
 	if err != nil {
 		return err
 	}
+	n = canon.Password(n)
 	n.Email = key
-	n.Hash = slices.Clone(n.Hash)
 	s.pwds[key] = n
 	return nil
 }
@@ -355,7 +322,7 @@ func (s *Storage) UpdatePassword(_ context.Context, email string, updater func(s
 func (s *Storage) DeletePassword(_ context.Context, email string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := strings.ToLower(email)
+	key := canon.Email(email)
 	if _, ok := s.pwds[key]; !ok {
 		return storage.ErrNotFound
 	}
@@ -369,8 +336,7 @@ func (s *Storage) ListPasswords(context.Context) ([]storage.Password, error) {
 	defer s.mu.Unlock()
 	out := make([]storage.Password, 0, len(s.pwds))
 	for _, p := range s.pwds {
-		p.Hash = slices.Clone(p.Hash)
-		out = append(out, p)
+		out = append(out, canon.Password(p))
 	}
 	slices.SortFunc(out, func(a, b storage.Password) int { return strings.Compare(a.Email, b.Email) })
 	return out, nil
@@ -383,7 +349,7 @@ func (s *Storage) GetKeys(context.Context) (storage.Keys, error) {
 	if s.keys == nil {
 		return storage.Keys{}, storage.ErrNotFound
 	}
-	return cloneKeys(*s.keys), nil
+	return canon.Keys(*s.keys), nil
 }
 
 // UpdateKeys is a compare-and-swap on Version.
@@ -397,7 +363,7 @@ func (s *Storage) UpdateKeys(_ context.Context, expected int64, k storage.Keys) 
 	if cur != expected {
 		return storage.ErrConflict
 	}
-	k = cloneKeys(k)
+	k = canon.Keys(k)
 	k.Version = expected + 1
 	s.keys = &k
 	return nil
