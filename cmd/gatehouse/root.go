@@ -15,5 +15,6 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newVersionCommand())
 	root.AddCommand(newServeCommand())
+	root.AddCommand(newAuditCommand())
 	return root
 }

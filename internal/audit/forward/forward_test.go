@@ -26,11 +26,11 @@ type destination struct {
 
 func (d *destination) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer fwd-token" {
-		http.Error(w, "no", 401)
+		http.Error(w, "no", http.StatusUnauthorized)
 		return
 	}
 	if !d.up.Load() {
-		http.Error(w, "down", 503)
+		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
 	b, _ := io.ReadAll(r.Body)

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +46,8 @@ type DB struct {
 
 	mu   sync.Mutex
 	seen map[string]bool // groups known to be in groups_seen
+
+	tmpDir string // removed on Close (memory storage)
 }
 
 // Open opens (creating and migrating as needed) a store. typ is "sqlite3"
@@ -55,8 +59,22 @@ func Open(ctx context.Context, typ, dsn string) (*DB, error) {
 		return openSQLite(ctx, dsn)
 	case "postgres", "postgresql":
 		return openPostgres(ctx, dsn)
+	case "memory":
+		// Nothing kept across restarts, like gatehouse's memory storage:
+		// a SQLite file in a directory removed on Close.
+		dir, err := os.MkdirTemp("", "gatehouse-audit-")
+		if err != nil {
+			return nil, fmt.Errorf("audit storage: %w", err)
+		}
+		db, err := openSQLite(ctx, filepath.Join(dir, "audit.db"))
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		db.tmpDir = dir
+		return db, nil
 	}
-	return nil, fmt.Errorf("audit storage type %q is not supported: want sqlite3 or postgres", typ)
+	return nil, fmt.Errorf("audit storage type %q is not supported: want sqlite3, postgres or memory", typ)
 }
 
 // OpenDSN opens a store named by one string: a postgres:// or
@@ -136,6 +154,9 @@ func (db *DB) Close() error {
 	err := db.w.Close()
 	if db.r != db.w && db.r != nil {
 		err = errors.Join(err, db.r.Close())
+	}
+	if db.tmpDir != "" {
+		err = errors.Join(err, os.RemoveAll(db.tmpDir))
 	}
 	return err
 }

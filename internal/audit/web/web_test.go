@@ -28,7 +28,9 @@ var (
 // fakeSessions is what gatehouse's storage-backed implementation returns.
 type fakeSessions map[string][]web.Session
 
-func (f fakeSessions) Sessions(_ context.Context, user string) ([]web.Session, error) { return f[user], nil }
+func (f fakeSessions) Sessions(_ context.Context, user string) ([]web.Session, error) {
+	return f[user], nil
+}
 
 func newStore(t *testing.T, extra ...[]byte) *store.DB {
 	t.Helper()
