@@ -48,12 +48,18 @@ type Options struct {
 	Connectors []issuer.Connector
 	// ExtraClients are added to the default ones.
 	ExtraClients []issuer.Client
+	// ClientsFor, when set, adds clients that need the issuer URL (for
+	// redirect URIs on the issuer's own origin).
+	ClientsFor func(issuerURL string) []issuer.Client
 	// ShowApproval turns the approval screen on (default off).
 	ShowApproval bool
 	// Path is the issuer URL path (default "/dex").
 	Path string
 	// Logger (default: discard; set GATEHOUSE_TEST_LOG=1 to see logs).
 	Logger *slog.Logger
+	// Mount, when set, adds handlers on the same HTTPS server (same
+	// origin as the issuer); the issuer serves everything else.
+	Mount func(s *Server, mux *http.ServeMux)
 }
 
 // Server is a running test issuer.
@@ -149,6 +155,9 @@ func Start(t testing.TB, opts Options) *Server {
 		{ID: s.ClientID, Secret: s.ClientSecret, Name: "Kubernetes", RedirectURIs: []string{"http://localhost:8000", "http://localhost:18000", "urn:ietf:wg:oauth:2.0:oob"}},
 		{ID: s.PublicClientID, Name: "kubectl", Public: true},
 	}, opts.ExtraClients...)
+	if opts.ClientsFor != nil {
+		clients = append(clients, opts.ClientsFor(issuerURL)...)
+	}
 	passwordConn := ""
 	for _, c := range conns {
 		if c.ID == local.ID {
@@ -169,7 +178,14 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	var handler http.Handler = srv
+	if opts.Mount != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", srv)
+		opts.Mount(s, mux)
+		handler = mux
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	tln := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	go func() { _ = hs.Serve(tln) }()
 	t.Cleanup(func() {
