@@ -116,7 +116,7 @@ type KubeadmClusterConfiguration struct {
 
 // KubeadmAPIServer is ClusterConfiguration.apiServer.
 type KubeadmAPIServer struct {
-	ExtraArgs    []KubeadmArg          `json:"extraArgs"`
+	ExtraArgs    []KubeadmArg           `json:"extraArgs"`
 	ExtraVolumes []KubeadmHostPathMount `json:"extraVolumes"`
 }
 

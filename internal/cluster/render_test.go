@@ -106,11 +106,15 @@ func TestAuthenticationConfigValidates(t *testing.T) {
 func TestAuthenticationConfigValidationCatchesMistakes(t *testing.T) {
 	c, _ := renderSeed(t, "seed")
 	cases := map[string]func(*apiserverv1.AuthenticationConfiguration){
-		"http issuer":    func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].Issuer.URL = "http://x.example.com" },
-		"no prefix":      func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].ClaimMappings.Username.Prefix = nil },
-		"bad CEL":        func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].UserValidationRules[0].Expression = "user.username +" },
-		"no audience":    func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].Issuer.Audiences = nil },
-		"email unverify": func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].ClaimMappings.Username = apiserverv1.PrefixedClaimOrExpression{Expression: "claims.email"} },
+		"http issuer": func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].Issuer.URL = "http://x.example.com" },
+		"no prefix":   func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].ClaimMappings.Username.Prefix = nil },
+		"bad CEL": func(a *apiserverv1.AuthenticationConfiguration) {
+			a.JWT[0].UserValidationRules[0].Expression = "user.username +"
+		},
+		"no audience": func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].Issuer.Audiences = nil },
+		"email unverify": func(a *apiserverv1.AuthenticationConfiguration) {
+			a.JWT[0].ClaimMappings.Username = apiserverv1.PrefixedClaimOrExpression{Expression: "claims.email"}
+		},
 	}
 	sch := runtime.NewScheme()
 	apiserverinstall.Install(sch)
