@@ -140,6 +140,13 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 			AllowedGrantTypes: c.AllowedGrantTypes,
 		})
 	}
+	pages, err := newAuditPages(cfg)
+	if err != nil {
+		return err
+	}
+	if pages != nil {
+		clients = append(clients, pages.client)
+	}
 	trusted, err := cfg.Web.ClientRemoteIP.TrustedPrefixes()
 	if err != nil {
 		return fmt.Errorf("web.clientRemoteIP.trustedProxies: %w", err)
@@ -164,8 +171,12 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
-	if err := mountAudit(ctx, cfg, mux, store, reg, log); err != nil {
+	auditSvc, err := mountAudit(ctx, cfg, pages, mux, srv, km, reg, log)
+	if err != nil {
 		return err
+	}
+	if auditSvc != nil {
+		defer auditSvc.Close()
 	}
 	go collectGarbage(ctx, store, cfg, log)
 

@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
-	"errors"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/connector/github"
+	"github.com/gatehouse-dev/gatehouse/internal/issuer"
+	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
+	"github.com/gatehouse-dev/gatehouse/internal/webauth"
 )
 
 // openStorage opens the configured backend; migrations run on open.
@@ -40,10 +46,69 @@ func openConnector(c config.Connector, log *slog.Logger, reg prometheus.Register
 	}
 }
 
-// mountAudit serves the audit sink and page when the audit section is on.
-func mountAudit(ctx context.Context, cfg *config.Config, mux *http.ServeMux, store storage.Storage, reg prometheus.Registerer, log *slog.Logger) error {
+// auditClientID is the internal client the /audit page logs in with.
+const auditClientID = "gatehouse-audit"
+
+// auditPages prepares the internal client of the /audit page login; it
+// must be registered with the issuer before the issuer is built.
+type auditPages struct {
+	client issuer.Client
+	prefix string
+}
+
+func newAuditPages(cfg *config.Config) (*auditPages, error) {
 	if !cfg.Audit.Enabled {
-		return nil
+		return nil, nil
 	}
-	return errors.New("audit.enabled: the audit trail is not wired into serve in this build yet")
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	prefix := "/audit"
+	return &auditPages{prefix: prefix, client: issuer.Client{
+		// Each replica has its own secret: the code is redeemed in-process
+		// by the replica that receives the callback, against its own
+		// client table.
+		ID: auditClientID, Secret: base64.RawURLEncoding.EncodeToString(secret), Name: "gatehouse audit trail",
+		RedirectURIs: []string{u.Scheme + "://" + u.Host + prefix + "/callback"},
+	}}, nil
+}
+
+// mountAudit serves the audit sink, the /audit page and its login when
+// the audit section is on.
+func mountAudit(ctx context.Context, cfg *config.Config, pages *auditPages, mux *http.ServeMux, srv *issuer.Server, km *keys.Manager, reg prometheus.Registerer, log *slog.Logger) (*audit.Service, error) {
+	if pages == nil {
+		return nil, nil
+	}
+	o, err := auditOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := webauth.New(webauth.Options{
+		Issuer: srv, IssuerURL: cfg.Issuer, Keys: km, ClientID: pages.client.ID, ClientSecret: pages.client.Secret,
+		Prefix: pages.prefix, KeepGroups: cfg.Audit.ViewerGroups, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.PagePath = pages.prefix
+	o.Authenticate = func(r *http.Request) (audit.Viewer, bool) {
+		v, ok := auth.Authenticate(r)
+		return audit.Viewer{User: v.User, Groups: v.Groups}, ok
+	}
+	o.Unauthenticated = auth.LoginRedirect()
+	o.Registry, o.Logger = reg, log.With("component", "audit")
+	svc, err := audit.New(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	auth.Mount(mux)
+	svc.Mount(mux)
+	go svc.Run(ctx)
+	log.Info("audit trail enabled", "webhook", o.WebhookPath, "page", o.PagePath, "storage", o.StorageType)
+	return svc, nil
 }
