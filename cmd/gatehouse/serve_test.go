@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// testConfig writes a Dex-format config (as an operator would) and
+// returns its path, the issuer URL, the telemetry address and the CA.
+type served struct {
+	issuer, telemetry string
+	client            *http.Client
+}
+
+func writeConfig(t *testing.T, dir, storageBlock string) (string, served) {
+	t.Helper()
+	b, err := tlsutil.NewBundle([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := b.WriteDir(filepath.Join(dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := bcrypt.GenerateFromPassword([]byte("password"), bcrypt.MinCost)
+	web, tel := freeAddr(t), freeAddr(t)
+	issuer := "https://" + web + "/dex"
+	cfg := fmt.Sprintf(`issuer: %s
+storage:
+%s
+web:
+  https: %s
+  tlsCert: %s
+  tlsKey: %s
+  tlsMinVersion: "1.2"
+telemetry:
+  http: %s
+oauth2:
+  skipApprovalScreen: true
+  passwordConnector: local
+expiry:
+  refreshTokens:
+    reuseInterval: 0s
+staticClients:
+- id: kubernetes
+  name: Kubernetes
+  secret: kube-secret
+  redirectURIs: [http://localhost:8000]
+enablePasswordDB: true
+staticPasswords:
+- email: admin@example.com
+  hash: %q
+  username: admin
+  userID: 08a8684b-db88-4b73-90a9-3cd1661f5466
+`, issuer, storageBlock, web, paths.ServerCert, paths.ServerKey, tel, string(hash))
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p, served{issuer: issuer, telemetry: tel, client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: b.CertPool()}}}}
+}
+
+// run starts serve in the background and waits until it is ready.
+func run(t *testing.T, path string, s served) (stop func()) {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, io.Discard, nil) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.telemetry + "/healthz/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve never became ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not shut down")
+		}
+	}
+}
+
+func passwordGrant(t *testing.T, s served, form url.Values) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.issuer+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("kubernetes", "kube-secret")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	out["status"] = resp.StatusCode
+	return out
+}
+
+func TestServeDexConfig(t *testing.T) {
+	dir := t.TempDir()
+	path, s := writeConfig(t, dir, "  type: memory")
+	stop := run(t, path, s)
+	defer stop()
+	tok := passwordGrant(t, s, url.Values{"grant_type": {"password"}, "username": {"admin@example.com"}, "password": {"password"}, "scope": {"openid email offline_access"}})
+	if tok["status"] != 200 || tok["id_token"] == nil {
+		t.Fatalf("password grant: %v", tok)
+	}
+	resp, err := http.Get("http://" + s.telemetry + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`gatehouse_tokens_issued_total{grant_type="password"} 1`, `gatehouse_http_request_duration_seconds_bucket{endpoint="token",le="0.0001"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	path, _ := writeConfig(t, dir, "  type: memory")
+	data, _ := os.ReadFile(path)
+	bad := strings.Replace(string(data), "redirectURIs:", "redirectURls:", 1)
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := newRootCommand()
+	cmd.SetArgs([]string{"serve", "--config", path})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err := cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "staticClients[0].redirectURls") || !strings.Contains(err.Error(), "redirectURIs") {
+		t.Fatalf("bad key: %v", err)
+	}
+}
