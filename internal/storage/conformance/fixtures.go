@@ -46,8 +46,8 @@ func authRequest(id string, expiry time.Time) storage.AuthRequest {
 func authCode(id string, expiry time.Time) storage.AuthCode {
 	return storage.AuthCode{
 		ID: id, ClientID: "kubernetes", RedirectURI: "http://127.0.0.1:18000/cb", Nonce: "n-" + id,
-		Scopes: []string{"openid", "email"},
-		PKCE:   storage.PKCE{CodeChallenge: "challenge-" + id, CodeChallengeMethod: "S256"},
+		Scopes:      []string{"openid", "email"},
+		PKCE:        storage.PKCE{CodeChallenge: "challenge-" + id, CodeChallengeMethod: "S256"},
 		ConnectorID: "local", ConnectorData: []byte{9, 8, 7, 0}, Claims: claims("u-" + id),
 		AuthTime: ts(-2 * time.Minute), Expiry: expiry,
 	}
