@@ -173,13 +173,26 @@ func (m *Manager) Rotate(ctx context.Context) error {
 	return errors.New("keys: rotation kept conflicting with other replicas")
 }
 
-// rotated builds the key set that follows cur.
+// rotated builds the key set that follows cur. The stored signing key is
+// a private JWK set: the ID token key (the configured algorithm) and, when
+// that is RS256, an ES256 key for access tokens. Access tokens are only
+// verified by gatehouse itself, so they need not pay for a second RSA
+// signature on every refresh (the ID token must stay RS256 for
+// kube-apiserver's default --oidc-signing-algs).
 func (m *Manager) rotated(cur storage.Keys, version int64, now time.Time) (storage.Keys, error) {
 	priv, err := generate(m.opts.Algorithm)
 	if err != nil {
 		return storage.Keys{}, err
 	}
-	privJSON, err := priv.MarshalJSON()
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{*priv}}
+	if m.opts.Algorithm != ES256 {
+		at, err := generate(ES256)
+		if err != nil {
+			return storage.Keys{}, err
+		}
+		set.Keys = append(set.Keys, *at)
+	}
+	privJSON, err := json.Marshal(set)
 	if err != nil {
 		return storage.Keys{}, fmt.Errorf("keys: encode key: %w", err)
 	}
@@ -190,23 +203,39 @@ func (m *Manager) rotated(cur storage.Keys, version int64, now time.Time) (stora
 		}
 	}
 	if version > 0 && len(cur.SigningKey) > 0 {
-		var old jose.JSONWebKey
-		if err := old.UnmarshalJSON(cur.SigningKey); err != nil {
-			return storage.Keys{}, fmt.Errorf("keys: decode stored signing key: %w", err)
-		}
-		pub, err := old.Public().MarshalJSON()
+		old, err := decodePrivate(cur.SigningKey)
 		if err != nil {
-			return storage.Keys{}, fmt.Errorf("keys: encode public key: %w", err)
+			return storage.Keys{}, err
 		}
-		// Tokens signed up to now stay verifiable until they expire. The
-		// old key may also still be in use by a replica that has not
-		// reloaded yet, hence the extra refresh interval.
-		next.VerificationKeys = append(next.VerificationKeys, storage.VerificationKey{
-			PublicKey: pub,
-			Expiry:    now.Add(m.opts.TokenLifetime + m.opts.RefreshInterval),
-		})
+		for _, k := range old {
+			pub, err := k.Public().MarshalJSON()
+			if err != nil {
+				return storage.Keys{}, fmt.Errorf("keys: encode public key: %w", err)
+			}
+			// Tokens signed up to now stay verifiable until they expire.
+			// The old key may also still be in use by a replica that has
+			// not reloaded yet, hence the extra refresh interval.
+			next.VerificationKeys = append(next.VerificationKeys, storage.VerificationKey{
+				PublicKey: pub,
+				Expiry:    now.Add(m.opts.TokenLifetime + m.opts.RefreshInterval),
+			})
+		}
 	}
 	return next, nil
+}
+
+// decodePrivate reads the stored private keys: a JWK set, or a single
+// JWK (the first format).
+func decodePrivate(data []byte) ([]jose.JSONWebKey, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(data, &set); err == nil && len(set.Keys) > 0 {
+		return set.Keys, nil
+	}
+	var one jose.JSONWebKey
+	if err := one.UnmarshalJSON(data); err != nil {
+		return nil, fmt.Errorf("keys: decode stored signing key: %w", err)
+	}
+	return []jose.JSONWebKey{one}, nil
 }
 
 func generate(alg Algorithm) (*jose.JSONWebKey, error) {
@@ -230,9 +259,13 @@ func generate(alg Algorithm) (*jose.JSONWebKey, error) {
 
 // install makes k the in-memory key set.
 func (m *Manager) install(k storage.Keys) error {
-	var priv jose.JSONWebKey
-	if err := priv.UnmarshalJSON(k.SigningKey); err != nil {
-		return fmt.Errorf("keys: decode signing key: %w", err)
+	privs, err := decodePrivate(k.SigningKey)
+	if err != nil {
+		return err
+	}
+	priv, atKey := privs[0], privs[0]
+	if len(privs) > 1 {
+		atKey = privs[1]
 	}
 	signer, err := jose.NewSigner(
 		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(priv.Algorithm), Key: &priv},
@@ -242,13 +275,16 @@ func (m *Manager) install(k storage.Keys) error {
 		return fmt.Errorf("keys: signer: %w", err)
 	}
 	atSigner, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(priv.Algorithm), Key: &priv},
+		jose.SigningKey{Algorithm: jose.SignatureAlgorithm(atKey.Algorithm), Key: &atKey},
 		(&jose.SignerOptions{}).WithType(TypeAccessToken),
 	)
 	if err != nil {
 		return fmt.Errorf("keys: signer: %w", err)
 	}
-	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{priv.Public()}}
+	set := jose.JSONWebKeySet{}
+	for _, p := range privs {
+		set.Keys = append(set.Keys, p.Public())
+	}
 	for _, vk := range k.VerificationKeys {
 		var pub jose.JSONWebKey
 		if err := pub.UnmarshalJSON(vk.PublicKey); err != nil {
