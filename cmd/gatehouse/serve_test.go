@@ -183,3 +183,39 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		t.Fatalf("bad key: %v", err)
 	}
 }
+
+// TestSessionSurvivesRestart issues a refresh token, stops the server,
+// starts it again on the same SQLite file, and refreshes: the session and
+// the signing keys (old tokens still verify) survive.
+func TestSessionSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	path, s := writeConfig(t, dir, "  type: sqlite3\n  config:\n    file: "+filepath.Join(dir, "gatehouse.db"))
+	stop := run(t, path, s)
+	tok := passwordGrant(t, s, url.Values{"grant_type": {"password"}, "username": {"admin@example.com"}, "password": {"password"}, "scope": {"openid offline_access"}})
+	if tok["status"] != 200 {
+		t.Fatalf("password grant: %v", tok)
+	}
+	keysBefore := get(t, s, "/keys")
+	stop()
+
+	stop = run(t, path, s)
+	defer stop()
+	if keysAfter := get(t, s, "/keys"); keysAfter != keysBefore {
+		t.Fatalf("signing keys changed across a restart:\n%s\n%s", keysBefore, keysAfter)
+	}
+	r := passwordGrant(t, s, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
+	if r["status"] != 200 {
+		t.Fatalf("refresh after restart: %v", r)
+	}
+}
+
+func get(t *testing.T, s served, path string) string {
+	t.Helper()
+	resp, err := s.client.Get(s.issuer + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
+	"github.com/gatehouse-dev/gatehouse/internal/storage/sqlite"
 	"github.com/gatehouse-dev/gatehouse/internal/webauth"
 )
 
@@ -27,6 +28,12 @@ func openStorage(ctx context.Context, s config.Storage, log *slog.Logger) (stora
 	case config.StorageMemory:
 		log.Warn("storage type memory: every session and key is lost on restart")
 		return memory.New(), nil
+	case config.StorageSQLite3:
+		st, err := sqlite.Open(ctx, sqlite.Config{File: s.SQLite3.File})
+		if err != nil {
+			return nil, fmt.Errorf("storage (sqlite3, file %s): %w", s.SQLite3.File, err)
+		}
+		return st, nil
 	default:
 		return nil, fmt.Errorf("storage.type: %q is not available in this build yet", s.Type)
 	}

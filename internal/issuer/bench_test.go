@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
+	"github.com/gatehouse-dev/gatehouse/internal/storage/sqlite"
 )
 
 // benchIssuer is an issuer handler without TLS or sockets, so the
@@ -63,6 +65,14 @@ func BenchmarkRefreshGrant(b *testing.B) {
 	for _, alg := range []keys.Algorithm{keys.RS256, keys.ES256} {
 		b.Run(string(alg)+"/memory", func(b *testing.B) {
 			benchRefresh(b, benchIssuer(b, memory.New(), alg))
+		})
+		b.Run(string(alg)+"/sqlite", func(b *testing.B) {
+			st, err := sqlite.Open(context.Background(), sqlite.Config{File: filepath.Join(b.TempDir(), "bench.db")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			benchRefresh(b, benchIssuer(b, st, alg))
 		})
 	}
 }
