@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/pgtest"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
 )
 
@@ -218,4 +220,49 @@ func get(t *testing.T, s served, path string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestTwoReplicasOnPostgres runs two gatehouse replicas on one PostgreSQL
+// database, as behind a load balancer: they publish the same keys, and a
+// session started on one rotates on the other and back.
+func TestTwoReplicasOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	block := "  type: postgres\n  config:\n    dsn: " + strconv.Quote(dsn)
+	pathA, a := writeConfig(t, t.TempDir(), block)
+	pathB, b := writeConfig(t, t.TempDir(), block)
+	// Both replicas must answer for the same issuer URL; point B's issuer
+	// at A's so tokens carry one "iss", and reach B through its own port.
+	data, _ := os.ReadFile(pathB)
+	data = []byte(strings.Replace(string(data), "issuer: "+b.issuer, "issuer: "+a.issuer, 1))
+	if err := os.WriteFile(pathB, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stopA := run(t, pathA, a)
+	defer stopA()
+	stopB := run(t, pathB, b)
+	defer stopB()
+	// b still reaches replica B (its own port and CA); B issues tokens
+	// under A's issuer URL.
+	if ka, kb := get(t, a, "/keys"), get(t, b, "/keys"); ka != kb {
+		t.Fatalf("replicas publish different key sets:\n%s\n%s", ka, kb)
+	}
+	tok := passwordGrant(t, a, url.Values{"grant_type": {"password"}, "username": {"admin@example.com"}, "password": {"password"}, "scope": {"openid offline_access"}})
+	if tok["status"] != 200 {
+		t.Fatalf("password grant on A: %v", tok)
+	}
+	r1 := passwordGrant(t, b, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
+	if r1["status"] != 200 {
+		t.Fatalf("refresh on B of a session from A: %v", r1)
+	}
+	r2 := passwordGrant(t, a, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r1["refresh_token"].(string)}})
+	if r2["status"] != 200 {
+		t.Fatalf("refresh on A of B's rotation: %v", r2)
+	}
+	// The rotated-out token replayed on B revokes the family everywhere.
+	if r := passwordGrant(t, b, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r1["refresh_token"].(string)}}); r["status"] != 400 {
+		t.Fatalf("replay on B accepted: %v", r)
+	}
+	if r := passwordGrant(t, a, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r2["refresh_token"].(string)}}); r["status"] != 400 {
+		t.Fatalf("family not revoked on A after replay on B: %v", r)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
+	"github.com/gatehouse-dev/gatehouse/internal/storage/postgres"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/sqlite"
 	"github.com/gatehouse-dev/gatehouse/internal/webauth"
 )
@@ -32,6 +33,17 @@ func openStorage(ctx context.Context, s config.Storage, log *slog.Logger) (stora
 		st, err := sqlite.Open(ctx, sqlite.Config{File: s.SQLite3.File})
 		if err != nil {
 			return nil, fmt.Errorf("storage (sqlite3, file %s): %w", s.SQLite3.File, err)
+		}
+		return st, nil
+	case config.StoragePostgres:
+		p := s.Postgres
+		st, err := postgres.Open(ctx, postgres.Config{
+			DSN: p.DSN, Host: p.Host, Port: p.Port, Database: p.Database, User: p.User, Password: p.Password,
+			SSL:               postgres.SSL{Mode: p.SSL.Mode, CAFile: p.SSL.CAFile, KeyFile: p.SSL.KeyFile, CertFile: p.SSL.CertFile},
+			ConnectionTimeout: p.ConnectionTimeout, MaxOpenConns: p.MaxOpenConns, MaxIdleConns: p.MaxIdleConns, ConnMaxLifetime: p.ConnMaxLifetime,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("storage (postgres): %w", err)
 		}
 		return st, nil
 	default:

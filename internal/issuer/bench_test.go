@@ -18,6 +18,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
+	"github.com/gatehouse-dev/gatehouse/internal/storage/postgres"
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/pgtest"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/sqlite"
 )
 
@@ -68,6 +70,14 @@ func BenchmarkRefreshGrant(b *testing.B) {
 		})
 		b.Run(string(alg)+"/sqlite", func(b *testing.B) {
 			st, err := sqlite.Open(context.Background(), sqlite.Config{File: filepath.Join(b.TempDir(), "bench.db")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			benchRefresh(b, benchIssuer(b, st, alg))
+		})
+		b.Run(string(alg)+"/postgres", func(b *testing.B) {
+			st, err := postgres.Open(context.Background(), postgres.Config{DSN: pgtest.DSN(b)})
 			if err != nil {
 				b.Fatal(err)
 			}
