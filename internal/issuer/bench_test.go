@@ -19,8 +19,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/postgres"
-	"github.com/gatehouse-dev/gatehouse/internal/testutil/pgtest"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/sqlite"
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/pgtest"
 )
 
 // benchIssuer is an issuer handler without TLS or sockets, so the
