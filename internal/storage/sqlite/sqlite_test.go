@@ -1,7 +1,11 @@
 package sqlite_test
 
 import (
+	"database/sql"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
@@ -28,4 +32,74 @@ func TestConformance(t *testing.T) {
 		})
 		return s
 	})
+}
+
+func TestPersistence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gatehouse.db")
+	conformance.RunPersistence(t, func(t *testing.T) storage.Storage { return open(t, file) })
+}
+
+// TestMigrations checks that migrations are recorded once, that opening
+// again applies nothing twice, and that stores opening one new file at
+// the same time take turns.
+func TestMigrations(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gatehouse.db")
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg.Go(func() {
+			s, err := sqlite.Open(t.Context(), sqlite.Config{File: file})
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Open: %v", err)
+		}
+	}
+	s := open(t, file)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sql.Open("sqlite", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(t.Context(), "SELECT version, name FROM schema_migrations ORDER BY version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var v int64
+		var name string
+		if err := rows.Scan(&v, &name); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %s", v, name))
+	}
+	if want := []string{"1 0001_init.sql"}; !slices.Equal(got, want) {
+		t.Fatalf("schema_migrations: %q, want %q", got, want)
+	}
+	var mode string
+	if err := db.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode %q (%v), want wal", mode, err)
+	}
+}
+
+func TestOpenNeedsFile(t *testing.T) {
+	if _, err := sqlite.Open(t.Context(), sqlite.Config{}); err == nil {
+		t.Fatal("Open without a file succeeded")
+	}
+	if _, err := sqlite.Open(t.Context(), sqlite.Config{File: filepath.Join(t.TempDir(), "missing-dir", "x.db")}); err == nil {
+		t.Fatal("Open in a missing directory succeeded")
+	}
 }
