@@ -391,7 +391,7 @@ func (m *Manager) JWKS(ctx context.Context) ([]byte, time.Duration, error) {
 // Verify checks a compact JWS signed by this issuer (with a key still
 // published) and returns its payload and its "typ" header.
 func (m *Manager) Verify(ctx context.Context, token string) (payload []byte, typ string, err error) {
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		return nil, "", fmt.Errorf("keys: malformed token: %w", err)
 	}
