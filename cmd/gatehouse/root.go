@@ -16,5 +16,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newVersionCommand())
 	root.AddCommand(newServeCommand())
 	root.AddCommand(newAuditCommand())
+	root.AddCommand(newClusterCommand())
+	root.AddCommand(newKubeconfigCommand())
 	return root
 }

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/gatehouse-dev/gatehouse/internal/cluster"
+)
+
+func newKubeconfigCommand() *cobra.Command {
+	var o cluster.KubeconfigOptions
+	var config, serverCAFile, issuerCAFile, out string
+	cmd := &cobra.Command{
+		Use:   "kubeconfig --issuer-url URL --server URL [--certificate-authority FILE] [-o FILE]",
+		Short: "Write the kubeconfig a team member needs (cluster, context, and a user that runs kubectl gatehouse)",
+		Long: `Write a team member's kubeconfig: the cluster (server and CA), a context,
+and a user whose exec runs 'kubectl gatehouse get-token' with kubelogin's
+flags (--oidc-issuer-url, --oidc-client-id, --oidc-extra-scope, ...).
+With --plugin oidc-login the same kubeconfig runs kubelogin (or gatehouse
+installed as kubectl-oidc_login). With --config, the values come from
+cluster.yaml and flags override them.`,
+		Example: `  gatehouse kubeconfig --issuer-url https://login.example.com --server https://api.example.com:6443 \
+    --certificate-authority ca.crt -o team.kubeconfig
+  gatehouse kubeconfig --config cluster.yaml -o -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fs := cmd.Flags()
+			if config != "" {
+				c, err := cluster.Load(config)
+				if err != nil {
+					return err
+				}
+				base, err := c.KubeconfigOptions()
+				if err != nil {
+					return err
+				}
+				merge := func(name string, dst *string, v string) {
+					if fs.Changed(name) {
+						*dst = v
+					}
+				}
+				merge("issuer-url", &base.IssuerURL, o.IssuerURL)
+				merge("client-id", &base.ClientID, o.ClientID)
+				merge("client-secret", &base.ClientSecret, o.ClientSecret)
+				merge("server", &base.Server, o.Server)
+				merge("cluster-name", &base.ClusterName, o.ClusterName)
+				merge("context", &base.ContextName, o.ContextName)
+				merge("user", &base.UserName, o.UserName)
+				merge("exec-command", &base.Command, o.Command)
+				merge("plugin", &base.Plugin, o.Plugin)
+				if fs.Changed("oidc-extra-scope") {
+					base.ExtraScopes = o.ExtraScopes
+				}
+				if fs.Changed("arg") {
+					base.ExtraArgs = o.ExtraArgs
+				}
+				o = base
+			}
+			if serverCAFile != "" {
+				b, err := readPEMFile(serverCAFile)
+				if err != nil {
+					return fmt.Errorf("--certificate-authority: %w", err)
+				}
+				o.ServerCA = b
+			}
+			if issuerCAFile != "" {
+				b, err := readPEMFile(issuerCAFile)
+				if err != nil {
+					return fmt.Errorf("--issuer-ca-file: %w", err)
+				}
+				o.IssuerCA = b
+			}
+			kc, err := o.Kubeconfig()
+			if err != nil {
+				return err
+			}
+			data, err := yaml.Marshal(kc)
+			if err != nil {
+				return fmt.Errorf("kubeconfig: %w", err)
+			}
+			if out == "" || out == "-" {
+				_, err = cmd.OutOrStdout().Write(data)
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(out, data, 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "Wrote %s. Try: KUBECONFIG=%s kubectl auth whoami\n", out, out)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&config, "config", "", "take the values from cluster.yaml (flags override)")
+	fs.StringVar(&o.IssuerURL, "issuer-url", "", "gatehouse's issuer URL (--oidc-issuer-url)")
+	fs.StringVar(&o.ClientID, "client-id", cluster.DefaultClientID, "OAuth client id (--oidc-client-id)")
+	fs.StringVar(&o.ClientSecret, "client-secret", "", "client secret, for a confidential client (--oidc-client-secret)")
+	fs.StringSliceVar(&o.ExtraScopes, "oidc-extra-scope", []string{"groups", "offline_access", "profile"}, "scopes besides openid (repeat or comma-separate)")
+	fs.StringVar(&issuerCAFile, "issuer-ca-file", "", "PEM CA of the issuer, when not publicly trusted (--certificate-authority-data)")
+	fs.StringVar(&o.Server, "server", "", "kube-apiserver URL")
+	fs.StringVar(&serverCAFile, "certificate-authority", "", "PEM CA of kube-apiserver (embedded as certificate-authority-data)")
+	fs.StringVar(&o.ClusterName, "cluster-name", cluster.DefaultClusterName, "name of the cluster entry")
+	fs.StringVar(&o.ContextName, "context", "", "name of the context (default: the cluster name)")
+	fs.StringVar(&o.UserName, "user", cluster.DefaultUserName, "name of the user entry")
+	fs.StringVar(&o.Command, "exec-command", "kubectl", "command kubectl runs for credentials")
+	fs.StringVar(&o.Plugin, "plugin", "gatehouse", `plugin name as its first argument ("oidc-login" for kubelogin)`)
+	fs.StringArrayVar(&o.ExtraArgs, "arg", nil, "extra argument for the plugin, e.g. --arg=--grant-type=device-code (repeat)")
+	fs.StringVarP(&out, "output", "o", "-", "file to write (0600), or - for standard output")
+	return cmd
+}
+
+func readPEMFile(name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		return nil, errors.New(name + " is empty")
+	}
+	return b, nil
+}
