@@ -62,7 +62,7 @@ func statuses(r cluster.Report) map[string]cluster.Status {
 // bindings go from missing to applied to edited by hand to stale, through
 // the library and through `gatehouse cluster check`.
 func TestClusterCheck(t *testing.T) {
-	sink := kube.StartSink(t, sinkToken, nil)
+	sink := kube.StartSink(t, sinkToken)
 	cfg := seedConfig(sink.URL+"/dex", sink.CAPEM)
 	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg})
 	restCfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)

@@ -61,7 +61,7 @@ type whoami struct {
 func TestRenderedWiring(t *testing.T) {
 	for _, mode := range []string{cluster.ModeStructured, cluster.ModeFlags} {
 		t.Run(mode, func(t *testing.T) {
-			sink := kube.StartSink(t, sinkToken, nil)
+			sink := kube.StartSink(t, sinkToken)
 			cfg := seedConfig(sink.URL+"/dex", sink.CAPEM)
 			start := time.Now()
 			c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: mode})

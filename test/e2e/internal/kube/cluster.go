@@ -273,6 +273,12 @@ func start(t testing.TB, opts Options) (*Cluster, error) {
 // certificate user.
 func (c *Cluster) writeKubeconfig(name string, certPEM, keyPEM []byte) (string, error) {
 	enc := base64.StdEncoding.EncodeToString
+	return c.writeUserKubeconfig(name, fmt.Sprintf("    client-certificate-data: %s\n    client-key-data: %s\n", enc(certPEM), enc(keyPEM)))
+}
+
+// writeUserKubeconfig writes a kubeconfig for this cluster whose user
+// block (indented by four spaces) is user.
+func (c *Cluster) writeUserKubeconfig(name, user string) (string, error) {
 	data := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -281,15 +287,13 @@ clusters:
     server: %s
     certificate-authority-data: %s
 users:
-- name: admin
+- name: user
   user:
-    client-certificate-data: %s
-    client-key-data: %s
-contexts:
-- name: admin
-  context: {cluster: e2e, user: admin}
-current-context: admin
-`, c.Server, enc(c.pki.CAPEM), enc(certPEM), enc(keyPEM))
+%scontexts:
+- name: e2e
+  context: {cluster: e2e, user: user}
+current-context: e2e
+`, c.Server, base64.StdEncoding.EncodeToString(c.pki.CAPEM), user)
 	p := filepath.Join(c.Dir, name)
 	return p, os.WriteFile(p, []byte(data), 0o600)
 }

@@ -43,20 +43,24 @@ func (s *Sink) Events() []event.Event {
 	return append([]event.Event(nil), s.events...)
 }
 
-// StartSink runs the sink until t ends. mount adds more handlers on the
-// same server (e.g. an issuer), may be nil.
-func StartSink(t testing.TB, token string, mount func(mux *http.ServeMux)) *Sink {
+// NewSink returns a sink and its handler, for mounting at /audit/webhook
+// on another server (the issuer's, as in production).
+func NewSink(t testing.TB, token string) (*Sink, http.Handler) {
 	t.Helper()
 	s := &Sink{Token: token}
 	h, err := sink.New(sink.Options{Store: s, BearerTokens: []string{token}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, h
+}
+
+// StartSink runs the sink on its own HTTPS server until t ends.
+func StartSink(t testing.TB, token string) *Sink {
+	t.Helper()
+	s, h := NewSink(t, token)
 	mux := http.NewServeMux()
 	mux.Handle("/audit/webhook", h)
-	if mount != nil {
-		mount(mux)
-	}
 	srv := httptest.NewTLSServer(mux)
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
