@@ -27,7 +27,9 @@ import (
 
 // lateConnector lets the GitHub connector be built once the issuer's URL
 // (and so its callback URL) is known.
-type lateConnector struct{ c atomic.Pointer[github.Connector] }
+type lateConnector struct {
+	c atomic.Pointer[github.Connector]
+}
 
 func (l *lateConnector) LoginURL(ctx context.Context, s connector.Scopes, callbackURL, state string) (string, []byte, error) {
 	return l.c.Load().LoginURL(ctx, s, callbackURL, state)

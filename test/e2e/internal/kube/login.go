@@ -42,8 +42,8 @@ func NewBrowser(redirectURI string, caPEMs ...[]byte) *Browser {
 	return &Browser{
 		RedirectURI: redirectURI,
 		Client: &http.Client{
-			Timeout: 30 * time.Second,
-			Jar:     jar,
+			Timeout:   30 * time.Second,
+			Jar:       jar,
 			Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
 				if req.URL.Host == redirectHost || len(via) > 10 {
