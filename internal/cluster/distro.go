@@ -148,7 +148,7 @@ func (c *Config) Kubeadm(hasIssuerCA bool) KubeadmClusterConfiguration {
 	flags = append(flags, c.AuditFlags()...)
 	api := KubeadmAPIServer{}
 	for _, f := range flags {
-		api.ExtraArgs = append(api.ExtraArgs, KubeadmArg{Name: f.Name, Value: f.Value})
+		api.ExtraArgs = append(api.ExtraArgs, KubeadmArg(f))
 	}
 	api.ExtraVolumes = append(api.ExtraVolumes, KubeadmHostPathMount{
 		Name: "gatehouse", HostPath: c.NodeDir, MountPath: c.NodeDir, ReadOnly: true, PathType: "DirectoryOrCreate",

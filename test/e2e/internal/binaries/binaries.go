@@ -212,11 +212,8 @@ func moduleVersion(ctx context.Context, dir, module string) (string, error) {
 // goCmd runs the go command in dir with a clean build environment and
 // returns its standard output.
 func goCmd(ctx context.Context, dir string, args ...string) (string, error) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	cmd := exec.CommandContext(ctx, goBin, args...)
+	// go test and go run put their own toolchain first on PATH.
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly")
 	var stdout, stderr bytes.Buffer
