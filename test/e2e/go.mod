@@ -2,7 +2,7 @@ module github.com/gatehouse-dev/gatehouse/test/e2e
 
 go 1.26.8
 
-require k8s.io/kubernetes v1.37.2 // indirect
+require k8s.io/kubernetes v1.37.2
 
 require (
 	github.com/gatehouse-dev/gatehouse v0.0.0-00010101000000-000000000000
