@@ -1,0 +1,185 @@
+package flow
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
+)
+
+// DefaultListenAddresses are kubelogin's.
+var DefaultListenAddresses = []string{"127.0.0.1:8000", "127.0.0.1:18000"}
+
+// AuthCode is the browser flow: authorization code with PKCE (S256), the
+// redirect received on a loopback listener. It checks state, the RFC 9207
+// iss parameter and (through the client) the nonce.
+type AuthCode struct {
+	Client *oidcclient.Client
+	// ListenAddresses are tried in order (default DefaultListenAddresses).
+	ListenAddresses []string
+	// RedirectURL overrides http://localhost:PORT (its path is served).
+	RedirectURL string
+	// Extra are additional authorization request parameters.
+	Extra  map[string]string
+	Opener Opener
+	Stderr io.Writer
+}
+
+type callbackResult struct {
+	code string
+	err  error
+}
+
+// Run performs the flow.
+func (f AuthCode) Run(ctx context.Context) (oidcclient.TokenSet, error) {
+	addrs := f.ListenAddresses
+	if len(addrs) == 0 {
+		addrs = DefaultListenAddresses
+	}
+	ln, err := listenFirst(addrs)
+	if err != nil {
+		return oidcclient.TokenSet{}, err
+	}
+	defer ln.Close()
+
+	port := ln.Addr().(*net.TCPAddr).Port
+	redirect := "http://localhost:" + strconv.Itoa(port)
+	path := "/"
+	if f.RedirectURL != "" {
+		u, err := url.Parse(f.RedirectURL)
+		if err != nil {
+			return oidcclient.TokenSet{}, fmt.Errorf("--oidc-redirect-url: %w", err)
+		}
+		redirect = f.RedirectURL
+		if u.Path != "" {
+			path = u.Path
+		}
+	}
+	req := oidcclient.AuthRequest{State: random(), Nonce: random(), RedirectURL: redirect, Extra: f.Extra}
+	if f.Client.UsePKCE() {
+		req.Verifier = oauth2.GenerateVerifier()
+	}
+
+	results := make(chan callbackResult, 1)
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: &callback{
+		path: path, state: req.State, issuer: f.Client.Issuer(), issRequired: f.Client.ISSParameterRequired(),
+		results: results, stderr: f.Stderr,
+	}}
+	serveDone := make(chan struct{})
+	go func() { _ = srv.Serve(ln); close(serveDone) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+		<-serveDone
+	}()
+
+	release := openOrPrint(ctx, f.Opener, f.Stderr, f.Client.AuthCodeURL(req))
+	defer release()
+
+	select {
+	case r := <-results:
+		if r.err != nil {
+			return oidcclient.TokenSet{}, r.err
+		}
+		return f.Client.ExchangeCode(ctx, req, r.code)
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return oidcclient.TokenSet{}, errTimeout
+		}
+		return oidcclient.TokenSet{}, fmt.Errorf("login cancelled: %w", ctx.Err())
+	}
+}
+
+// listenFirst listens on the first free address.
+func listenFirst(addrs []string) (net.Listener, error) {
+	var errs []error
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err == nil {
+			return ln, nil
+		}
+		errs = append(errs, err)
+	}
+	for _, err := range errs {
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("listen for the browser's redirect: %w", errors.Join(errs...))
+		}
+	}
+	return nil, fmt.Errorf("listen for the browser's redirect: %s all in use (by another program, or a login already waiting in a browser); free one, or pass --listen-address with a port your issuer's client accepts: %w",
+		strings.Join(addrs, " and "), errors.Join(errs...))
+}
+
+// callback receives the authorization response on the loopback listener.
+type callback struct {
+	path        string
+	state       string
+	issuer      string
+	issRequired bool
+	results     chan callbackResult
+	stderr      io.Writer
+}
+
+func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != c.path || r.Method != http.MethodGet {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	// A response that does not carry our state is not the answer to our
+	// request (a forged or stale redirect, CSRF): refuse it and keep
+	// waiting for the real one.
+	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(c.state)) != 1 {
+		fmt.Fprintln(c.stderr, "warning: ignored a redirect to the login listener whose state does not match this login")
+		http.Error(w, "state does not match: this is not the response to the login in progress", http.StatusBadRequest)
+		return
+	}
+	res := callbackResult{code: q.Get("code")}
+	switch iss, has := q["iss"]; {
+	case has && (len(iss) != 1 || iss[0] != c.issuer):
+		res.err = fmt.Errorf("authorization response from issuer %q, expected %q (RFC 9207 mix-up defence)", q.Get("iss"), c.issuer)
+	case !has && c.issRequired:
+		res.err = errors.New("authorization response without the iss parameter that the issuer's discovery promises (RFC 9207)")
+	case q.Get("error") != "":
+		res.err = fmt.Errorf("the issuer refused the login: %s %s", q.Get("error"), q.Get("error_description"))
+	case res.code == "":
+		res.err = errors.New("authorization response without a code")
+	}
+	select {
+	case c.results <- res:
+	default: // a result is already in: this is a duplicate
+		http.Error(w, "this login is already complete", http.StatusConflict)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if res.err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "<!doctype html><title>Login failed</title><p id=\"result\">Login failed: %s</p>", html.EscapeString(res.err.Error()))
+		return
+	}
+	fmt.Fprint(w, `<!doctype html><title>Logged in</title><p id="result">Logged in. You can close this window and go back to the terminal.</p>`)
+}
+
+func random() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

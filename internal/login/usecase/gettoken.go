@@ -1,0 +1,157 @@
+// Package usecase holds the plugin's commands as use cases: each takes its
+// collaborators (token cache, clock, authenticator, output) as fields, so
+// tests swap the seams; cmd/kubectl-gatehouse and internal/login/cli only
+// parse flags and wire them.
+package usecase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/login/execcredential"
+	"github.com/gatehouse-dev/gatehouse/internal/login/jwtpayload"
+	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
+	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
+)
+
+// Authenticator gets a new token set: by refresh, or by an interactive
+// login. flow.Login is the real one.
+type Authenticator interface {
+	Refresh(ctx context.Context, refreshToken string) (oidcclient.TokenSet, error)
+	Interactive(ctx context.Context) (oidcclient.TokenSet, error)
+	// NeedsUser says whether Interactive needs the person at the terminal.
+	NeedsUser() bool
+}
+
+// ErrLoginRequired is returned when kubectl runs the plugin
+// non-interactively and only a new login would help.
+var ErrLoginRequired = errors.New("login required")
+
+// GetToken is `get-token`: print an ExecCredential from the cache, or
+// after a refresh, or after a login.
+type GetToken struct {
+	Cache tokencache.Store
+	Key   tokencache.Key
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Margin: a cached token is used only while it is valid for longer.
+	Margin time.Duration
+	// LockTimeout bounds the wait for another run holding the entry.
+	LockTimeout  time.Duration
+	ForceRefresh bool
+	Info         execcredential.Info
+	Auth         Authenticator
+	Stdout       io.Writer
+	Stderr       io.Writer
+	// Verbose logs each decision on Stderr.
+	Verbose bool
+	// Rerun is the command to suggest when a login is required and not
+	// allowed.
+	Rerun string
+}
+
+// Run executes the use case.
+func (u *GetToken) Run(ctx context.Context) error {
+	now := u.Now
+	if now == nil {
+		now = time.Now
+	}
+	// Warm path: entries are replaced by rename, so reading without the
+	// lock sees a whole entry.
+	if !u.ForceRefresh {
+		if e, err := u.Cache.Load(u.Key); err == nil {
+			if exp, ok := u.usable(e, now()); ok {
+				u.logf("using the cached token (valid until %s)", exp.Format(time.RFC3339))
+				return execcredential.Write(u.Stdout, u.Info, e.IDToken, exp)
+			}
+		} else {
+			u.logf("%v", err)
+		}
+	}
+
+	unlock, err := u.Cache.Lock(ctx, u.Key, u.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = unlock() }()
+
+	// Another run may have logged in or refreshed while we waited.
+	cached, err := u.Cache.Load(u.Key)
+	if err == nil && !u.ForceRefresh {
+		if exp, ok := u.usable(cached, now()); ok {
+			u.logf("using the token another run cached (valid until %s)", exp.Format(time.RFC3339))
+			return execcredential.Write(u.Stdout, u.Info, cached.IDToken, exp)
+		}
+	}
+
+	var ts oidcclient.TokenSet
+	var refreshErr error
+	if cached.RefreshToken != "" {
+		u.logf("refreshing the token")
+		ts, refreshErr = u.Auth.Refresh(ctx, cached.RefreshToken)
+		if refreshErr != nil {
+			u.logf("refresh failed: %v", refreshErr)
+		}
+	}
+	if cached.RefreshToken == "" || refreshErr != nil {
+		if u.Auth.NeedsUser() && !u.Info.Interactive {
+			reason := "no cached token"
+			if refreshErr != nil {
+				reason = "the refresh failed: " + oneLine(refreshErr.Error())
+			} else if cached.IDToken != "" {
+				reason = "the cached token expired and there is no refresh token"
+			}
+			return fmt.Errorf("%w (%s) and kubectl runs this plugin non-interactively; log in from a terminal: %s", ErrLoginRequired, reason, u.Rerun)
+		}
+		if refreshErr != nil {
+			fmt.Fprintf(u.Stderr, "The refresh token was refused (%s); logging in again.\n", oneLine(refreshErr.Error()))
+		}
+		ts, err = u.Auth.Interactive(ctx)
+		if err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+	}
+	exp, err := jwtpayload.Expiry(ts.IDToken)
+	if err != nil {
+		return fmt.Errorf("the issuer returned a token without a usable exp: %w", err)
+	}
+	if err := u.Cache.Save(u.Key, tokencache.Entry{IDToken: ts.IDToken, RefreshToken: ts.RefreshToken}); err != nil {
+		return err
+	}
+	return execcredential.Write(u.Stdout, u.Info, ts.IDToken, exp)
+}
+
+// usable returns the token's expiry and whether it outlives the margin.
+func (u *GetToken) usable(e tokencache.Entry, now time.Time) (time.Time, bool) {
+	if e.IDToken == "" {
+		return time.Time{}, false
+	}
+	exp, err := jwtpayload.Expiry(e.IDToken)
+	if err != nil {
+		u.logf("cached token unreadable (%v): it will be replaced", err)
+		return time.Time{}, false
+	}
+	if !now.Add(u.Margin).Before(exp) {
+		u.logf("cached token expires at %s, within the %s margin", exp.Format(time.RFC3339), u.Margin)
+		return exp, false
+	}
+	return exp, true
+}
+
+func (u *GetToken) logf(format string, args ...any) {
+	if u.Verbose {
+		fmt.Fprintf(u.Stderr, "get-token: "+format+"\n", args...)
+	}
+}
+
+func oneLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
