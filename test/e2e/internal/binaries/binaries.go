@@ -111,13 +111,9 @@ type Options struct {
 	LockTimeout time.Duration
 }
 
-// Ensure returns the paths of the cached programs, building them first
-// when the cache has no complete build for the pinned versions.
-func Ensure(ctx context.Context, opts Options) (Paths, error) {
-	logw := opts.Log
-	if logw == nil {
-		logw = io.Discard
-	}
+// Locate returns where the programs for the pinned versions are (or will
+// be) in the cache, without building anything.
+func Locate(ctx context.Context) (Paths, error) {
 	moduleDir, err := ModuleDir()
 	if err != nil {
 		return Paths{}, err
@@ -126,9 +122,8 @@ func Ensure(ctx context.Context, opts Options) (Paths, error) {
 	if err != nil {
 		return Paths{}, err
 	}
-	progs := programs(moduleDir)
 	versions := map[string]string{}
-	for _, p := range progs {
+	for _, p := range programs(moduleDir) {
 		if _, ok := versions[p.module]; ok {
 			continue
 		}
@@ -145,14 +140,34 @@ func Ensure(ctx context.Context, opts Options) (Paths, error) {
 	key := fmt.Sprintf("kubernetes-%s_etcd-%s_%s_%s-%s",
 		versions["k8s.io/kubernetes"], versions["go.etcd.io/etcd/server/v3"], goVersion, runtime.GOOS, runtime.GOARCH)
 	dir := filepath.Join(root, key)
-	paths := Paths{
+	return Paths{
 		Dir:               dir,
 		KubeAPIServer:     filepath.Join(dir, "kube-apiserver"),
 		Kubectl:           filepath.Join(dir, "kubectl"),
 		Etcd:              filepath.Join(dir, "etcd"),
 		KubernetesVersion: versions["k8s.io/kubernetes"],
 		EtcdVersion:       versions["go.etcd.io/etcd/server/v3"],
+	}, nil
+}
+
+// Ensure returns the paths of the cached programs, building them first
+// when the cache has no complete build for the pinned versions.
+func Ensure(ctx context.Context, opts Options) (Paths, error) {
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
 	}
+	paths, err := Locate(ctx)
+	if err != nil {
+		return Paths{}, err
+	}
+	moduleDir, err := ModuleDir()
+	if err != nil {
+		return Paths{}, err
+	}
+	progs := programs(moduleDir)
+	versions := map[string]string{"k8s.io/kubernetes": paths.KubernetesVersion, "go.etcd.io/etcd/server/v3": paths.EtcdVersion}
+	dir := paths.Dir
 	stamp := filepath.Join(dir, ".complete")
 	if _, err := os.Stat(stamp); err == nil {
 		return paths, nil
