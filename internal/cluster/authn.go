@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"fmt"
 	"path"
 	"strings"
 
@@ -119,17 +118,6 @@ func legacyPrefix(p string) string {
 		return "-"
 	}
 	return p
-}
-
-// LegacyFlagsAreEquivalent reports why the legacy flags cannot express
-// this configuration exactly, or "" when they can.
-func (c *Config) LegacyFlagsAreEquivalent() string {
-	var notes []string
-	if len(c.Issuer.Audiences) != 1 || c.Issuer.Audiences[0] != c.Issuer.ClientID {
-		notes = append(notes, fmt.Sprintf("the flags accept only the audience %q (--oidc-client-id), not %v", c.Issuer.ClientID, c.Issuer.Audiences))
-	}
-	notes = append(notes, "the flags cannot refuse system: usernames and groups (the structured config's userValidationRules); keep a non-empty prefix")
-	return strings.Join(notes, "; ")
 }
 
 func flagLines(flags []Flag) []byte {

@@ -178,6 +178,18 @@ func TestSeedScenario(t *testing.T) {
 				t.Errorf("gatehouse cluster check --token: %v\n%s", err, chk)
 			}
 
+			// A config whose prefix the cluster does not use is caught.
+			other := *c.Config
+			otherPrefix := "gh:"
+			other.Claims.Username.Prefix = &otherPrefix
+			otherFile := filepath.Join(c.Dir, "other-cluster.yaml")
+			writeClusterYAML(t, otherFile, &other)
+			chk, err = exec.Command(goBinary(t, "gatehouse"), "cluster", "check", "--kubeconfig", c.AdminKubeconfig,
+				"--config", otherFile, "--token", tok.IDToken).CombinedOutput()
+			if err == nil || !strings.Contains(string(chk), "differs  username prefix") {
+				t.Errorf("check with another username prefix: want a difference, got %v\n%s", err, chk)
+			}
+
 			// The audit log and the webhook record the list with the user.
 			var auditID string
 			if err := kube.WaitFor(30*time.Second, func() error {
@@ -246,6 +258,11 @@ func TestSeedScenario(t *testing.T) {
 			time.Sleep(time.Until(loggedInAt.Add(ttl + 2*time.Second)))
 			if _, _, err := c.Kubectl(context.Background(), octo, nil, "get", "ns"); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
 				t.Errorf("expired token: want Unauthorized, got %v", err)
+			}
+			chk, err = exec.Command(goBinary(t, "gatehouse"), "cluster", "check", "--kubeconfig", c.AdminKubeconfig,
+				"--config", configFile, "--token", tok.IDToken).CombinedOutput()
+			if err == nil || !strings.Contains(string(chk), "kube-apiserver rejects the token (Unauthorized)") {
+				t.Errorf("check with an expired token: want the Unauthorized checklist, got %v\n%s", err, chk)
 			}
 			rtok, err := g.refresh(t, tok.RefreshToken)
 			if err != nil {
