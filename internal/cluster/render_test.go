@@ -2,12 +2,20 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -401,5 +409,73 @@ func TestDefaults(t *testing.T) {
 	}
 	if _, err := c.Render(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuditWebhookClientCert: a client certificate instead of a token ends
+// up inline in the webhook kubeconfig, and half a pair is refused.
+func TestAuditWebhookClientCert(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "kube-apiserver"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+	if err := os.WriteFile(filepath.Join(dir, "sink.crt"), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sink.key"), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, webhook, wantErr string
+	}{
+		{name: "pair", webhook: "{clientCertFile: sink.crt, clientKeyFile: sink.key}"},
+		{name: "half", webhook: "{clientCertFile: sink.crt}", wantErr: "go together"},
+		{name: "missing file", webhook: "{clientCertFile: nope.crt, clientKeyFile: sink.key}", wantErr: "nope.crt"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, "cluster.yaml")
+			if err := os.WriteFile(file, []byte("issuer: {url: https://login.example.com}\naudit: {webhook: "+tc.webhook+"}\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(file)
+			var files []File
+			if err == nil {
+				files, err = c.Render()
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range files {
+				if f.Name != FileAuditWebhook {
+					continue
+				}
+				kc, err := clientcmd.Load(f.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				u := kc.AuthInfos[kc.Contexts[kc.CurrentContext].AuthInfo]
+				if !bytes.Equal(u.ClientCertificateData, certPEM) || !bytes.Equal(u.ClientKeyData, keyPEM) || u.Token != "" {
+					t.Errorf("credential not inline as given: %+v", u)
+				}
+				return
+			}
+			t.Fatal("no audit webhook kubeconfig rendered")
+		})
 	}
 }
