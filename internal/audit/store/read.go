@@ -178,6 +178,11 @@ func (db *DB) list(ctx context.Context, q string, raw bool, args ...any) ([]even
 			return nil, fmt.Errorf("query audit store: %w", err)
 		}
 		e.Time = time.Unix(0, ts).UTC()
+		if raw {
+			if e.Raw, err = decompress(e.Raw); err != nil {
+				return nil, fmt.Errorf("query audit store: event %d: %w", e.ID, err)
+			}
+		}
 		if groups != "" {
 			e.Groups = strings.Split(groups, "\n")
 		}

@@ -20,13 +20,15 @@ CREATE TABLE events (
 	source_ip   TEXT NOT NULL,
 	raw         BYTEA NOT NULL
 );
-CREATE UNIQUE INDEX events_key ON events (audit_id, stage);
+-- The request time leads the unique key: retries carry the same
+-- requestReceivedTimestamp, and new events land at the end of the index
+-- instead of on a random page (auditIDs are random UUIDs).
+CREATE UNIQUE INDEX events_key ON events (ts, audit_id, stage);
 CREATE INDEX events_ts ON events (ts, id);
 CREATE INDEX events_user ON events (username, ts, id);
 CREATE INDEX events_verb ON events (verb, ts, id);
 CREATE INDEX events_resource ON events (resource, ts, id);
 CREATE INDEX events_namespace ON events (namespace, ts, id);
-CREATE INDEX events_name ON events (name, ts, id);
 CREATE INDEX events_code ON events (code, ts, id);
 
 CREATE TABLE event_groups (

@@ -20,13 +20,15 @@ CREATE TABLE events (
 	source_ip   TEXT NOT NULL,
 	raw         BLOB NOT NULL
 );
-CREATE UNIQUE INDEX events_key ON events (audit_id, stage);
+-- The request time leads the unique key: retries carry the same
+-- requestReceivedTimestamp, and new events land at the end of the index
+-- instead of on a random page (auditIDs are random UUIDs).
+CREATE UNIQUE INDEX events_key ON events (ts, audit_id, stage);
 CREATE INDEX events_ts ON events (ts);
 CREATE INDEX events_user ON events (username, ts);
 CREATE INDEX events_verb ON events (verb, ts);
 CREATE INDEX events_resource ON events (resource, ts);
 CREATE INDEX events_namespace ON events (namespace, ts);
-CREATE INDEX events_name ON events (name, ts);
 CREATE INDEX events_code ON events (code, ts);
 
 -- One row per (group, event): the index behind the group filter.
