@@ -472,3 +472,31 @@ func (c *Cluster) AuditEvents() ([]auditv1.Event, error) {
 	}
 	return out, nil
 }
+
+// KubectlInTerminal runs kubectl as a person at a terminal does: its
+// standard input is a pseudo-terminal (util-linux script(1)), so kubectl
+// runs exec credential plugins interactively. It returns what the
+// terminal showed.
+func (c *Cluster) KubectlInTerminal(ctx context.Context, kubeconfig string, env []string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	script, err := exec.LookPath("script")
+	if err != nil {
+		return "", fmt.Errorf("script(1) from util-linux is needed for a terminal: %w", err)
+	}
+	words := []string{shellQuote(c.bin.Kubectl), shellQuote("--kubeconfig=" + kubeconfig)}
+	for _, a := range args {
+		words = append(words, shellQuote(a))
+	}
+	cmd := exec.CommandContext(ctx, script, "-q", "-e", "-c", strings.Join(words, " "), "/dev/null")
+	home := filepath.Join(c.Dir, "home")
+	_ = os.MkdirAll(home, 0o700)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TERM=dumb"}, env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s (in a terminal): %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
