@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/execcredential"
+	"github.com/gatehouse-dev/gatehouse/internal/login/flow"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/login/usecase"
 )
@@ -35,6 +36,8 @@ type Env struct {
 	Now func() time.Time
 	// HTTPClient for the issuer (nil: built from the TLS flags).
 	HTTPClient *http.Client
+	// Opener replaces the browser (tests).
+	Opener flow.Opener
 	// ReadPassword prompts without echo (nil: no prompt).
 	ReadPassword func(ctx context.Context, prompt string) (string, error)
 }

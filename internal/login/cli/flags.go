@@ -184,6 +184,7 @@ func (o *loginFlags) login(env Env) *flow.Login {
 		Extra: o.authRequestExtraParams, SkipOpenBrowser: o.skipOpenBrowser, BrowserCommand: o.browserCommand,
 		Username: o.username, Password: o.password,
 		Timeout: time.Duration(o.timeoutSec) * time.Second,
+		Opener:  env.Opener,
 		Stdin:   env.Stdin, Stderr: env.Stderr, ReadPassword: env.ReadPassword,
 	}}
 }

@@ -44,6 +44,9 @@ type Options struct {
 	// Timeout bounds one interactive login (--authentication-timeout-sec).
 	Timeout time.Duration
 
+	// Opener, when set, replaces the browser that the flags choose (tests).
+	Opener Opener
+
 	Stdin        io.Reader
 	Stderr       io.Writer
 	ReadPassword func(ctx context.Context, prompt string) (string, error)
@@ -121,6 +124,9 @@ func (l *Login) Interactive(ctx context.Context) (oidcclient.TokenSet, error) {
 		opener = CommandOpener{Command: l.BrowserCommand, Stderr: l.Stderr}
 	default:
 		opener = SystemOpener{Stderr: l.Stderr}
+	}
+	if l.Opener != nil {
+		opener = l.Opener
 	}
 	switch g := l.Grant(); g {
 	case GrantAuthCode:

@@ -58,6 +58,7 @@ type metadata struct {
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	ScopesSupported                   []string `json:"scopes_supported"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
@@ -83,9 +84,15 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.ClientSecret == "" {
 		ep.AuthStyle = oauth2.AuthStyleInParams // a public client sends client_id in the form
 	}
+	scopes := append([]string{oidc.ScopeOpenID}, cfg.ExtraScopes...)
+	// Dex and gatehouse issue a refresh token only for offline_access;
+	// without one, every hour ends in a browser. Ask for it when the
+	// issuer offers it (kubelogin does not; its users add it by hand).
+	if slices.Contains(m.ScopesSupported, oidc.ScopeOfflineAccess) && !slices.Contains(scopes, oidc.ScopeOfflineAccess) {
+		scopes = append(scopes, oidc.ScopeOfflineAccess)
+	}
 	c := &Client{cfg: cfg, provider: p, meta: m, oauth: oauth2.Config{
-		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Endpoint: ep,
-		Scopes: append([]string{oidc.ScopeOpenID}, cfg.ExtraScopes...),
+		ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Endpoint: ep, Scopes: scopes,
 	}}
 	return c, nil
 }
@@ -176,7 +183,13 @@ func (c *Client) DeviceAuth(ctx context.Context) (*oauth2.DeviceAuthResponse, er
 	if !c.DeviceFlowSupported() {
 		return nil, fmt.Errorf("the issuer %s offers no device_authorization_endpoint", c.cfg.IssuerURL)
 	}
-	r, err := c.oauth.DeviceAuth(c.ctx(ctx))
+	var opts []oauth2.AuthCodeOption
+	if c.cfg.ClientSecret != "" {
+		// RFC 8628 3.1: a confidential client authenticates here too;
+		// x/oauth2 sends only client_id, so add the secret to the form.
+		opts = append(opts, oauth2.SetAuthURLParam("client_secret", c.cfg.ClientSecret))
+	}
+	r, err := c.oauth.DeviceAuth(c.ctx(ctx), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("device authorization: %w", err)
 	}
