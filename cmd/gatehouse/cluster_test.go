@@ -149,6 +149,8 @@ func TestKubeconfigCommand(t *testing.T) {
 		args      []string
 		wantArgs  []string
 		server    string
+		cluster   string
+		caData    string
 		errSubstr string
 	}{
 		{
@@ -168,6 +170,14 @@ func TestKubeconfigCommand(t *testing.T) {
 			args:     []string{"--config", seed, "--client-id", "kubectl"},
 			wantArgs: []string{"gatehouse", "get-token", "--oidc-issuer-url=https://gatehouse.example.com", "--oidc-client-id=kubectl", "--oidc-extra-scope=groups", "--oidc-extra-scope=offline_access", "--oidc-extra-scope=profile"},
 			server:   "https://api.example.com:6443",
+		},
+		{
+			name:     "from the admin kubeconfig",
+			args:     []string{"--from-kubeconfig", filepath.Join("testdata", "example-kubeconfig"), "--issuer-url", "https://login.example.com", "--oidc-extra-scope", "groups,profile"},
+			wantArgs: []string{"gatehouse", "get-token", "--oidc-issuer-url=https://login.example.com", "--oidc-client-id=kubernetes", "--oidc-extra-scope=groups", "--oidc-extra-scope=profile"},
+			server:   "https://example.k8s.example.com:6443",
+			cluster:  "example",
+			caData:   "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
 		},
 		{name: "no issuer", args: []string{"--server", "https://api.example.com:6443"}, errSubstr: "issuer URL"},
 		{name: "no server", args: []string{"--issuer-url", "https://login.example.com"}, errSubstr: "server"},
@@ -202,6 +212,12 @@ func TestKubeconfigCommand(t *testing.T) {
 			}
 			if s := kc.Clusters[ctx.Cluster].Server; s != tc.server {
 				t.Errorf("server %q, want %q", s, tc.server)
+			}
+			if tc.cluster != "" && ctx.Cluster != tc.cluster {
+				t.Errorf("cluster %q, want %q", ctx.Cluster, tc.cluster)
+			}
+			if tc.caData != "" && string(kc.Clusters[ctx.Cluster].CertificateAuthorityData) != tc.caData {
+				t.Errorf("CA %q, want %q", kc.Clusters[ctx.Cluster].CertificateAuthorityData, tc.caData)
 			}
 			if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
 				t.Errorf("mode %v", fi.Mode().Perm())

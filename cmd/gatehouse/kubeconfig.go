@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
@@ -14,11 +15,12 @@ import (
 
 func newKubeconfigCommand() *cobra.Command {
 	var o cluster.KubeconfigOptions
-	var config, serverCAFile, issuerCAFile, out string
+	var config, serverCAFile, issuerCAFile, out, fromKubeconfig string
 	cmd := &cobra.Command{
 		Use:   "kubeconfig --issuer-url URL --server URL [--certificate-authority FILE] [-o FILE]",
 		Short: "Write the kubeconfig a team member needs (cluster, context, and a user that runs kubectl gatehouse)",
-		Long: `Write a team member's kubeconfig: the cluster (server and CA), a context,
+		Long: `Write a team member's kubeconfig: the cluster (server and CA, given or
+taken from an admin kubeconfig with --from-kubeconfig), a context,
 and a user whose exec runs 'kubectl gatehouse get-token' with kubelogin's
 flags (--oidc-issuer-url, --oidc-client-id, --oidc-extra-scope, ...).
 With --plugin oidc-login the same kubeconfig runs kubelogin (or gatehouse
@@ -26,6 +28,7 @@ installed as kubectl-oidc_login). With --config, the values come from
 cluster.yaml and flags override them.`,
 		Example: `  gatehouse kubeconfig --issuer-url https://login.example.com --server https://api.example.com:6443 \
     --certificate-authority ca.crt -o team.kubeconfig
+  gatehouse kubeconfig --from-kubeconfig example-kubeconfig --issuer-url https://login.example.com -o oidc-kubeconfig
   gatehouse kubeconfig --config cluster.yaml -o -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -60,6 +63,11 @@ cluster.yaml and flags override them.`,
 					base.ExtraArgs = o.ExtraArgs
 				}
 				o = base
+			}
+			if fromKubeconfig != "" {
+				if err := clusterFromKubeconfig(fromKubeconfig, &o, fs.Changed("server"), fs.Changed("cluster-name")); err != nil {
+					return err
+				}
 			}
 			if serverCAFile != "" {
 				b, err := readPEMFile(serverCAFile)
@@ -105,6 +113,7 @@ cluster.yaml and flags override them.`,
 	fs.StringSliceVar(&o.ExtraScopes, "oidc-extra-scope", []string{"groups", "offline_access", "profile"}, "scopes besides openid (repeat or comma-separate)")
 	fs.StringVar(&issuerCAFile, "issuer-ca-file", "", "PEM CA of the issuer, when not publicly trusted (--certificate-authority-data)")
 	fs.StringVar(&o.Server, "server", "", "kube-apiserver URL")
+	fs.StringVar(&fromKubeconfig, "from-kubeconfig", "", "take the server, CA and cluster name from this kubeconfig's current context (e.g. the admin kubeconfig KubeOne or kubeadm wrote)")
 	fs.StringVar(&serverCAFile, "certificate-authority", "", "PEM CA of kube-apiserver (embedded as certificate-authority-data)")
 	fs.StringVar(&o.ClusterName, "cluster-name", cluster.DefaultClusterName, "name of the cluster entry")
 	fs.StringVar(&o.ContextName, "context", "", "name of the context (default: the cluster name)")
@@ -125,4 +134,39 @@ func readPEMFile(name string) ([]byte, error) {
 		return nil, errors.New(name + " is empty")
 	}
 	return b, nil
+}
+
+// clusterFromKubeconfig copies the current context's cluster (server, CA
+// and name) from an existing kubeconfig, as the seed article derived
+// oidc-kubeconfig from the admin kubeconfig. Flags given explicitly win.
+func clusterFromKubeconfig(file string, o *cluster.KubeconfigOptions, keepServer, keepName bool) error {
+	kc, err := clientcmd.LoadFromFile(file)
+	if err != nil {
+		return fmt.Errorf("--from-kubeconfig: %w", err)
+	}
+	ctx, ok := kc.Contexts[kc.CurrentContext]
+	if !ok {
+		return fmt.Errorf("--from-kubeconfig: %s has no current context", file)
+	}
+	cl, ok := kc.Clusters[ctx.Cluster]
+	if !ok {
+		return fmt.Errorf("--from-kubeconfig: %s has no cluster %q", file, ctx.Cluster)
+	}
+	if !keepServer {
+		o.Server = cl.Server
+	}
+	if !keepName {
+		o.ClusterName = ctx.Cluster
+	}
+	switch {
+	case len(cl.CertificateAuthorityData) > 0:
+		o.ServerCA = cl.CertificateAuthorityData
+	case cl.CertificateAuthority != "":
+		b, err := readPEMFile(cl.CertificateAuthority)
+		if err != nil {
+			return fmt.Errorf("--from-kubeconfig: %w", err)
+		}
+		o.ServerCA = b
+	}
+	return nil
 }
