@@ -15,3 +15,9 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+func BenchmarkRotation(b *testing.B) {
+	s := memory.New()
+	defer s.Close()
+	conformance.BenchmarkRotation(b, s)
+}

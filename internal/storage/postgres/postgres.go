@@ -197,14 +197,41 @@ func get[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], query, key 
 // this process or another replica, waits for this one to commit and then
 // reads its result. setKey puts the key back into what the updater
 // returned; hideExpired says whether an expired object is not found.
+//
+// The refresh grant runs this on every request, so it is sent as two
+// batches (BEGIN with the SELECT, then the UPDATE with COMMIT): two round
+// trips instead of four. A connection given back inside a failed
+// transaction is closed by pgxpool, never reused.
 func update[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], q *sqlrow.Queries, key string,
-	hideExpired bool, setKey func(*T), updater func(T) (T, error)) error {
-	tx, err := s.pool.Begin(ctx)
+	hideExpired bool, setKey func(*T), updater func(T) (T, error)) (err error) {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres storage: update %s: %w", t.Name, err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	cur, err := t.Scan(&dialect, tx.QueryRow(ctx, q.Select+" FOR UPDATE", key))
+	defer conn.Release()
+	inTx := false
+	defer func() {
+		if inTx {
+			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+				// Release closes a connection left in a transaction.
+				err = errors.Join(err, fmt.Errorf("postgres storage: rollback: %w", rerr))
+			}
+		}
+	}()
+
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(q.Select+" FOR UPDATE", key)
+	br := conn.SendBatch(ctx, b)
+	inTx = true
+	_, err = br.Exec()
+	var cur T
+	if err == nil {
+		cur, err = t.Scan(&dialect, br.QueryRow())
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if errors.Is(err, pgx.ErrNoRows) || err == nil && hideExpired && t.Expired(&cur, s.now()) {
 		return storage.ErrNotFound
 	}
@@ -220,16 +247,25 @@ func update[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], q *sqlro
 	if err != nil {
 		return fmt.Errorf("postgres storage: update %s: %w", t.Name, err)
 	}
-	if _, err := tx.Exec(ctx, q.Update, args...); err != nil {
-		if isDuplicate(err) {
-			return fmt.Errorf("postgres storage: update %s: %w", t.Name, storage.ErrAlreadyExists)
-		}
-		return fmt.Errorf("postgres storage: update %s: %w", t.Name, err)
+	b = &pgx.Batch{}
+	b.Queue(q.Update, args...)
+	b.Queue("COMMIT")
+	br = conn.SendBatch(ctx, b)
+	_, err = br.Exec()
+	if err == nil {
+		_, err = br.Exec()
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres storage: update %s: %w", t.Name, err)
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
-	return nil
+	if err == nil {
+		inTx = false
+		return nil
+	}
+	if isDuplicate(err) {
+		return fmt.Errorf("postgres storage: update %s: %w", t.Name, storage.ErrAlreadyExists)
+	}
+	return fmt.Errorf("postgres storage: update %s: %w", t.Name, err)
 }
 
 func del(ctx context.Context, s *Storage, name string, q *sqlrow.Queries, key string) error {

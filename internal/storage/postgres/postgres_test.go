@@ -183,3 +183,9 @@ func TestOpenWithDexKeys(t *testing.T) {
 		t.Fatal("Open with a malformed DSN succeeded")
 	}
 }
+
+func BenchmarkRotation(b *testing.B) {
+	s := open(b, pgtest.DSN(b))
+	defer s.Close()
+	conformance.BenchmarkRotation(b, s)
+}

@@ -43,9 +43,10 @@ const readers = 4
 
 // Storage is a SQLite database. It is safe for concurrent use.
 type Storage struct {
-	w   *sql.DB // one connection; transactions BEGIN IMMEDIATE
-	r   *sql.DB // read-only pool
-	now func() time.Time
+	w      *sql.DB // one connection; transactions BEGIN IMMEDIATE
+	r      *sql.DB // read-only pool
+	ws, rs *stmts  // prepared statements of w and r
+	now    func() time.Time
 
 	reqs, codes, families, devices, pwds sqlrow.Queries
 	keysSelect, keysInsert, keysUpdate   string
@@ -123,7 +124,7 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 
 	keyCols := sqlrow.Keys.Columns()
 	s := &Storage{
-		w: w, r: r, now: time.Now,
+		w: w, r: r, ws: newStmts(w), rs: newStmts(r), now: time.Now,
 		reqs:          sqlrow.NewQueries(sqlrow.AuthRequests, &dialect),
 		codes:         sqlrow.NewQueries(sqlrow.AuthCodes, &dialect),
 		families:      sqlrow.NewQueries(sqlrow.RefreshFamilies, &dialect),
@@ -136,6 +137,24 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	}
 	s.listFamilies = "SELECT " + s.families.Cols + " FROM refresh_families WHERE connector_id = ?1 AND user_id = ?2 ORDER BY created_at DESC, id"
 	s.byCode = "SELECT " + s.devices.Cols + " FROM device_requests WHERE user_code = ?1"
+	// Prepare the writer's statements now: one prepared lazily inside a
+	// transaction would wait for the only connection, which that
+	// transaction holds.
+	for _, q := range []sqlrow.Queries{s.reqs, s.codes, s.families, s.devices, s.pwds} {
+		for _, query := range []string{q.Insert, q.Select, q.Update, q.Delete} {
+			if _, err := s.ws.get(ctx, query); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("sqlite storage %s: prepare: %w", cfg.File, err)
+			}
+		}
+	}
+	for _, query := range []string{s.keysInsert, s.keysUpdate} {
+		if _, err := s.ws.get(ctx, query); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlite storage %s: prepare: %w", cfg.File, err)
+		}
+	}
+	s.ws.frozen = true
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite storage %s: %w", cfg.File, err)
@@ -212,6 +231,8 @@ func runMigrations(ctx context.Context, w *sql.DB) error {
 
 // Close closes every connection; the last one to close checkpoints the WAL.
 func (s *Storage) Close() error {
+	s.rs.close()
+	s.ws.close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -238,7 +259,7 @@ func create[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], q *sqlro
 	if err != nil {
 		return fmt.Errorf("sqlite storage: create %s: %w", t.Name, err)
 	}
-	if _, err := s.w.ExecContext(ctx, q.Insert, args...); err != nil {
+	if _, err := s.ws.exec(ctx, nil, q.Insert, args...); err != nil {
 		if isDuplicate(err) {
 			return storage.ErrAlreadyExists
 		}
@@ -248,7 +269,12 @@ func create[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], q *sqlro
 }
 
 func get[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], query, key string) (T, error) {
-	v, err := t.Scan(&dialect, s.r.QueryRowContext(ctx, query, key))
+	row, err := s.rs.queryRow(ctx, query, key)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("sqlite storage: get %s: %w", t.Name, err)
+	}
+	v, err := t.Scan(&dialect, row)
 	if errors.Is(err, sql.ErrNoRows) {
 		var zero T
 		return zero, storage.ErrNotFound
@@ -274,7 +300,11 @@ func update[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], q *sqlro
 		return fmt.Errorf("sqlite storage: update %s: %w", t.Name, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	cur, err := t.Scan(&dialect, tx.QueryRowContext(ctx, q.Select, key))
+	row, err := s.ws.txQueryRow(ctx, tx, q.Select, key)
+	if err != nil {
+		return fmt.Errorf("sqlite storage: update %s: %w", t.Name, err)
+	}
+	cur, err := t.Scan(&dialect, row)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && hideExpired && t.Expired(&cur, s.now()) {
 		return storage.ErrNotFound
 	}
@@ -290,7 +320,7 @@ func update[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], q *sqlro
 	if err != nil {
 		return fmt.Errorf("sqlite storage: update %s: %w", t.Name, err)
 	}
-	if _, err := tx.ExecContext(ctx, q.Update, args...); err != nil {
+	if _, err := s.ws.exec(ctx, tx, q.Update, args...); err != nil {
 		if isDuplicate(err) {
 			return fmt.Errorf("sqlite storage: update %s: %w", t.Name, storage.ErrAlreadyExists)
 		}
@@ -303,7 +333,7 @@ func update[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], q *sqlro
 }
 
 func del(ctx context.Context, s *Storage, name string, q *sqlrow.Queries, key string) error {
-	res, err := s.w.ExecContext(ctx, q.Delete, key)
+	res, err := s.ws.exec(ctx, nil, q.Delete, key)
 	if err != nil {
 		return fmt.Errorf("sqlite storage: delete %s: %w", name, err)
 	}
@@ -372,7 +402,7 @@ func (s *Storage) DeleteRefreshFamily(ctx context.Context, id string) error {
 
 // ListRefreshFamilies lists a user's families, newest first.
 func (s *Storage) ListRefreshFamilies(ctx context.Context, connectorID, userID string) ([]storage.RefreshFamily, error) {
-	rows, err := s.r.QueryContext(ctx, s.listFamilies, connectorID, userID)
+	rows, err := s.rs.query(ctx, s.listFamilies, connectorID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite storage: list refresh families: %w", err)
 	}
@@ -436,7 +466,7 @@ func (s *Storage) DeletePassword(ctx context.Context, email string) error {
 
 // ListPasswords lists every password, ordered by email.
 func (s *Storage) ListPasswords(ctx context.Context) ([]storage.Password, error) {
-	rows, err := s.r.QueryContext(ctx, s.listPasswords)
+	rows, err := s.rs.query(ctx, s.listPasswords)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite storage: list passwords: %w", err)
 	}
@@ -457,7 +487,11 @@ func (s *Storage) ListPasswords(ctx context.Context) ([]storage.Password, error)
 
 // GetKeys returns the key set.
 func (s *Storage) GetKeys(ctx context.Context) (storage.Keys, error) {
-	k, err := sqlrow.Keys.Scan(&dialect, s.r.QueryRowContext(ctx, s.keysSelect))
+	row, err := s.rs.queryRow(ctx, s.keysSelect)
+	if err != nil {
+		return storage.Keys{}, fmt.Errorf("sqlite storage: get keys: %w", err)
+	}
+	k, err := sqlrow.Keys.Scan(&dialect, row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return storage.Keys{}, storage.ErrNotFound
 	}
@@ -477,9 +511,9 @@ func (s *Storage) UpdateKeys(ctx context.Context, expectedVersion int64, k stora
 	}
 	var res sql.Result
 	if expectedVersion == 0 {
-		res, err = s.w.ExecContext(ctx, s.keysInsert, args...)
+		res, err = s.ws.exec(ctx, nil, s.keysInsert, args...)
 	} else {
-		res, err = s.w.ExecContext(ctx, s.keysUpdate, append(args, expectedVersion)...)
+		res, err = s.ws.exec(ctx, nil, s.keysUpdate, append(args, expectedVersion)...)
 	}
 	if err != nil {
 		return fmt.Errorf("sqlite storage: update keys: %w", err)

@@ -103,3 +103,9 @@ func TestOpenNeedsFile(t *testing.T) {
 		t.Fatal("Open in a missing directory succeeded")
 	}
 }
+
+func BenchmarkRotation(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	defer s.Close()
+	conformance.BenchmarkRotation(b, s)
+}
