@@ -17,7 +17,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"time"
 
 	"modernc.org/sqlite"
@@ -99,6 +101,13 @@ func dsn(file string, readOnly bool) string {
 func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	if cfg.File == "" {
 		return nil, errors.New("sqlite storage: file is required")
+	}
+	// The file holds the private signing key: readable by its owner only.
+	// SQLite gives the -wal and -shm files the same mode.
+	if f, err := os.OpenFile(cfg.File, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite storage: %w", err)
 	}
 	w, err := sql.Open("sqlite", dsn(cfg.File, false))
 	if err != nil {

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -108,4 +109,24 @@ func BenchmarkRotation(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
 	defer s.Close()
 	conformance.BenchmarkRotation(b, s)
+}
+
+// TestFileMode checks that a new database, which holds the private
+// signing key, and its WAL are readable by their owner only.
+func TestFileMode(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gatehouse.db")
+	s := open(t, file)
+	defer s.Close()
+	if err := s.UpdateKeys(t.Context(), 0, storage.Keys{SigningKey: []byte("private")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{file, file + "-wal"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", filepath.Base(f), m)
+		}
+	}
 }
