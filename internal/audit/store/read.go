@@ -35,6 +35,11 @@ func (db *DB) where(f query.Filter) (from, where, tsCol, idCol string, args []an
 	}
 	eq("e.username", f.User)
 	eq("e.verb", f.Verb)
+	switch f.Verb {
+	case "", "get", "list", "watch":
+	default:
+		conds = append(conds, "e.verb NOT IN ('get', 'list', 'watch')") // matches events_verb's condition
+	}
 	eq("e.resource", f.Resource)
 	eq("e.namespace", f.Namespace)
 	eq("e.name", f.Name)
@@ -43,6 +48,9 @@ func (db *DB) where(f query.Filter) (from, where, tsCol, idCol string, args []an
 	if f.Code != 0 {
 		conds = append(conds, "e.code = ?")
 		args = append(args, f.Code)
+		if f.Code >= 400 {
+			conds = append(conds, "e.code >= 400") // matches events_code's condition
+		}
 	}
 	if !f.Since.IsZero() {
 		conds = append(conds, tsCol+" >= ?")

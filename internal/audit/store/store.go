@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
 
@@ -48,6 +50,14 @@ type DB struct {
 	seen map[string]bool // groups known to be in groups_seen
 
 	tmpDir string // removed on Close (memory storage)
+
+	stopCheckpoints func() // stops the SQLite checkpointer
+
+	// SQLite's single writer takes batches from reqs (nil for PostgreSQL).
+	closeOnce  sync.Once
+	reqs       chan *insertReq
+	quit       chan struct{}
+	writerDone chan struct{}
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared multi-row inserts, by SQL
@@ -167,7 +177,7 @@ func openSQLite(ctx context.Context, file string) (*DB, error) {
 	q := url.Values{}
 	// WAL lets readers run beside the writer; synchronous=FULL makes a
 	// commit durable (the WAL is synced) before the sink answers 2xx.
-	for _, p := range []string{"page_size(4096)", "journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)"} {
+	for _, p := range []string{"page_size(16384)", "journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)", "wal_autocheckpoint(0)"} {
 		q.Add("_pragma", p)
 	}
 	for _, p := range extra {
@@ -196,7 +206,34 @@ func openSQLite(ctx context.Context, file string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(4)
 	db.r = r
+	db.stopCheckpoints = db.checkpointer(time.Second)
+	db.reqs, db.quit, db.writerDone = make(chan *insertReq), make(chan struct{}), make(chan struct{})
+	go db.writer()
 	return db, nil
+}
+
+// checkpointer copies the WAL into the database file from a reader
+// connection, beside the writer rather than inside its commits
+// (wal_autocheckpoint is off on every connection).
+func (db *DB) checkpointer(every time.Duration) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := db.r.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil && ctx.Err() == nil {
+				slog.Warn("audit store: WAL checkpoint failed", "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -213,8 +250,22 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	return db, nil
 }
 
-// Close closes the store.
+// Close closes the store; closing again does nothing.
 func (db *DB) Close() error {
+	var err error
+	db.closeOnce.Do(func() { err = db.close() })
+	return err
+}
+
+func (db *DB) close() error {
+	if db.quit != nil {
+		close(db.quit)
+		<-db.writerDone
+	}
+	if db.stopCheckpoints != nil {
+		db.stopCheckpoints()
+		_, _ = db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	}
 	db.stmtMu.Lock()
 	for _, st := range db.stmts {
 		st.Close()
@@ -340,59 +391,107 @@ func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) 
 	if err := db.prepare(ctx); err != nil {
 		return Result{}, err
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return Result{}, fmt.Errorf("store audit events: begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-
-	type key struct{ id, stage string }
-	inserted := make(map[key]int64, len(events))
-	args := make([]any, 0, chunk*nEventCols)
+	// Everything that needs no database happens before the transaction,
+	// so that concurrent batches do it in parallel, outside the one writer.
+	var chunks [][]any
 	for start := 0; start < len(events); start += chunk {
 		part := events[start:min(start+chunk, len(events))]
-		args = args[:0]
+		args := make([]any, 0, len(part)*nEventCols)
 		for _, e := range part {
 			args = append(args, e.Time.UnixNano(), e.AuditID, e.Stage, e.Level, e.Verb, e.URI, e.User,
 				strings.Join(e.Groups, "\n"), e.Resource, e.Sub, e.Namespace, e.Name, e.APIGroup, e.Code,
 				e.Source, e.UserAgent, e.SourceIP, compress(e.Raw))
 		}
-		st, args := db.bucketed(ctx, tx, "events", args, nEventCols)
-		rows, err := st.QueryContext(ctx, args...)
-		if err != nil {
-			return Result{}, fmt.Errorf("store audit events: %w", err)
-		}
-		for rows.Next() {
-			var id int64
-			var k key
-			if err := rows.Scan(&id, &k.id, &k.stage); err != nil {
-				rows.Close()
-				return Result{}, fmt.Errorf("store audit events: %w", err)
-			}
-			inserted[k] = id
-		}
-		if err := rows.Close(); err != nil {
-			return Result{}, fmt.Errorf("store audit events: %w", err)
-		}
-		if err := rows.Err(); err != nil {
-			return Result{}, fmt.Errorf("store audit events: %w", err)
-		}
+		chunks = append(chunks, args)
 	}
 
-	stored := len(inserted)
+	r := &insertReq{ctx: ctx, events: events, chunks: chunks, done: make(chan error, 1)}
+	if db.reqs == nil { // PostgreSQL: many writers, no need to group
+		err := db.commit(ctx, []*insertReq{r})
+		return r.res, err
+	}
+	select {
+	case db.reqs <- r:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("store audit events: %w", ctx.Err())
+	case <-db.quit:
+		return Result{}, errors.New("store audit events: the store is closed")
+	}
+	select {
+	case err := <-r.done:
+		return r.res, err
+	case <-ctx.Done():
+		// The batch may still be committed; the sender retries and the
+		// unique key makes that harmless.
+		return Result{}, fmt.Errorf("store audit events: %w", ctx.Err())
+	}
+}
 
-	// The group index, for inserted events only.
+// insertReq is one batch waiting for the writer.
+type insertReq struct {
+	ctx    context.Context
+	events []event.Event
+	chunks [][]any
+	res    Result
+	done   chan error
+}
+
+// maxGroup bounds the batches committed together.
+const maxGroup = 16
+
+// writer commits queued batches, several per transaction when they queue
+// up (group commit): SQLite has one writer, and a durable commit waits for
+// an fsync, so batches that arrive together share it.
+func (db *DB) writer() {
+	defer close(db.writerDone)
+	for {
+		var group []*insertReq
+		select {
+		case r := <-db.reqs:
+			group = append(group, r)
+		case <-db.quit:
+			return
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case r := <-db.reqs:
+				group = append(group, r)
+			default:
+				break more
+			}
+		}
+		live := group[:0]
+		for _, r := range group {
+			if r.ctx.Err() != nil {
+				r.done <- r.ctx.Err() // its caller has given up: do not store it
+				continue
+			}
+			live = append(live, r)
+		}
+		if len(live) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := db.commit(ctx, live)
+		cancel()
+		for _, r := range live {
+			r.done <- err
+		}
+	}
+}
+
+// commit stores the batches in one transaction: all or none.
+func (db *DB) commit(ctx context.Context, reqs []*insertReq) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store audit events: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+
+	type key struct{ id, stage string }
 	var newGroups []string
-	db.mu.Lock()
-	for _, e := range events {
-		for _, g := range e.Groups {
-			if !db.seen[g] && !contains(newGroups, g) {
-				newGroups = append(newGroups, g)
-			}
-		}
-	}
-	db.mu.Unlock()
-	args = args[:0]
+	var args []any
 	rowsInStmt := 0
 	flush := func() error {
 		if rowsInStmt == 0 {
@@ -405,23 +504,60 @@ func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) 
 		args, rowsInStmt = padded[:0], 0
 		return nil
 	}
-	for _, e := range events {
-		id, ok := inserted[key{e.AuditID, e.Stage}]
-		if !ok {
-			continue
+	for _, r := range reqs {
+		inserted := make(map[key]int64, len(r.events))
+		for _, cargs := range r.chunks {
+			st, cargs := db.bucketed(ctx, tx, "events", cargs, nEventCols)
+			rows, err := st.QueryContext(ctx, cargs...)
+			if err != nil {
+				return fmt.Errorf("store audit events: %w", err)
+			}
+			for rows.Next() {
+				var id int64
+				var k key
+				if err := rows.Scan(&id, &k.id, &k.stage); err != nil {
+					rows.Close()
+					return fmt.Errorf("store audit events: %w", err)
+				}
+				inserted[k] = id
+			}
+			if err := rows.Close(); err != nil {
+				return fmt.Errorf("store audit events: %w", err)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("store audit events: %w", err)
+			}
 		}
-		delete(inserted, key{e.AuditID, e.Stage}) // a key repeated inside the batch was stored once
-		for _, g := range e.Groups {
-			args = append(args, g, e.Time.UnixNano(), id)
-			if rowsInStmt++; rowsInStmt == chunk {
-				if err := flush(); err != nil {
-					return Result{}, err
+		r.res = Result{Inserted: len(inserted), Duplicates: len(r.events) - len(inserted)}
+
+		// The group index, for inserted events only.
+		db.mu.Lock()
+		for _, e := range r.events {
+			for _, g := range e.Groups {
+				if !db.seen[g] && !contains(newGroups, g) {
+					newGroups = append(newGroups, g)
+				}
+			}
+		}
+		db.mu.Unlock()
+		for _, e := range r.events {
+			id, ok := inserted[key{e.AuditID, e.Stage}]
+			if !ok {
+				continue
+			}
+			delete(inserted, key{e.AuditID, e.Stage}) // a key repeated inside the batch was stored once
+			for _, g := range e.Groups {
+				args = append(args, g, e.Time.UnixNano(), id)
+				if rowsInStmt++; rowsInStmt == chunk {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return Result{}, err
+		return err
 	}
 	if len(newGroups) > 0 {
 		q := "INSERT INTO groups_seen (grp) VALUES " + strings.TrimSuffix(strings.Repeat("(?),", len(newGroups)), ",") + " ON CONFLICT DO NOTHING"
@@ -430,18 +566,18 @@ func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) 
 			gargs[i] = g
 		}
 		if _, err := tx.ExecContext(ctx, db.rebind(q), gargs...); err != nil {
-			return Result{}, fmt.Errorf("store audit groups: %w", err)
+			return fmt.Errorf("store audit groups: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return Result{}, fmt.Errorf("store audit events: commit: %w", err)
+		return fmt.Errorf("store audit events: commit: %w", err)
 	}
 	db.mu.Lock()
 	for _, g := range newGroups {
 		db.seen[g] = true
 	}
 	db.mu.Unlock()
-	return Result{Inserted: stored, Duplicates: len(events) - stored}, nil
+	return nil
 }
 
 func contains(list []string, s string) bool {
