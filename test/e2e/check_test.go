@@ -42,7 +42,7 @@ func goBinary(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", out, "./cmd/"+name)
 	cmd.Dir = filepath.Join(moduleDir, "..", "..")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, b)

@@ -227,10 +227,11 @@ func moduleVersion(ctx context.Context, dir, module string) (string, error) {
 // goCmd runs the go command in dir with a clean build environment and
 // returns its standard output.
 func goCmd(ctx context.Context, dir string, args ...string) (string, error) {
-	// go test and go run put their own toolchain first on PATH.
+	// go test and go run put their own toolchain first on PATH. -mod=mod:
+	// the e2e go.sum may lag behind dependencies the main module adds.
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod -buildvcs=false")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
