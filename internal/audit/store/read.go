@@ -179,15 +179,16 @@ func (db *DB) list(ctx context.Context, q string, raw bool, args ...any) ([]even
 		var groups string
 		dest := []any{&e.ID, &ts, &e.AuditID, &e.Stage, &e.Level, &e.Verb, &e.URI, &e.User, &groups,
 			&e.Resource, &e.Sub, &e.Namespace, &e.Name, &e.APIGroup, &e.Code, &e.Source, &e.UserAgent, &e.SourceIP}
+		var rawCol []byte
 		if raw {
-			dest = append(dest, &e.Raw)
+			dest = append(dest, &rawCol)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("query audit store: %w", err)
 		}
 		e.Time = time.Unix(0, ts).UTC()
 		if raw {
-			if e.Raw, err = decompress(e.Raw); err != nil {
+			if e.Raw, err = decompress(rawCol); err != nil {
 				return nil, fmt.Errorf("query audit store: event %d: %w", e.ID, err)
 			}
 		}

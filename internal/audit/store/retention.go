@@ -100,10 +100,26 @@ func (db *DB) RunRetention(ctx context.Context, r Retention, interval time.Durat
 		case n > 0:
 			log.Info("audit retention deleted events", "events", n)
 		}
+		if err := db.Optimize(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("audit store: optimize failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// Optimize refreshes the query planner's statistics (SQLite's PRAGMA
+// optimize, PostgreSQL's ANALYZE); the retention loop runs it.
+func (db *DB) Optimize(ctx context.Context) error {
+	q := "PRAGMA optimize=0x10002"
+	if db.kind == "postgres" {
+		q = "ANALYZE events, event_groups"
+	}
+	if _, err := db.w.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("optimize audit store: %w", err)
+	}
+	return nil
 }

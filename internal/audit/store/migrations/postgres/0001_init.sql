@@ -33,6 +33,10 @@ CREATE INDEX events_user ON events (username, ts, id);
 CREATE INDEX events_verb ON events (verb, ts, id) WHERE verb NOT IN ('get', 'list', 'watch');
 CREATE INDEX events_resource ON events (resource, ts, id);
 CREATE INDEX events_namespace ON events (namespace, ts, id);
+-- Object names are many and random, so this index costs the most at ingest
+-- (about a fifth, measured); without it "who touched secret X" scans a
+-- whole resource.
+CREATE INDEX events_name ON events (name, ts, id);
 CREATE INDEX events_code ON events (code, ts, id) WHERE code >= 400;
 
 CREATE TABLE event_groups (
