@@ -1,0 +1,147 @@
+package usecase
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/internal/login/apiserversim"
+	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
+)
+
+// Setup is `setup`: log in, show the token's claims, what kube-apiserver
+// will derive from them, and the RBAC commands that grant access.
+type Setup struct {
+	Login interface {
+		Interactive(ctx context.Context) (oidcclient.TokenSet, error)
+	}
+	// Authenticator is the cluster's jwt authenticator, or nil to select
+	// one from Config by the token's issuer.
+	Authenticator *apiserversim.JWT
+	Config        *apiserversim.AuthenticationConfiguration
+	// Source says where the settings come from (for the report).
+	Source string
+	// ClusterRole bound to the user and the groups; Namespace for the
+	// RoleBinding variant.
+	ClusterRole, Namespace string
+	// GetTokenArgs are the get-token flags for the kubeconfig snippet.
+	GetTokenArgs []string
+	Stdout       io.Writer
+	Stderr       io.Writer
+}
+
+// Run executes the use case.
+func (u *Setup) Run(ctx context.Context) error {
+	fmt.Fprintln(u.Stderr, "Logging in...")
+	ts, err := u.Login.Interactive(ctx)
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	w := u.Stdout
+	pretty, _ := json.MarshalIndent(ts.Claims, "  ", "  ")
+	fmt.Fprintf(w, "## 1. The token's claims\n\n  %s\n\n", pretty)
+
+	j := u.Authenticator
+	if j == nil {
+		sel, err := apiserversim.Select(u.Config, ts.Claims)
+		if err != nil {
+			fmt.Fprintf(w, "## 2. What the API server will make of it (%s)\n\n  REJECTED: %v\n", u.Source, err)
+			return nil
+		}
+		j = &sel
+	}
+	res := apiserversim.Evaluate(*j, ts.Claims)
+	fmt.Fprintf(w, "## 2. What the API server will make of it (%s)\n\n", u.Source)
+	describeMapping(w, *j)
+	if len(res.Rejected) > 0 {
+		fmt.Fprintln(w, "\n  The API server would REJECT this token:")
+		for _, r := range res.Rejected {
+			fmt.Fprintf(w, "    - %s\n", r)
+		}
+	}
+	if res.Username != "" {
+		fmt.Fprintf(w, "\n  username: %s\n", res.Username)
+	}
+	if len(res.Groups) > 0 {
+		fmt.Fprintf(w, "  groups:   %s\n", strings.Join(res.Groups, ", "))
+	} else if j.ClaimMappings.Groups.Claim != "" {
+		fmt.Fprintf(w, "  groups:   none (the token has no %q claim; request the scope that carries it, e.g. --oidc-extra-scope=groups)\n", j.ClaimMappings.Groups.Claim)
+	}
+	if len(res.CEL) > 0 {
+		fmt.Fprintln(w, "\n  CEL expressions are evaluated by the API server, not here; after binding a role,")
+		fmt.Fprintln(w, "  run `kubectl gatehouse whoami` to see the identity the cluster derives:")
+		for _, c := range res.CEL {
+			fmt.Fprintf(w, "    - %s\n", c)
+		}
+	}
+	if len(res.Rejected) > 0 || (res.Username == "" && len(res.Groups) == 0) {
+		return nil
+	}
+
+	fmt.Fprintf(w, "\n## 3. Grant access (run with an admin kubeconfig)\n\n")
+	role := u.ClusterRole
+	if res.Username != "" {
+		fmt.Fprintf(w, "  # the user, cluster-wide:\n  kubectl create clusterrolebinding %s --clusterrole=%s --user=%s\n",
+			bindingName("oidc-user", res.Username, role), role, shellQuote(res.Username))
+		fmt.Fprintf(w, "  # or only in namespace %s:\n  kubectl create rolebinding %s --namespace=%s --clusterrole=%s --user=%s\n",
+			u.Namespace, bindingName("oidc-user", res.Username, role), u.Namespace, role, shellQuote(res.Username))
+	}
+	for _, g := range res.Groups {
+		fmt.Fprintf(w, "  # everyone in group %s:\n  kubectl create clusterrolebinding %s --clusterrole=%s --group=%s\n",
+			g, bindingName("oidc-group", g, role), role, shellQuote(g))
+		fmt.Fprintf(w, "  kubectl create rolebinding %s --namespace=%s --clusterrole=%s --group=%s\n",
+			bindingName("oidc-group", g, role), u.Namespace, role, shellQuote(g))
+	}
+
+	fmt.Fprintf(w, "\n## 4. Set up the kubeconfig\n\n  kubectl config set-credentials oidc \\\n    --exec-api-version=client.authentication.k8s.io/v1 \\\n    --exec-interactive-mode=IfAvailable \\\n    --exec-command=kubectl \\\n    --exec-arg=gatehouse \\\n    --exec-arg=get-token")
+	for _, a := range u.GetTokenArgs {
+		fmt.Fprintf(w, " \\\n    --exec-arg=%s", shellQuote(a))
+	}
+	fmt.Fprintln(w, "\n\n  (or let the cluster's operator run `gatehouse kubeconfig`.)")
+	return nil
+}
+
+func describeMapping(w io.Writer, j apiserversim.JWT) {
+	um, gm := j.ClaimMappings.Username, j.ClaimMappings.Groups
+	switch {
+	case um.Expression != "":
+		fmt.Fprintf(w, "  username from the CEL expression %s\n", um.Expression)
+	default:
+		p := "(no prefix)"
+		if um.Prefix != nil && *um.Prefix != "" {
+			p = fmt.Sprintf("prefixed with %q", *um.Prefix)
+		}
+		fmt.Fprintf(w, "  username from claim %q, %s\n", um.Claim, p)
+	}
+	if gm.Claim != "" {
+		p := "(no prefix)"
+		if gm.Prefix != nil && *gm.Prefix != "" {
+			p = fmt.Sprintf("prefixed with %q", *gm.Prefix)
+		}
+		fmt.Fprintf(w, "  groups from claim %q, %s\n", gm.Claim, p)
+	}
+}
+
+var invalidName = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+// bindingName makes a valid object name (DNS subdomain) from a user or
+// group name.
+func bindingName(kind, subject, role string) string {
+	n := invalidName.ReplaceAllString(strings.ToLower(subject), "-")
+	n = strings.Trim(n, "-.")
+	name := kind + "-" + n + "-" + invalidName.ReplaceAllString(strings.ToLower(role), "-")
+	if len(name) > 253 {
+		name = name[:253]
+	}
+	return strings.Trim(name, "-.")
+}
+
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"$`\\|&;<>()*?[]#~{}!") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
