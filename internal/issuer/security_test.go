@@ -290,3 +290,45 @@ func TestDiscovery(t *testing.T) {
 		}
 	}
 }
+
+// TestLastConnectorChoiceIsRemembered checks the choice page marks and
+// lists first the connector this browser used last.
+func TestLastConnectorChoiceIsRemembered(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	lc, err := local.New([]local.User{{Email: "a@example.com", Hash: hash, Username: "a", UserID: "a"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := issuertest.Start(t, issuertest.Options{Connectors: []issuer.Connector{
+		{ID: local.ID, Type: "local", Name: "Email", Impl: lc}, {ID: "ext", Type: "stub", Name: "External", Impl: stubPassword{}},
+	}})
+	b := noFollow(s)
+	p := newPKCE()
+	page := func() string {
+		resp, err := b.Get(authURL(s, codeParams(s, p, "openid")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return string(body)
+	}
+	first := page()
+	if strings.Contains(first, "last-used") {
+		t.Fatal("a connector is marked last used before any choice")
+	}
+	link := regexp.MustCompile(`href="([^"]*/auth/ext\?[^"]*)"`).FindStringSubmatch(first)
+	if link == nil {
+		t.Fatalf("no link to the ext connector: %s", first)
+	}
+	resp, err := b.Get(s.URL[:strings.Index(s.URL, "/dex")] + strings.ReplaceAll(link[1], "&amp;", "&"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	second := page()
+	ext, loc := strings.Index(second, `data-connector="ext"`), strings.Index(second, `data-connector="local"`)
+	if !strings.Contains(second, "last-used") || ext < 0 || loc < 0 || ext > loc {
+		t.Fatalf("the last choice (ext) is not marked and listed first:\n%s", second)
+	}
+}
