@@ -2,6 +2,7 @@ package issuer_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -124,5 +125,49 @@ func TestLoginPagesInChromium(t *testing.T) {
 	}
 	if c := claimsOf(t, s, tr.IDToken); c["email"] != "jane@example.com" {
 		t.Fatalf("email = %v", c["email"])
+	}
+}
+
+// TestDevicePagesInChromium enters a device code on /device in Chromium,
+// logs in, and checks the device then gets its tokens.
+func TestDevicePagesInChromium(t *testing.T) {
+	ctx := browser.New(t)
+	s := issuertest.Start(t, issuertest.Options{})
+	resp, err := s.HTTPClient.PostForm(s.URL+"/device/code", map[string][]string{"client_id": {s.PublicClientID}, "scope": {"openid email"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var da struct {
+		DeviceCode string `json:"device_code"`
+		UserCode   string `json:"user_code"`
+		URI        string `json:"verification_uri"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&da)
+	resp.Body.Close()
+	step, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(step,
+		chromedp.Navigate(da.URI),
+		chromedp.WaitVisible(chromedp.ID("user_code")),
+		chromedp.SendKeys(chromedp.ID("user_code"), "bcdf-ghjk"), // a code nobody was given
+		chromedp.Click(chromedp.ID("submit-code")),
+		chromedp.WaitVisible(chromedp.ID("device-error")),
+	); err != nil {
+		t.Fatalf("wrong code: %v", err)
+	}
+	if err := chromedp.Do(step,
+		chromedp.Navigate(da.URI+"?user_code="+da.UserCode),
+		chromedp.Click(chromedp.ID("submit-code")),
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), s.Username),
+		chromedp.SendKeys(chromedp.ID("password"), s.Password),
+		chromedp.Click(chromedp.ID("submit-login")),
+		chromedp.WaitVisible(chromedp.ID("done")),
+	); err != nil {
+		t.Fatalf("device login: %v", err)
+	}
+	tr := postToken(t, s, map[string][]string{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da.DeviceCode}, "client_id": {s.PublicClientID}})
+	if tr.status != 200 || tr.IDToken == "" {
+		t.Fatalf("device poll after browser login: %d %s", tr.status, tr.Error)
 	}
 }
