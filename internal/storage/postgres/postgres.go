@@ -12,6 +12,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,14 +67,7 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres storage: %w", err)
 	}
-	keyCols := sqlrow.Keys.Columns()
-	list := ""
-	for i, c := range keyCols {
-		if i > 0 {
-			list += ", "
-		}
-		list += c
-	}
+	list := strings.Join(sqlrow.Keys.Columns(), ", ")
 	s := &Storage{
 		pool: pool, now: time.Now,
 		reqs:       sqlrow.NewQueries(sqlrow.AuthRequests, &dialect),

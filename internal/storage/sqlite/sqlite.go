@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -134,18 +135,18 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	keyCols := sqlrow.Keys.Columns()
 	s := &Storage{
 		w: w, r: r, ws: newStmts(w), rs: newStmts(r), now: time.Now,
-		reqs:          sqlrow.NewQueries(sqlrow.AuthRequests, &dialect),
-		codes:         sqlrow.NewQueries(sqlrow.AuthCodes, &dialect),
-		families:      sqlrow.NewQueries(sqlrow.RefreshFamilies, &dialect),
-		devices:       sqlrow.NewQueries(sqlrow.DeviceRequests, &dialect),
-		pwds:          sqlrow.NewQueries(sqlrow.Passwords, &dialect),
-		keysSelect:    "SELECT " + join(keyCols) + " FROM signing_keys WHERE id = 1",
-		keysInsert:    "INSERT INTO signing_keys (id, " + join(keyCols) + ") VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
-		keysUpdate:    "UPDATE signing_keys SET signing_key = ?1, verification_keys = ?2, next_rotation = ?3, version = ?4 WHERE id = 1 AND version = ?5",
-		listPasswords: "SELECT " + sqlrow.NewQueries(sqlrow.Passwords, &dialect).Cols + " FROM passwords ORDER BY email",
+		reqs:       sqlrow.NewQueries(sqlrow.AuthRequests, &dialect),
+		codes:      sqlrow.NewQueries(sqlrow.AuthCodes, &dialect),
+		families:   sqlrow.NewQueries(sqlrow.RefreshFamilies, &dialect),
+		devices:    sqlrow.NewQueries(sqlrow.DeviceRequests, &dialect),
+		pwds:       sqlrow.NewQueries(sqlrow.Passwords, &dialect),
+		keysSelect: "SELECT " + strings.Join(keyCols, ", ") + " FROM signing_keys WHERE id = 1",
+		keysInsert: "INSERT INTO signing_keys (id, " + strings.Join(keyCols, ", ") + ") VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+		keysUpdate: "UPDATE signing_keys SET signing_key = ?1, verification_keys = ?2, next_rotation = ?3, version = ?4 WHERE id = 1 AND version = ?5",
 	}
 	s.listFamilies = "SELECT " + s.families.Cols + " FROM refresh_families WHERE connector_id = ?1 AND user_id = ?2 ORDER BY created_at DESC, id"
 	s.byCode = "SELECT " + s.devices.Cols + " FROM device_requests WHERE user_code = ?1"
+	s.listPasswords = "SELECT " + s.pwds.Cols + " FROM passwords ORDER BY email"
 	// Prepare the writer's statements now: one prepared lazily inside a
 	// transaction would wait for the only connection, which that
 	// transaction holds.
@@ -169,17 +170,6 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 		return nil, fmt.Errorf("sqlite storage %s: %w", cfg.File, err)
 	}
 	return s, nil
-}
-
-func join(cols []string) string {
-	out := ""
-	for i, c := range cols {
-		if i > 0 {
-			out += ", "
-		}
-		out += c
-	}
-	return out
 }
 
 // runMigrations applies, in one IMMEDIATE transaction (so two processes
@@ -301,7 +291,7 @@ func get[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], query, key 
 // update runs a read-modify-write in one IMMEDIATE transaction on the
 // writer connection: no other write can interleave between the read and
 // the write. setKey puts the key back into what the updater returned;
-// expired says whether an expired object is hidden from the updater.
+// hideExpired says whether an expired object is not found.
 func update[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], q *sqlrow.Queries, key string,
 	hideExpired bool, setKey func(*T), updater func(T) (T, error)) error {
 	tx, err := s.w.BeginTx(ctx, nil)
