@@ -39,6 +39,9 @@ func backups(live string) ([]candidate, error) {
 	ext := filepath.Ext(base)
 	prefix := strings.TrimSuffix(base, ext) + "-"
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // not written yet: the live file is waited for
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list log directory: %w", err)
 	}
