@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/connector/github"
+	"github.com/gatehouse-dev/gatehouse/internal/connector/oidc"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
@@ -60,6 +62,16 @@ func openConnector(c config.Connector, log *slog.Logger, reg prometheus.Register
 			return nil, err
 		}
 		return github.New(cfg, log.With("connector", c.ID), github.WithRegisterer(reg))
+	case config.ConnectorOIDC:
+		var cfg oidc.Config
+		if err := c.DecodeConfig(&cfg); err != nil {
+			return nil, err
+		}
+		// Discovery of the upstream happens here: an unreachable issuer
+		// fails start-up with its URL, as in Dex.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return oidc.New(ctx, cfg, log.With("connector", c.ID))
 	default:
 		return nil, fmt.Errorf("connector type %q is not supported (supported: github, oidc, local)", c.Type)
 	}
