@@ -14,12 +14,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
 )
 
 // clusterFlags are the cluster.yaml keys that can be given (or
 // overridden) on the command line.
 type clusterFlags struct {
-	config string
+	config, gatehouseConfig string
 
 	name, server, serverCAFile, authentication, nodeDir    string
 	issuerURL, issuerCAFile, clientID, clientSecret        string
@@ -33,6 +34,7 @@ type clusterFlags struct {
 
 func (f *clusterFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "cluster.yaml to read (flags below override its keys)")
+	fs.StringVar(&f.gatehouseConfig, "gatehouse-config", "", "gatehouse's own config.yaml: take the issuer URL, client (and secret) and audit sink token from it, and refuse values that disagree with it")
 	fs.StringVar(&f.name, "name", "", "cluster name in the team members' kubeconfig")
 	fs.StringVar(&f.server, "server", "", "kube-apiserver URL for the team members' kubeconfig")
 	fs.StringVar(&f.serverCAFile, "server-ca-file", "", "PEM CA of kube-apiserver's serving certificate")
@@ -145,6 +147,19 @@ func (f *clusterFlags) load(fs *pflag.FlagSet) (*cluster.Config, error) {
 		c.Audit.Log.Disabled = true
 	}
 	set("audit-log-path", &c.Audit.Log.Path, f.auditLogPath)
+	if f.gatehouseConfig != "" {
+		g, err := config.Load(f.gatehouseConfig)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.UseGatehouseConfig(g); err != nil {
+			src := "flags"
+			if f.config != "" {
+				src = f.config
+			}
+			return nil, fmt.Errorf("%s disagrees with %s: %w", src, f.gatehouseConfig, err)
+		}
+	}
 	if err := c.Complete(); err != nil {
 		src := "flags"
 		if f.config != "" {

@@ -99,6 +99,34 @@ func TestClusterRenderCommand(t *testing.T) {
 			},
 		},
 		{
+			name:  "from gatehouse's config",
+			args:  []string{"--gatehouse-config", filepath.Join("testdata", "gatehouse.yaml"), "--server", "https://api.example.com:6443"},
+			files: []string{cluster.FileKubeconfig, cluster.FileAuditWebhook},
+			check: func(t *testing.T, dir string) {
+				kc, err := clientcmd.LoadFromFile(filepath.Join(dir, cluster.FileKubeconfig))
+				if err != nil {
+					t.Fatal(err)
+				}
+				args := strings.Join(kc.AuthInfos[kc.Contexts[kc.CurrentContext].AuthInfo].Exec.Args, " ")
+				if !strings.Contains(args, "--oidc-issuer-url=https://login.example.com/dex") || !strings.Contains(args, "--oidc-client-secret=kube-secret") {
+					t.Errorf("exec args %s", args)
+				}
+				sink, err := clientcmd.LoadFromFile(filepath.Join(dir, cluster.FileAuditWebhook))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx := sink.Contexts[sink.CurrentContext]
+				if sink.Clusters[ctx.Cluster].Server != "https://login.example.com/audit/webhook" || sink.AuthInfos[ctx.AuthInfo].Token != "0123456789abcdef0123456789abcdef" {
+					t.Errorf("sink %s token %q", sink.Clusters[ctx.Cluster].Server, sink.AuthInfos[ctx.AuthInfo].Token)
+				}
+			},
+		},
+		{
+			name:      "disagreeing with gatehouse's config",
+			args:      []string{"--gatehouse-config", filepath.Join("testdata", "gatehouse.yaml"), "--client-id", "k8s"},
+			errSubstr: `disagrees with testdata/gatehouse.yaml: issuer.clientID: gatehouse has no static client "k8s"`,
+		},
+		{
 			name:      "mistakes are named",
 			args:      []string{"--issuer-url", "http://login.example.com", "--team", "o:t=edit@Bad_NS"},
 			errSubstr: "issuer.url",
