@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -72,12 +73,50 @@ type Config struct {
 	// PKCEChallenge is "" or "S256": gatehouse always uses S256.
 	PKCEChallenge string `json:"pkceChallenge"`
 
+	// ClaimModifications filters, renames and adds groups (Dex's
+	// claimModifications).
+	ClaimModifications ClaimModifications `json:"claimModifications"`
+
 	// Dex keys that gatehouse refuses when set (see unsupportedKeys).
 	IssuerAlias                string   `json:"issuerAlias"`
 	HostedDomains              []string `json:"hostedDomains"`
 	InsecureSkipVerify         bool     `json:"insecureSkipVerify"`
 	ProviderDiscoveryOverrides any      `json:"providerDiscoveryOverrides"`
-	ClaimModifications         any      `json:"claimModifications"`
+}
+
+// ClaimModifications is Dex's claimModifications, applied in Dex's order:
+// filterGroupClaims while reading the groups claim (before allowedGroups),
+// then modifyGroupNames on every group, then newGroupFromClaims.
+type ClaimModifications struct {
+	// NewGroupFromClaims adds a group made of other claims' values, even
+	// without insecureEnableGroups.
+	NewGroupFromClaims []NewGroupFromClaims `json:"newGroupFromClaims"`
+	// FilterGroupClaims keeps only the groups that match a regular expression.
+	FilterGroupClaims FilterGroupClaims `json:"filterGroupClaims"`
+	// ModifyGroupNames adds a prefix and a suffix to every group.
+	ModifyGroupNames ModifyGroupNames `json:"modifyGroupNames"`
+}
+
+// NewGroupFromClaims makes the group Prefix + Delimiter + value of
+// Claims[0] + Delimiter + ... from the claims that are strings.
+type NewGroupFromClaims struct {
+	Claims    []string `json:"claims"`
+	Delimiter string   `json:"delimiter"`
+	// ClearDelimiter removes Delimiter from the claims' values first.
+	ClearDelimiter bool   `json:"clearDelimiter"`
+	Prefix         string `json:"prefix"`
+}
+
+// FilterGroupClaims is a regular expression (Go syntax, unanchored) that
+// a group must match to be kept.
+type FilterGroupClaims struct {
+	GroupsFilter string `json:"groupsFilter"`
+}
+
+// ModifyGroupNames is added around every group name.
+type ModifyGroupNames struct {
+	Prefix string `json:"prefix"`
+	Suffix string `json:"suffix"`
 }
 
 // ClaimMapping is Dex's claimMapping: the claims to read instead of the
@@ -113,8 +152,6 @@ var unsupportedKeys = []struct {
 		"the provider's discovery document must name the configured issuer"},
 	{"providerDiscoveryOverrides", func(c *Config) any { return c.ProviderDiscoveryOverrides },
 		"gatehouse uses the endpoints of the provider's discovery document only"},
-	{"claimModifications", func(c *Config) any { return c.ClaimModifications },
-		"map groups in RBAC, or use claimMapping.groups and allowedGroups"},
 }
 
 // settings is a validated Config with defaults applied.
@@ -130,6 +167,9 @@ type settings struct {
 	prompt                                      string
 	basicAuthUnsupported                        *bool
 	rootCAs                                     *x509.CertPool
+	groupsFilter                                *regexp.Regexp
+	groupPrefix, groupSuffix                    string
+	newGroups                                   []NewGroupFromClaims
 }
 
 func configError(key, format string, args ...any) error {
@@ -149,6 +189,21 @@ func (c *Config) validate() (*settings, error) {
 		allowedGroups: c.AllowedGroups, acrValues: c.AcrValues,
 		userIDKey: c.UserIDKey, userNameKey: c.UserNameKey, mapping: c.ClaimMapping, overrideMapping: c.OverrideClaimMapping,
 		prompt: DefaultPromptType, basicAuthUnsupported: c.BasicAuthUnsupported,
+		groupPrefix: c.ClaimModifications.ModifyGroupNames.Prefix, groupSuffix: c.ClaimModifications.ModifyGroupNames.Suffix,
+		newGroups: c.ClaimModifications.NewGroupFromClaims,
+	}
+	if f := c.ClaimModifications.FilterGroupClaims.GroupsFilter; f != "" {
+		re, err := regexp.Compile(f)
+		if err != nil {
+			// Dex logs and ignores an invalid filter, which lets every group through.
+			errs = append(errs, configError("claimModifications.filterGroupClaims.groupsFilter", "not a valid regular expression: %v", err))
+		}
+		s.groupsFilter = re
+	}
+	for i, ng := range c.ClaimModifications.NewGroupFromClaims {
+		if len(ng.Claims) == 0 {
+			errs = append(errs, configError(fmt.Sprintf("claimModifications.newGroupFromClaims[%d].claims", i), "required: the claims whose values make the group"))
+		}
 	}
 	if u, err := url.Parse(c.Issuer); c.Issuer == "" {
 		errs = append(errs, configError("issuer", "required: the provider's issuer URL, e.g. https://accounts.google.com"))

@@ -40,6 +40,11 @@ connectors:
     basicAuthUnsupported: true
     rootCAs: [/etc/ssl/keycloak-ca.pem]
     pkceChallenge: S256
+    claimModifications:
+      filterGroupClaims: {groupsFilter: "^k8s-"}
+      modifyGroupNames: {prefix: "kc:", suffix: ""}
+      newGroupFromClaims:
+      - {claims: [tenant, department], delimiter: ":", clearDelimiter: true, prefix: dept}
 `
 
 func TestDecodeDexConfig(t *testing.T) {
@@ -60,6 +65,11 @@ func TestDecodeDexConfig(t *testing.T) {
 		ClaimMapping: ClaimMapping{PreferredUsername: "login", Email: "mail", Groups: "roles"},
 		PromptType:   ptr("login"), BasicAuthUnsupported: ptr(true),
 		RootCAs: []string{"/etc/ssl/keycloak-ca.pem"}, PKCEChallenge: "S256",
+		ClaimModifications: ClaimModifications{
+			FilterGroupClaims:  FilterGroupClaims{GroupsFilter: "^k8s-"},
+			ModifyGroupNames:   ModifyGroupNames{Prefix: "kc:"},
+			NewGroupFromClaims: []NewGroupFromClaims{{Claims: []string{"tenant", "department"}, Delimiter: ":", ClearDelimiter: true, Prefix: "dept"}},
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded\n %+v\nwant\n %+v", got, want)
@@ -101,9 +111,8 @@ func TestValidate(t *testing.T) {
 		{name: "insecureSkipVerify", edit: func(c *Config) { c.InsecureSkipVerify = true }, wantErr: []string{"insecureSkipVerify: not supported"}},
 		{name: "issuerAlias", edit: func(c *Config) { c.IssuerAlias = "https://other" }, wantErr: []string{"issuerAlias: not supported"}},
 		{name: "providerDiscoveryOverrides", edit: func(c *Config) { c.ProviderDiscoveryOverrides = map[string]any{"tokenURL": "https://x"} }, wantErr: []string{"providerDiscoveryOverrides: not supported"}},
-		{name: "claimModifications", edit: func(c *Config) {
-			c.ClaimModifications = map[string]any{"modifyGroupNames": map[string]any{"prefix": "x"}}
-		}, wantErr: []string{"claimModifications: not supported"}},
+		{name: "invalid groupsFilter", edit: func(c *Config) { c.ClaimModifications.FilterGroupClaims.GroupsFilter = "a(" }, wantErr: []string{"claimModifications.filterGroupClaims.groupsFilter: not a valid regular expression"}},
+		{name: "newGroupFromClaims without claims", edit: func(c *Config) { c.ClaimModifications.NewGroupFromClaims = []NewGroupFromClaims{{Prefix: "x"}} }, wantErr: []string{"claimModifications.newGroupFromClaims[0].claims: required"}},
 		{name: "unsupported keys at their zero values are accepted", edit: func(c *Config) {
 			c.InsecureSkipVerify = false
 			c.HostedDomains = []string{}
@@ -218,6 +227,45 @@ func TestMapClaims(t *testing.T) {
 			name:       "email_verified false",
 			claims:     func(m map[string]any) { m["email_verified"] = false },
 			wantReason: "email_not_verified",
+		},
+		{
+			name: "claimModifications in Dex's order: filter, allowedGroups, prefix/suffix, new groups",
+			cfg: func(c *Config) {
+				c.InsecureEnableGroups = true
+				c.AllowedGroups = []string{"k8s-admins", "k8s-dev"}
+				c.ClaimModifications = ClaimModifications{
+					FilterGroupClaims: FilterGroupClaims{GroupsFilter: "^k8s-"},
+					ModifyGroupNames:  ModifyGroupNames{Prefix: "kc:", Suffix: "!"},
+					NewGroupFromClaims: []NewGroupFromClaims{
+						{Claims: []string{"tenant", "nope", "department"}, Delimiter: ":", ClearDelimiter: true, Prefix: "dept"},
+						{Claims: []string{"nope"}, Delimiter: ":", Prefix: "none"},
+					},
+				}
+			},
+			claims: func(m map[string]any) {
+				m["groups"] = []any{"k8s-admins", "mail-users", map[string]any{"name": "k8s-dev"}, "k8s-other"}
+				m["tenant"], m["department"] = "acme", "ops:eu"
+			},
+			want: connector.Identity{UserID: "s1", Username: "N", Email: "e@x", EmailVerified: true,
+				Groups: []string{"kc:k8s-admins!", "kc:k8s-dev!", "dept:acme:opseu"}},
+		},
+		{
+			name: "groupsFilter leaving none of allowedGroups",
+			cfg: func(c *Config) {
+				c.InsecureEnableGroups = true
+				c.AllowedGroups = []string{"mail-users"}
+				c.ClaimModifications.FilterGroupClaims.GroupsFilter = "^k8s-"
+			},
+			claims:     func(m map[string]any) { m["groups"] = []any{"k8s-admins", "mail-users"} },
+			wantReason: "not_in_allowed_groups",
+		},
+		{
+			name: "newGroupFromClaims without insecureEnableGroups, as Dex",
+			cfg: func(c *Config) {
+				c.ClaimModifications.NewGroupFromClaims = []NewGroupFromClaims{{Claims: []string{"tenant"}, Delimiter: "/", Prefix: "t"}}
+			},
+			claims: func(m map[string]any) { m["groups"] = []any{"ignored"}; m["tenant"] = "acme" },
+			want:   connector.Identity{UserID: "s1", Username: "N", Email: "e@x", EmailVerified: true, Groups: []string{"t/acme"}},
 		},
 	}
 	for _, tt := range tests {

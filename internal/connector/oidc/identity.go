@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/connector"
 )
@@ -91,6 +92,27 @@ func (s *settings) mapClaims(claims map[string]any) (connector.Identity, error) 
 		}
 		id.Groups = groups
 	}
+	if s.groupPrefix != "" || s.groupSuffix != "" {
+		for i, g := range id.Groups {
+			id.Groups[i] = s.groupPrefix + g + s.groupSuffix
+		}
+	}
+	for _, ng := range s.newGroups {
+		parts := []string{ng.Prefix}
+		for _, claim := range ng.Claims {
+			v, ok := claims[claim].(string)
+			if !ok {
+				continue // as Dex: only string claims take part
+			}
+			if ng.ClearDelimiter {
+				v = strings.ReplaceAll(v, ng.Delimiter, "")
+			}
+			parts = append(parts, v)
+		}
+		if len(parts) > 1 {
+			id.Groups = append(id.Groups, strings.Join(parts, ng.Delimiter))
+		}
+	}
 	return id, nil
 }
 
@@ -113,9 +135,11 @@ func (s *settings) groups(claims map[string]any) ([]string, error) {
 	for _, v := range list {
 		switch g := v.(type) {
 		case string:
-			groups = append(groups, g)
+			if s.keepGroup(g) {
+				groups = append(groups, g)
+			}
 		case map[string]any:
-			if name, ok := g["name"].(string); ok {
+			if name, ok := g["name"].(string); ok && s.keepGroup(name) {
 				groups = append(groups, name)
 			}
 		default:
@@ -123,4 +147,8 @@ func (s *settings) groups(claims map[string]any) ([]string, error) {
 		}
 	}
 	return groups, nil
+}
+
+func (s *settings) keepGroup(g string) bool {
+	return s.groupsFilter == nil || s.groupsFilter.MatchString(g)
 }

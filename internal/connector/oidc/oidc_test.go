@@ -708,3 +708,51 @@ func TestNewDiscovery(t *testing.T) {
 		}
 	})
 }
+
+// TestClientAuthentication: basicAuthUnsupported moves the client secret
+// from HTTP Basic to the token request's body; the code exchange always
+// carries the PKCE verifier.
+func TestClientAuthentication(t *testing.T) {
+	u := startUpstream(t)
+	tests := []struct {
+		name      string
+		setting   *bool
+		wantBasic bool
+	}{
+		{"unset: Basic", nil, true},
+		{"false: Basic", ptr(false), true},
+		{"true: in the body", ptr(true), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := u.config()
+			cfg.BasicAuthUnsupported = tt.setting
+			c := newConnector(t, cfg)
+			before := len(u.tamper.tokenRequests())
+			r, connData := u.login(t, c, connector.Scopes{})
+			if _, err := c.HandleCallback(context.Background(), connector.Scopes{}, connData, r); err != nil {
+				t.Fatal(err)
+			}
+			reqs := u.tamper.tokenRequests()[before:]
+			if len(reqs) != 1 {
+				t.Fatalf("%d token requests, want 1", len(reqs))
+			}
+			req := reqs[0]
+			user, pass, basic := (&http.Request{Header: req.header}).BasicAuth()
+			if basic != tt.wantBasic {
+				t.Errorf("Basic authentication: %v, want %v", basic, tt.wantBasic)
+			}
+			if basic && (user != testClientID || pass != testClientSecret || req.form.Has("client_secret")) {
+				t.Errorf("Basic %q:%q, body secret %v", user, pass, req.form.Has("client_secret"))
+			}
+			if !basic && (req.form.Get("client_id") != testClientID || req.form.Get("client_secret") != testClientSecret) {
+				t.Errorf("body: %v, want client_id and client_secret", req.form)
+			}
+			var ld loginData
+			_ = json.Unmarshal(connData, &ld)
+			if req.form.Get("code_verifier") != ld.Verifier || req.form.Get("redirect_uri") != testRedirectURI {
+				t.Errorf("code_verifier %q redirect_uri %q, want the login's verifier and redirectURI", req.form.Get("code_verifier"), req.form.Get("redirect_uri"))
+			}
+		})
+	}
+}

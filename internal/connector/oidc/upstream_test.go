@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +89,19 @@ func (d *directory) remove(login string) {
 type tamper struct {
 	mu sync.Mutex
 	fn map[string]func(map[string]any)
+	// requests records the token requests: header and form.
+	requests []recorded
+}
+
+type recorded struct {
+	header http.Header
+	form   url.Values
+}
+
+func (tp *tamper) tokenRequests() []recorded {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return slices.Clone(tp.requests)
 }
 
 func (tp *tamper) set(path string, f func(map[string]any)) {
@@ -97,6 +112,14 @@ func (tp *tamper) set(path string, f func(map[string]any)) {
 
 func (tp *tamper) wrap(path string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if path == "/token" {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			form, _ := url.ParseQuery(string(body))
+			tp.mu.Lock()
+			tp.requests = append(tp.requests, recorded{header: r.Header.Clone(), form: form})
+			tp.mu.Unlock()
+		}
 		tp.mu.Lock()
 		f := tp.fn[path]
 		tp.mu.Unlock()
