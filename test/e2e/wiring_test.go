@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,6 +67,21 @@ func TestRenderedWiring(t *testing.T) {
 			start := time.Now()
 			c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: mode})
 			t.Logf("control plane ready in %s", time.Since(start).Round(time.Millisecond))
+
+			// `gatehouse cluster render` writes exactly the files this
+			// control plane runs with.
+			configFile := filepath.Join(c.Dir, "cluster.yaml")
+			writeClusterYAML(t, configFile, c.Config)
+			cliDir := filepath.Join(c.Dir, "cli-rendered")
+			if b, err := exec.Command(goBinary(t, "gatehouse"), "cluster", "render", "--config", configFile, "--out", cliDir).CombinedOutput(); err != nil {
+				t.Fatalf("gatehouse cluster render: %v\n%s", err, b)
+			}
+			for name, want := range c.Files {
+				got, err := os.ReadFile(filepath.Join(cliDir, name))
+				if err != nil || string(got) != string(want) {
+					t.Errorf("gatehouse cluster render wrote a different %s (%v)", name, err)
+				}
+			}
 
 			out := c.AdminKubectl(t, "auth", "whoami", "-o", "json")
 			var w whoami
