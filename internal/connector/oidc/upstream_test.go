@@ -243,11 +243,7 @@ func (u *upstream) fullLogin(t *testing.T, c *Connector, s connector.Scopes) (co
 // subjectOf is the upstream gatehouse's "sub" for a user of its "local"
 // connector: Dex's encoding, the protobuf {1: user_id, 2: conn_id}.
 func subjectOf(userID string) string {
-	b := []byte{0x0a, byte(len(userID))}
-	b = append(b, userID...)
-	b = append(b, 0x12, byte(len("local")))
-	b = append(b, "local"...)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return encodeSub(userID, "local")
 }
 
 // claimsOf decodes a JWT's payload (no checks: test inspection only).
