@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -242,18 +243,11 @@ func Load(file string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	c.baseDir = dirOf(file)
+	c.SetBaseDir(filepath.Dir(file))
 	if err := c.Complete(); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return c, nil
-}
-
-func dirOf(file string) string {
-	if i := strings.LastIndexAny(file, `/`); i >= 0 {
-		return file[:i+1]
-	}
-	return ""
 }
 
 // Parse decodes cluster.yaml strictly, without defaults or validation.
@@ -266,12 +260,7 @@ func Parse(data []byte) (*Config, error) {
 }
 
 // SetBaseDir sets the folder relative file names are resolved against.
-func (c *Config) SetBaseDir(dir string) {
-	if dir != "" && !strings.HasSuffix(dir, "/") {
-		dir += "/"
-	}
-	c.baseDir = dir
-}
+func (c *Config) SetBaseDir(dir string) { c.baseDir = dir }
 
 // Complete applies the defaults and validates; call it once after Parse
 // or after filling a Config by hand (flags).
@@ -534,8 +523,8 @@ func (c *Config) readPEM(key, file, data string) ([]byte, error) {
 }
 
 func (c *Config) resolve(file string) string {
-	if path.IsAbs(file) || c.baseDir == "" {
+	if filepath.IsAbs(file) || c.baseDir == "" {
 		return file
 	}
-	return c.baseDir + file
+	return filepath.Join(c.baseDir, file)
 }
