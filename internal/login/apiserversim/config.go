@@ -15,8 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // AuthenticationConfiguration is the part of
@@ -79,12 +77,16 @@ func LoadFile(path string) (*AuthenticationConfiguration, error) {
 		return nil, fmt.Errorf("authentication config: %w", err)
 	}
 	var c AuthenticationConfiguration
-	if json.Valid(b) {
-		err = json.Unmarshal(b, &c)
-	} else {
-		err = yaml.Unmarshal(b, &c)
+	if !json.Valid(b) {
+		v, err := parseYAML(b)
+		if err != nil {
+			return nil, fmt.Errorf("authentication config %s: %w", path, err)
+		}
+		if b, err = json.Marshal(v); err != nil {
+			return nil, fmt.Errorf("authentication config %s: %w", path, err)
+		}
 	}
-	if err != nil {
+	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("authentication config %s: %w", path, err)
 	}
 	if c.Kind != "AuthenticationConfiguration" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/apiserversim"
@@ -125,18 +124,32 @@ func describeMapping(w io.Writer, j apiserversim.JWT) {
 	}
 }
 
-var invalidName = regexp.MustCompile(`[^a-z0-9.-]+`)
-
 // bindingName makes a valid object name (DNS subdomain) from a user or
 // group name.
 func bindingName(kind, subject, role string) string {
-	n := invalidName.ReplaceAllString(strings.ToLower(subject), "-")
-	n = strings.Trim(n, "-.")
-	name := kind + "-" + n + "-" + invalidName.ReplaceAllString(strings.ToLower(role), "-")
+	n := strings.Trim(dnsLabelish(subject), "-.")
+	name := kind + "-" + n + "-" + dnsLabelish(role)
 	if len(name) > 253 {
 		name = name[:253]
 	}
 	return strings.Trim(name, "-.")
+}
+
+// dnsLabelish lowercases s and replaces each run of characters other than
+// [a-z0-9.-] with one "-".
+func dnsLabelish(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '.' || r == '-' {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return b.String()
 }
 
 func shellQuote(s string) string {

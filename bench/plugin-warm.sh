@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# plugin-warm.sh: the kubectl plugin's warm path, whole process, as kubectl
+# runs it. Builds kubectl-gatehouse and a hello-world Go program that only
+# prints a fixed ExecCredential (both as release builds: CGO_ENABLED=0,
+# -trimpath, -ldflags "-s -w"), writes a cache entry for the seed article's
+# arguments, and times both side by side with hyperfine; then 8 concurrent
+# warm runs of each. With KUBELOGIN_SRC=/path/to/kubelogin (its public
+# source, checked out outside this repository) kubelogin is built the same
+# way and timed in the same run, on the same cache entry (kubectl-gatehouse
+# uses kubelogin's cache format and file name).
+#
+#   bench/plugin-warm.sh                  # RUNS=500 by default
+#   RUNS=1000 KUBELOGIN_SRC=/tmp/kubelogin bench/plugin-warm.sh
+#
+# Needs: go, hyperfine (apt-get install -y hyperfine), python3 (reads
+# hyperfine's JSON).
+set -euo pipefail
+
+RUNS=${RUNS:-500}
+WARMUP=${WARMUP:-50}
+CONC_RUNS=${CONC_RUNS:-100}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+export CGO_ENABLED=0
+build() { go build -trimpath -ldflags="-s -w" "$@"; }
+
+echo "building into $work" >&2
+(cd "$repo" && build -o "$work/kubectl-gatehouse" ./cmd/kubectl-gatehouse)
+
+mkdir -p "$work/hello"
+cat > "$work/hello/main.go" <<'GO'
+package main
+
+import "os"
+
+func main() {
+	os.Stdout.WriteString(`{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false},"status":{"expirationTimestamp":"2100-01-01T00:00:00Z","token":"eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2RleC5leGFtcGxlLmNvbSIsInN1YiI6IngiLCJhdWQiOiJrdWJlcm5ldGVzIiwiZXhwIjo0MTAyNDQ0ODAwfQ.c2ln"}}` + "\n")
+}
+GO
+printf 'module hello\n\ngo 1.22\n' > "$work/hello/go.mod"
+(cd "$work/hello" && GOWORK=off build -o "$work/hello-execcredential" .)
+
+kubelogin=""
+if [ -n "${KUBELOGIN_SRC:-}" ]; then
+	(cd "$KUBELOGIN_SRC" && GOFLAGS=-mod=mod build -o "$work/kubelogin" .)
+	kubelogin="$work/kubelogin"
+fi
+
+# The cache entry: kubelogin's file name for the seed article's arguments
+# (internal/login/tokencache's TestChecksumKubelogin pins it), an ID token
+# that expires in 2100.
+cache="$work/cache"
+mkdir -m 700 "$cache"
+payload=$(printf '{"iss":"https://dex.example.com","sub":"x","aud":"kubernetes","exp":4102444800}' | base64 -w0 | tr '+/' '-_' | tr -d '=')
+printf '{"id_token":"eyJhbGciOiJSUzI1NiJ9.%s.c2ln","refresh_token":"r"}' "$payload" > "$cache/2d6fe9601255cda839ec4e640ae843a0c96e74ae5c27e93893dbb70a74ada8d9"
+chmod 600 "$cache"/*
+args="get-token --oidc-issuer-url=https://dex.example.com --oidc-client-id=kubernetes --oidc-client-secret=s3cret --oidc-extra-scope=groups,profile --token-cache-dir=$cache"
+export KUBERNETES_EXEC_INFO='{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}'
+
+# A warm run must print the cached token and touch nothing else.
+"$work/kubectl-gatehouse" $args | grep -q "$payload" || { echo "kubectl-gatehouse did not print the cached token" >&2; exit 1; }
+if [ -n "$kubelogin" ]; then
+	"$kubelogin" $args | grep -q "$payload" || { echo "kubelogin did not print the cached token" >&2; exit 1; }
+fi
+
+cmds=("$work/hello-execcredential" "$work/kubectl-gatehouse $args")
+names=("hello-world" "kubectl-gatehouse")
+if [ -n "$kubelogin" ]; then cmds+=("$kubelogin $args"); names+=("kubelogin"); fi
+
+echo "== warm get-token, one at a time ($RUNS runs each)" >&2
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/single.json" "${cmds[@]}" >&2
+
+# 8 concurrent runs: a small script starts 8 at once and records failures.
+cat > "$work/eight.sh" <<'SH'
+#!/bin/sh
+fail="$1"; shift
+for i in 1 2 3 4 5 6 7 8; do
+	( "$@" > /dev/null || echo "exit $?" >> "$fail" ) &
+done
+wait
+SH
+chmod +x "$work/eight.sh"
+conc=()
+for c in "${cmds[@]}"; do conc+=("$work/eight.sh $work/failures $c"); done
+echo "== 8 concurrent warm get-token ($CONC_RUNS rounds each)" >&2
+hyperfine -N --warmup 5 --runs "$CONC_RUNS" --export-json "$work/eight.json" "${conc[@]}" >&2
+failures=0
+[ -f "$work/failures" ] && failures=$(wc -l < "$work/failures")
+
+report() { # report FILE TITLE NAMES...: median and ratio to the first command
+	python3 - "$@" <<'PY'
+import json, sys
+path, title, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+res = json.load(open(path))["results"]
+base = res[0]["median"]
+for name, r in zip(names, res):
+    print(f"| {title} | {name} | {r['median']*1000:.3f} ms | {r['median']/base:.2f}x |")
+PY
+}
+echo
+echo "go: $(go version | cut -d' ' -f3), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "| run | program | median | vs hello-world |"
+echo "| --- | --- | --- | --- |"
+report "$work/single.json" "warm, one at a time" "${names[@]}"
+report "$work/eight.json" "8 concurrent (one round of 8)" "${names[@]}"
+echo
+echo "failures in concurrent runs: $failures"
+[ "$failures" -eq 0 ]
