@@ -77,8 +77,13 @@ type Config struct {
 	// claimModifications).
 	ClaimModifications ClaimModifications `json:"claimModifications"`
 
+	// IssuerAlias is the issuer that the provider's tokens name, for
+	// providers whose discovery document (read at Issuer) names another
+	// one (Entra ID's multi-tenant endpoints). The discovery document's
+	// issuer is then not checked; the tokens' is, against IssuerAlias.
+	IssuerAlias string `json:"issuerAlias"`
+
 	// Dex keys that gatehouse refuses when set (see unsupportedKeys).
-	IssuerAlias                string   `json:"issuerAlias"`
 	HostedDomains              []string `json:"hostedDomains"`
 	InsecureSkipVerify         bool     `json:"insecureSkipVerify"`
 	ProviderDiscoveryOverrides any      `json:"providerDiscoveryOverrides"`
@@ -148,15 +153,14 @@ var unsupportedKeys = []struct {
 		"Dex removed it from the oidc connector too; use the groups or email domain of the upstream provider to restrict logins"},
 	{"insecureSkipVerify", func(c *Config) any { return c.InsecureSkipVerify },
 		"gatehouse always verifies the provider's TLS certificate; list the provider's CA in rootCAs instead"},
-	{"issuerAlias", func(c *Config) any { return c.IssuerAlias },
-		"the provider's discovery document must name the configured issuer"},
 	{"providerDiscoveryOverrides", func(c *Config) any { return c.ProviderDiscoveryOverrides },
 		"gatehouse uses the endpoints of the provider's discovery document only"},
 }
 
 // settings is a validated Config with defaults applied.
 type settings struct {
-	issuer, clientID, clientSecret, redirectURI string
+	issuer, issuerAlias, clientID, clientSecret string
+	redirectURI                                 string
 	scopes                                      []string // without openid
 	getUserInfo                                 bool
 	skipEmailVerified, enableGroups             bool
@@ -184,7 +188,7 @@ func (c *Config) validate() (*settings, error) {
 		}
 	}
 	s := &settings{
-		issuer: c.Issuer, clientID: c.ClientID, clientSecret: c.ClientSecret, redirectURI: c.RedirectURI,
+		issuer: c.Issuer, issuerAlias: c.IssuerAlias, clientID: c.ClientID, clientSecret: c.ClientSecret, redirectURI: c.RedirectURI,
 		getUserInfo: c.GetUserInfo, skipEmailVerified: c.InsecureSkipEmailVerified, enableGroups: c.InsecureEnableGroups,
 		allowedGroups: c.AllowedGroups, acrValues: c.AcrValues,
 		userIDKey: c.UserIDKey, userNameKey: c.UserNameKey, mapping: c.ClaimMapping, overrideMapping: c.OverrideClaimMapping,
@@ -209,6 +213,9 @@ func (c *Config) validate() (*settings, error) {
 		errs = append(errs, configError("issuer", "required: the provider's issuer URL, e.g. https://accounts.google.com"))
 	} else if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		errs = append(errs, configError("issuer", "must be an https URL without query or fragment, not %q", c.Issuer))
+	}
+	if u, err := url.Parse(c.IssuerAlias); c.IssuerAlias != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+		errs = append(errs, configError("issuerAlias", "must be an https URL, not %q", c.IssuerAlias))
 	}
 	if c.ClientID == "" {
 		errs = append(errs, configError("clientID", "required: the client ID registered at the provider"))

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -389,6 +390,20 @@ func TestCallbackAttacks(t *testing.T) {
 			wantReason: "id_token_invalid",
 		},
 		{
+			name: "ID token signed with HS256 (algorithm confusion)",
+			token: func(t *testing.T) func(map[string]any) {
+				return func(body map[string]any) {
+					claims := claimsOf(t, body["id_token"].(string))
+					payload, _ := json.Marshal(claims)
+					signingInput := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(payload)
+					mac := hmac.New(sha256.New, []byte(testClientSecret))
+					mac.Write([]byte(signingInput))
+					body["id_token"] = signingInput + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+				}
+			},
+			wantReason: "id_token_invalid",
+		},
+		{
 			name:    "token response without an ID token",
 			token:   func(t *testing.T) func(map[string]any) { return func(body map[string]any) { delete(body, "id_token") } },
 			wantErr: "no id_token",
@@ -700,6 +715,24 @@ func TestNewDiscovery(t *testing.T) {
 			}
 		})
 	}
+	t.Run("issuerAlias: discovery names another issuer, tokens name the alias", func(t *testing.T) {
+		cfg := u.config()
+		cfg.Issuer = u.URL + "/" // discovery at the same document, whose issuer differs
+		cfg.IssuerAlias = u.URL
+		c := newConnector(t, cfg)
+		if _, err := u.fullLogin(t, c, connector.Scopes{}); err != nil {
+			t.Errorf("login: %v", err)
+		}
+	})
+	t.Run("issuerAlias other than the tokens' issuer", func(t *testing.T) {
+		cfg := u.config()
+		cfg.IssuerAlias = "https://login.example.com/other"
+		c := newConnector(t, cfg)
+		_, err := u.fullLogin(t, c, connector.Scopes{})
+		if ue, ok := connector.AsUserError(err); !ok || ue.Reason != "id_token_invalid" {
+			t.Errorf("err = %v, want id_token_invalid", err)
+		}
+	})
 	t.Run("cancelled context", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
