@@ -40,3 +40,18 @@ bench:
 
 clean:
 	rm -rf bin
+
+.PHONY: image release
+comma := ,
+VERSION ?=
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+
+## image: build the OCI image without a Docker daemon: bin/image (OCI layout) and, for one IMAGE_ARCH, bin/gatehouse-image.tar
+image:
+	$(GO) run ./tools/image -arch $(IMAGE_ARCH) -layout bin/image \
+		$(if $(findstring $(comma),$(IMAGE_ARCH)),,-tarball bin/gatehouse-image.tar) \
+		$(if $(VERSION),-version $(VERSION))
+
+## release: cross-compile gatehouse and kubectl-gatehouse for linux/darwin/windows on amd64/arm64 into bin/release (archives, SHA256SUMS, filled Krew manifest)
+release:
+	$(GO) run ./tools/release -out bin/release $(if $(VERSION),-version $(VERSION))
