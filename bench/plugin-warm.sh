@@ -9,7 +9,7 @@
 # way and timed in the same run, on the same cache entry (kubectl-gatehouse
 # uses kubelogin's cache format and file name).
 #
-#   bench/plugin-warm.sh                  # RUNS=500 by default
+#   bench/plugin-warm.sh                  # RUNS=500 in ROUNDS=5 by default
 #   RUNS=1000 KUBELOGIN_SRC=/tmp/kubelogin bench/plugin-warm.sh
 #
 # Needs: go, hyperfine (apt-get install -y hyperfine), python3 (reads
@@ -69,8 +69,14 @@ cmds=("$work/hello-execcredential" "$work/kubectl-gatehouse $args")
 names=("hello-world" "kubectl-gatehouse")
 if [ -n "$kubelogin" ]; then cmds+=("$kubelogin $args"); names+=("kubelogin"); fi
 
-echo "== warm get-token, one at a time ($RUNS runs each)" >&2
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/single.json" "${cmds[@]}" >&2
+# The machine may be shared: run ROUNDS short hyperfine rounds in turn and
+# report the median of the rounds' medians, so that a change of load hits
+# all programs alike.
+ROUNDS=${ROUNDS:-5}
+echo "== warm get-token, one at a time ($ROUNDS rounds of $((RUNS / ROUNDS)) runs each)" >&2
+for r in $(seq "$ROUNDS"); do
+	hyperfine -N --warmup "$WARMUP" --runs "$((RUNS / ROUNDS))" --export-json "$work/single-$r.json" "${cmds[@]}" >&2
+done
 
 # 8 concurrent runs: a small script starts 8 at once and records failures.
 cat > "$work/eight.sh" <<'SH'
@@ -85,18 +91,20 @@ chmod +x "$work/eight.sh"
 conc=()
 for c in "${cmds[@]}"; do conc+=("$work/eight.sh $work/failures $c"); done
 echo "== 8 concurrent warm get-token ($CONC_RUNS rounds each)" >&2
-hyperfine -N --warmup 5 --runs "$CONC_RUNS" --export-json "$work/eight.json" "${conc[@]}" >&2
+for r in $(seq "$ROUNDS"); do
+	hyperfine -N --warmup 3 --runs "$((CONC_RUNS / ROUNDS))" --export-json "$work/eight-$r.json" "${conc[@]}" >&2
+done
 failures=0
 [ -f "$work/failures" ] && failures=$(wc -l < "$work/failures")
 
-report() { # report FILE TITLE NAMES...: median and ratio to the first command
+report() { # report TITLE GLOB NAMES...: median of the rounds' medians, ratio to the first command
 	python3 - "$@" <<'PY'
-import json, sys
-path, title, names = sys.argv[1], sys.argv[2], sys.argv[3:]
-res = json.load(open(path))["results"]
-base = res[0]["median"]
-for name, r in zip(names, res):
-    print(f"| {title} | {name} | {r['median']*1000:.3f} ms | {r['median']/base:.2f}x |")
+import glob, json, statistics, sys
+title, pattern, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+rounds = [json.load(open(f))["results"] for f in sorted(glob.glob(pattern))]
+med = [statistics.median(r[i]["median"] for r in rounds) for i in range(len(names))]
+for name, m in zip(names, med):
+    print(f"| {title} | {name} | {m*1000:.3f} ms | {m/med[0]:.2f}x |")
 PY
 }
 echo
@@ -104,8 +112,8 @@ echo "go: $(go version | cut -d' ' -f3), $(nproc) cores, $(date -u +%Y-%m-%dT%H:
 echo
 echo "| run | program | median | vs hello-world |"
 echo "| --- | --- | --- | --- |"
-report "$work/single.json" "warm, one at a time" "${names[@]}"
-report "$work/eight.json" "8 concurrent (one round of 8)" "${names[@]}"
+report "warm, one at a time" "$work/single-*.json" "${names[@]}"
+report "8 concurrent (one round of 8)" "$work/eight-*.json" "${names[@]}"
 echo
 echo "failures in concurrent runs: $failures"
 [ "$failures" -eq 0 ]
