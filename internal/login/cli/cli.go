@@ -204,9 +204,11 @@ func logout(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("logout: %w", err)
 	}
 	o.expandHome()
+	login := o.login(env)
+	defer login.Close()
 	u := &usecase.Logout{
 		Cache: tokencache.Store{Dir: o.cacheDir, Storage: storage}, Key: o.key(),
-		Login: o.login(env), Stderr: env.Stderr,
+		Login: login, Stderr: env.Stderr,
 	}
 	if err := u.Run(ctx); err != nil {
 		return fmt.Errorf("logout: %w", err)

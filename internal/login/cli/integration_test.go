@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -497,10 +498,14 @@ func TestTimeoutAndCancel(t *testing.T) {
 				r.br.urls = make(chan string, 1)
 				go func() { <-r.br.urls; cancel() }()
 			}
+			before := runtime.NumGoroutine()
 			res := r.run(ctx, execInfoV1, r.args(timeout, "--listen-address="+addr))
 			if res.code == 0 || !strings.Contains(res.stderr, tt.want) {
 				t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
 			}
+			// No goroutine is left (idle connections to the issuer are
+			// closed; the issuer's own goroutines are the test's).
+			waitGoroutines(t, before)
 			// The listener is gone: the port can be taken again.
 			l, err := net.Listen("tcp", addr)
 			if err != nil {
@@ -508,6 +513,20 @@ func TestTimeoutAndCancel(t *testing.T) {
 			}
 			l.Close()
 		})
+	}
+}
+
+// waitGoroutines waits for the goroutine count to come back to at most
+// before (goroutines end asynchronously after their owner returns).
+func waitGoroutines(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines left behind (before: %d):\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -38,8 +38,10 @@ func setup(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("setup: %w", err)
 	}
 	o.expandHome()
+	login := o.login(env)
+	defer login.Close()
 	u := &usecase.Setup{
-		Login: o.login(env), ClusterRole: clusterRole, Namespace: namespace,
+		Login: login, ClusterRole: clusterRole, Namespace: namespace,
 		GetTokenArgs: changedFlags(f, map[string]bool{"authentication-config": true, "clusterrole": true, "namespace": true}, "apiserver-"),
 		Stdout:       env.Stdout, Stderr: env.Stderr,
 	}

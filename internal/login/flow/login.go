@@ -96,6 +96,15 @@ func (l *Login) Client(ctx context.Context) (*oidcclient.Client, error) {
 	return c, nil
 }
 
+// Close drops the idle connections to the issuer, so that a Login leaves
+// no goroutine behind.
+func (l *Login) Close() error {
+	if l.client != nil {
+		l.client.CloseIdleConnections()
+	}
+	return nil
+}
+
 // Refresh redeems a refresh token.
 func (l *Login) Refresh(ctx context.Context, refreshToken string) (oidcclient.TokenSet, error) {
 	c, err := l.Client(ctx)

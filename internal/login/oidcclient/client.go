@@ -97,6 +97,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// CloseIdleConnections closes the HTTP client's idle connections.
+func (c *Client) CloseIdleConnections() { c.cfg.HTTPClient.CloseIdleConnections() }
+
 // Issuer is the issuer identifier from discovery.
 func (c *Client) Issuer() string { return c.meta.Issuer }
 

@@ -72,6 +72,9 @@ func (u *GetToken) Run(ctx context.Context) error {
 		}
 	}
 
+	if c, ok := u.Auth.(io.Closer); ok {
+		defer c.Close()
+	}
 	unlock, err := u.Cache.Lock(ctx, u.Key, u.LockTimeout)
 	if err != nil {
 		return err
