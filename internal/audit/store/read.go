@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -192,7 +193,11 @@ func (db *DB) list(ctx context.Context, q string, raw bool, args ...any) ([]even
 				return nil, fmt.Errorf("query audit store: event %d: %w", e.ID, err)
 			}
 		}
-		if groups != "" {
+		if strings.HasPrefix(groups, "[") {
+			if err := json.Unmarshal([]byte(groups), &e.Groups); err != nil {
+				return nil, fmt.Errorf("query audit store: event %d groups: %w", e.ID, err)
+			}
+		} else if groups != "" { // newline-separated, as bulk loads may write them
 			e.Groups = strings.Split(groups, "\n")
 		}
 		out = append(out, e)

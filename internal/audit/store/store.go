@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -80,7 +81,7 @@ func (db *DB) prepare(ctx context.Context) error {
 	stmts := map[string]*sql.Stmt{}
 	for _, n := range buckets {
 		for _, kind := range []string{"events", "groups"} {
-			st, err := db.w.PrepareContext(ctx, db.rebind(insertSQL(kind, n)))
+			st, err := db.w.PrepareContext(ctx, db.rebind(db.insertSQL(kind, n)))
 			if err != nil {
 				for _, st := range stmts {
 					st.Close()
@@ -94,7 +95,13 @@ func (db *DB) prepare(ctx context.Context) error {
 	return nil
 }
 
-func insertSQL(kind string, n int) string {
+func (db *DB) insertSQL(kind string, n int) string {
+	if kind == "events" && db.kind == "sqlite" {
+		// The trigger events_group_index fills event_groups.
+		return "INSERT INTO events (" + eventCols + ") VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",") +
+			" ON CONFLICT (ts, audit_id, stage) DO NOTHING"
+	}
 	if kind == "events" {
 		return "INSERT INTO events (" + eventCols + ") VALUES " +
 			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",") +
@@ -399,7 +406,7 @@ func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) 
 		args := make([]any, 0, len(part)*nEventCols)
 		for _, e := range part {
 			args = append(args, e.Time.UnixNano(), e.AuditID, e.Stage, e.Level, e.Verb, e.URI, e.User,
-				strings.Join(e.Groups, "\n"), e.Resource, e.Sub, e.Namespace, e.Name, e.APIGroup, e.Code,
+				groupsJSON(e.Groups), e.Resource, e.Sub, e.Namespace, e.Name, e.APIGroup, e.Code,
 				e.Source, e.UserAgent, e.SourceIP, compress(e.Raw))
 		}
 		chunks = append(chunks, args)
@@ -505,6 +512,34 @@ func (db *DB) commit(ctx context.Context, reqs []*insertReq) error {
 		return nil
 	}
 	for _, r := range reqs {
+		db.mu.Lock()
+		for _, e := range r.events {
+			for _, g := range e.Groups {
+				if !db.seen[g] && !contains(newGroups, g) {
+					newGroups = append(newGroups, g)
+				}
+			}
+		}
+		db.mu.Unlock()
+		if db.kind == "sqlite" {
+			// A trigger indexes the groups of the rows actually inserted;
+			// RowsAffected counts those rows only.
+			n := int64(0)
+			for _, cargs := range r.chunks {
+				st, cargs := db.bucketed(ctx, tx, "events", cargs, nEventCols)
+				res, err := st.ExecContext(ctx, cargs...)
+				if err != nil {
+					return fmt.Errorf("store audit events: %w", err)
+				}
+				c, err := res.RowsAffected()
+				if err != nil {
+					return fmt.Errorf("store audit events: %w", err)
+				}
+				n += c
+			}
+			r.res = Result{Inserted: int(n), Duplicates: len(r.events) - int(n)}
+			continue
+		}
 		inserted := make(map[key]int64, len(r.events))
 		for _, cargs := range r.chunks {
 			st, cargs := db.bucketed(ctx, tx, "events", cargs, nEventCols)
@@ -531,15 +566,6 @@ func (db *DB) commit(ctx context.Context, reqs []*insertReq) error {
 		r.res = Result{Inserted: len(inserted), Duplicates: len(r.events) - len(inserted)}
 
 		// The group index, for inserted events only.
-		db.mu.Lock()
-		for _, e := range r.events {
-			for _, g := range e.Groups {
-				if !db.seen[g] && !contains(newGroups, g) {
-					newGroups = append(newGroups, g)
-				}
-			}
-		}
-		db.mu.Unlock()
 		for _, e := range r.events {
 			id, ok := inserted[key{e.AuditID, e.Stage}]
 			if !ok {
@@ -587,4 +613,14 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// groupsJSON encodes a user's groups as a JSON array, the events.groups
+// column.
+func groupsJSON(groups []string) string {
+	if len(groups) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(groups) // strings always marshal
+	return string(b)
 }

@@ -8,7 +8,7 @@ CREATE TABLE events (
 	verb        TEXT NOT NULL,
 	uri         TEXT NOT NULL,
 	username    TEXT NOT NULL,
-	groups      TEXT NOT NULL, -- newline-separated, for display; event_groups is the index
+	groups      TEXT NOT NULL, -- a JSON array, for display; event_groups is the index
 	resource    TEXT NOT NULL,
 	subresource TEXT NOT NULL,
 	namespace   TEXT NOT NULL,

@@ -8,7 +8,7 @@ CREATE TABLE events (
 	verb        TEXT NOT NULL,
 	uri         TEXT NOT NULL,
 	username    TEXT NOT NULL,
-	groups      TEXT NOT NULL, -- newline-separated, for display; event_groups is the index
+	groups      TEXT NOT NULL, -- a JSON array, for display; event_groups is the index
 	resource    TEXT NOT NULL,
 	subresource TEXT NOT NULL,
 	namespace   TEXT NOT NULL,
@@ -46,6 +46,10 @@ CREATE TABLE event_groups (
 	event_id INTEGER NOT NULL,
 	PRIMARY KEY (grp, ts, event_id)
 ) WITHOUT ROWID;
+
+-- Fills event_groups for each row actually inserted (not for the ones
+-- ON CONFLICT skips), inside SQLite: cheaper than a second INSERT from Go.
+CREATE TRIGGER events_group_index AFTER INSERT ON events BEGIN INSERT INTO event_groups (grp, ts, event_id) SELECT value, NEW.ts, NEW.id FROM json_each(NEW.groups) WHERE true ON CONFLICT DO NOTHING; END;
 
 -- Every group ever seen, so retention can trim event_groups by range.
 CREATE TABLE groups_seen (grp TEXT PRIMARY KEY) WITHOUT ROWID;
