@@ -1,0 +1,426 @@
+package chartcheck
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+)
+
+const namespace = "kube-system"
+
+var (
+	helmOnce sync.Once
+	helmPath string
+	helmErr  error
+)
+
+// helmBin returns the cached helm, building it the first time (minutes).
+func helmBin(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs helm, built from the module proxy")
+	}
+	helmOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		helmPath, helmErr = EnsureHelm(ctx)
+	})
+	if helmErr != nil {
+		t.Fatal(helmErr)
+	}
+	return helmPath
+}
+
+func chartDir(t *testing.T) string {
+	t.Helper()
+	d, err := ChartDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func valueSets(t *testing.T) map[string]ValueSet {
+	t.Helper()
+	sets, err := ValueSets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]ValueSet{}
+	for _, s := range sets {
+		m[s.Name] = s
+	}
+	return m
+}
+
+func render(t *testing.T, vs ValueSet, extra ...string) []Object {
+	t.Helper()
+	out, err := Template(context.Background(), helmBin(t), chartDir(t), namespace, vs.APIVersions, []string{vs.File}, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Decode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func one[T any](t *testing.T, objs []Object, kind string) T {
+	t.Helper()
+	found := Find(objs, kind)
+	if len(found) != 1 {
+		t.Fatalf("%d %s objects, want 1", len(found), kind)
+	}
+	v, ok := found[0].Typed.(T)
+	if !ok {
+		t.Fatalf("%s decoded as %T", kind, found[0].Typed)
+	}
+	return v
+}
+
+func none(t *testing.T, objs []Object, kinds ...string) {
+	t.Helper()
+	for _, k := range kinds {
+		if n := len(Find(objs, k)); n != 0 {
+			t.Errorf("%d %s objects, want none", n, k)
+		}
+	}
+}
+
+func TestLint(t *testing.T) {
+	helm := helmBin(t)
+	for name, vs := range valueSets(t) {
+		t.Run(name, func(t *testing.T) {
+			out, err := Helm(context.Background(), helm, "lint", "--strict", "--kube-version", KubeVersion, "--namespace", namespace, chartDir(t), "--values", vs.File)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if !strings.Contains(out, "0 chart(s) failed") {
+				t.Fatalf("lint:\n%s", out)
+			}
+		})
+	}
+}
+
+// configEnv are the variables the value sets' configs name.
+var configEnv = map[string]string{
+	"GITHUB_CLIENT_ID":     "Iv1.0123456789abcdef",
+	"GITHUB_CLIENT_SECRET": "0123456789abcdef0123456789abcdef01234567",
+	"POSTGRES_PASSWORD":    "s3cret",
+	"AUDIT_TOKENS":         "0123456789abcdef0123456789abcdef",
+}
+
+// checkConfig loads the rendered config.yaml with gatehouse's own loader:
+// what the chart writes is what `gatehouse serve` accepts.
+func checkConfig(t *testing.T, objs []Object) {
+	t.Helper()
+	for k, v := range configEnv {
+		t.Setenv(k, v)
+	}
+	sec := one[*corev1.Secret](t, objs, "Secret")
+	data, ok := sec.Data["config.yaml"]
+	if !ok {
+		t.Fatalf("Secret %s has no config.yaml", sec.Name)
+	}
+	f := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(f, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(f); err != nil {
+		t.Fatalf("gatehouse refuses the rendered config: %v\n%s", err, data)
+	}
+}
+
+func TestTemplate(t *testing.T) {
+	sets := valueSets(t)
+	checks := map[string]func(t *testing.T, objs []Object){
+		"default": func(t *testing.T, objs []Object) {
+			d := one[*appsv1.Deployment](t, objs, "Deployment")
+			if *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+				t.Errorf("replicas %d strategy %s, want 1 Recreate (SQLite)", *d.Spec.Replicas, d.Spec.Strategy.Type)
+			}
+			pvc := one[*corev1.PersistentVolumeClaim](t, objs, "PersistentVolumeClaim")
+			if vol := volume(d, "data"); vol.PersistentVolumeClaim == nil || vol.PersistentVolumeClaim.ClaimName != pvc.Name {
+				t.Errorf("data volume %+v does not use the claim %s", vol, pvc.Name)
+			}
+			one[*corev1.ServiceAccount](t, objs, "ServiceAccount")
+			none(t, objs, "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceMonitor", "Certificate")
+			if len(d.Spec.Template.Spec.TopologySpreadConstraints) != 0 {
+				t.Error("topology spread with one replica")
+			}
+			checkConfig(t, objs)
+		},
+		"ha": func(t *testing.T, objs []Object) {
+			d := one[*appsv1.Deployment](t, objs, "Deployment")
+			if *d.Spec.Replicas != 3 || d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+				t.Errorf("replicas %d strategy %s, want 3 RollingUpdate", *d.Spec.Replicas, d.Spec.Strategy.Type)
+			}
+			pdb := one[*policyv1.PodDisruptionBudget](t, objs, "PodDisruptionBudget")
+			if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
+				t.Errorf("PDB minAvailable %v", pdb.Spec.MinAvailable)
+			}
+			tsc := d.Spec.Template.Spec.TopologySpreadConstraints
+			if len(tsc) != 2 || tsc[0].TopologyKey != "kubernetes.io/hostname" || tsc[0].LabelSelector == nil ||
+				tsc[0].LabelSelector.MatchLabels["app.kubernetes.io/instance"] != "gatehouse" {
+				t.Errorf("topology spread %+v", tsc)
+			}
+			if vol := volume(d, "data"); vol.EmptyDir == nil {
+				t.Errorf("data volume %+v, want an emptyDir with postgres", vol)
+			}
+			none(t, objs, "PersistentVolumeClaim")
+			checkConfig(t, objs)
+		},
+		"ingress-cert-manager": func(t *testing.T, objs []Object) {
+			ing := one[*networkingv1.Ingress](t, objs, "Ingress")
+			if ing.Annotations["cert-manager.io/cluster-issuer"] != "letsencrypt-prod" || ing.Annotations["nginx.ingress.kubernetes.io/proxy-buffer-size"] != "16k" {
+				t.Errorf("annotations %v", ing.Annotations)
+			}
+			if ptr.Deref(ing.Spec.IngressClassName, "") != "nginx" {
+				t.Errorf("ingressClassName %v", ing.Spec.IngressClassName)
+			}
+			if len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].Hosts[0] != "login.example.com" || ing.Spec.Rules[0].Host != "login.example.com" {
+				t.Errorf("host from the issuer: tls %+v rules %+v", ing.Spec.TLS, ing.Spec.Rules)
+			}
+			if p := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service; p.Port.Name != "http" {
+				t.Errorf("backend %+v", p)
+			}
+			none(t, objs, "Certificate")
+			checkConfig(t, objs)
+		},
+		"ingress-certificate": func(t *testing.T, objs []Object) {
+			ing := one[*networkingv1.Ingress](t, objs, "Ingress")
+			if _, ok := ing.Annotations["cert-manager.io/cluster-issuer"]; ok {
+				t.Error("cluster-issuer annotation next to a Certificate")
+			}
+			c := one[*Certificate](t, objs, "Certificate")
+			if c.Spec.SecretName != "login-example-com-tls" || c.Spec.SecretName != ing.Spec.TLS[0].SecretName ||
+				c.Spec.IssuerRef.Kind != "ClusterIssuer" || c.Spec.IssuerRef.Name != "letsencrypt-prod" || c.Spec.DNSNames[0] != "login.example.com" {
+				t.Errorf("certificate %+v", c.Spec)
+			}
+			checkConfig(t, objs)
+		},
+		"existing-secret": func(t *testing.T, objs []Object) {
+			none(t, objs, "Secret", "PersistentVolumeClaim")
+			d := one[*appsv1.Deployment](t, objs, "Deployment")
+			if vol := volume(d, "config"); vol.Secret == nil || vol.Secret.SecretName != "gatehouse-config" {
+				t.Errorf("config volume %+v", vol)
+			}
+		},
+		"audit-sink": func(t *testing.T, objs []Object) {
+			var sink *corev1.Service
+			for _, o := range Find(objs, "Service") {
+				if strings.HasSuffix(o.Name, "-audit-sink") {
+					sink = o.Typed.(*corev1.Service)
+				}
+			}
+			if sink == nil {
+				t.Fatal("no audit-sink Service")
+			}
+			if sink.Spec.Type != corev1.ServiceTypeNodePort || sink.Spec.Ports[0].NodePort != 31556 || sink.Spec.Ports[0].TargetPort.String() != "http" || sink.Spec.Ports[0].Port != 80 {
+				t.Errorf("audit sink %+v", sink.Spec)
+			}
+			checkConfig(t, objs)
+		},
+		"servicemonitor-networkpolicy": func(t *testing.T, objs []Object) {
+			sm := one[*ServiceMonitor](t, objs, "ServiceMonitor")
+			if sm.Spec.Endpoints[0].Port != "telemetry" || sm.Metadata.Labels["release"] != "prometheus" {
+				t.Errorf("service monitor %+v", sm)
+			}
+			np := one[*networkingv1.NetworkPolicy](t, objs, "NetworkPolicy")
+			if len(np.Spec.Ingress) != 2 || np.Spec.Ingress[0].Ports[0].Port.String() != "http" || np.Spec.Ingress[1].Ports[0].Port.String() != "telemetry" {
+				t.Errorf("network policy %+v", np.Spec.Ingress)
+			}
+			checkConfig(t, objs)
+		},
+	}
+	for name := range checks {
+		if _, ok := sets[name]; !ok {
+			t.Errorf("no ci/%s-values.yaml", name)
+		}
+	}
+	for name, vs := range sets {
+		t.Run(name, func(t *testing.T) {
+			check, ok := checks[name]
+			if !ok {
+				t.Fatalf("ci/%s-values.yaml has no expectations in TestTemplate", name)
+			}
+			objs := render(t, vs)
+			tmpls := PodTemplates(objs)
+			if len(tmpls) != 1 {
+				t.Fatalf("%d workloads", len(tmpls))
+			}
+			for id, tmpl := range tmpls {
+				if err := Restricted(tmpl); err != nil {
+					t.Errorf("%s: %v", id, err)
+				}
+				if err := Hardened(tmpl); err != nil {
+					t.Errorf("%s: %v", id, err)
+				}
+			}
+			for _, o := range objs {
+				if ns := namespaceOf(o); ns != namespace {
+					t.Errorf("%s %s in namespace %q", o.Kind, o.Name, ns)
+				}
+			}
+			check(t, objs)
+		})
+	}
+}
+
+func namespaceOf(o Object) string {
+	switch v := o.Typed.(type) {
+	case interface{ GetNamespace() string }:
+		return v.GetNamespace()
+	case *Certificate:
+		return v.Metadata.Namespace
+	case *ServiceMonitor:
+		return v.Metadata.Namespace
+	}
+	return ""
+}
+
+func volume(d *appsv1.Deployment, name string) corev1.Volume {
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == name {
+			return v
+		}
+	}
+	return corev1.Volume{}
+}
+
+// TestServiceMonitorNeedsCRD: without monitoring.coreos.com/v1 among the
+// cluster's API versions, no ServiceMonitor is rendered.
+func TestServiceMonitorNeedsCRD(t *testing.T) {
+	vs := valueSets(t)["servicemonitor-networkpolicy"]
+	vs.APIVersions = nil
+	none(t, render(t, vs), "ServiceMonitor")
+}
+
+// TestConfigChangeRestartsPods: the checksum annotation follows the config.
+func TestConfigChangeRestartsPods(t *testing.T) {
+	vs := valueSets(t)["default"]
+	sum := func(objs []Object) string {
+		return one[*appsv1.Deployment](t, objs, "Deployment").Spec.Template.Annotations["checksum/config"]
+	}
+	a := sum(render(t, vs))
+	b := sum(render(t, vs, "--set", "config.oauth2.skipApprovalScreen=false"))
+	if a == "" || a == b {
+		t.Fatalf("checksum %q then %q: a config change does not roll the pods", a, b)
+	}
+}
+
+func TestRenderFails(t *testing.T) {
+	helm := helmBin(t)
+	sets := valueSets(t)
+	tests := []struct {
+		name string
+		set  string
+		args []string
+		want string
+	}{
+		{"several replicas on SQLite", "default", []string{"--set", "replicaCount=3"},
+			"SQLite is one file on one pod's volume, so only one replica can use it. Set config.storage.type: postgres"},
+		{"several replicas, existing secret on SQLite", "existing-secret", []string{"--set", "replicaCount=2"}, "SQLite is one file"},
+		{"audit sink without audit", "default", []string{"--set", "auditSink.enabled=true"}, "auditSink.enabled needs config.audit.enabled"},
+		{"audit sink on https without TLS", "audit-sink", []string{"--set", "auditSink.targetPort=https"}, "serves no TLS"},
+		{"web port disagrees", "default", []string{"--set", "config.web.http=0.0.0.0:8080"}, `config.web.http is "0.0.0.0:8080" but ports.http is 5556`},
+		{"telemetry port disagrees", "default", []string{"--set", "config.telemetry.http=:9000"}, "config.telemetry.http"},
+		{"certificate without issuer", "ingress-certificate", []string{"--set", "ingress.tls.certManager.clusterIssuer="}, "needs ingress.tls.certManager.clusterIssuer"},
+		{"no issuer", "default", []string{"--set", "config.issuer=null"}, "config.issuer is required"},
+		{"schema: issuer not a URL", "default", []string{"--set", "config.issuer=login.example.com"}, "/config/issuer"},
+		{"schema: misspelt key", "default", []string{"--set", "replicaCont=2"}, "additional properties 'replicaCont' not allowed"},
+		{"schema: storage type", "default", []string{"--set", "config.storage.type=etcd"}, "config.storage.type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vs := sets[tt.set]
+			out, err := Template(context.Background(), helm, chartDir(t), namespace, vs.APIVersions, []string{vs.File}, tt.args...)
+			if err == nil {
+				t.Fatalf("rendered:\n%s", out)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v\nwant it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestChecksCatchViolations shows the pod checks fail on a weakened pod.
+func TestChecksCatchViolations(t *testing.T) {
+	objs := render(t, valueSets(t)["default"])
+	base := one[*appsv1.Deployment](t, objs, "Deployment").Spec.Template
+	tests := []struct {
+		name   string
+		mutate func(*corev1.PodTemplateSpec)
+		check  func(*corev1.PodTemplateSpec) error
+	}{
+		{"privilege escalation", func(p *corev1.PodTemplateSpec) {
+			p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr.To(true)
+		}, Restricted},
+		{"no seccomp profile", func(p *corev1.PodTemplateSpec) {
+			p.Spec.SecurityContext.SeccompProfile = nil
+			p.Spec.Containers[0].SecurityContext.SeccompProfile = nil
+		}, Restricted},
+		{"capabilities kept", func(p *corev1.PodTemplateSpec) {
+			p.Spec.Containers[0].SecurityContext.Capabilities = nil
+		}, Restricted},
+		{"root allowed", func(p *corev1.PodTemplateSpec) {
+			p.Spec.SecurityContext.RunAsNonRoot = nil
+			p.Spec.Containers[0].SecurityContext.RunAsNonRoot = nil
+		}, Restricted},
+		{"writable root", func(p *corev1.PodTemplateSpec) {
+			p.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = ptr.To(false)
+		}, Hardened},
+		{"readiness elsewhere", func(p *corev1.PodTemplateSpec) {
+			p.Spec.Containers[0].ReadinessProbe.HTTPGet.Path = "/"
+		}, Hardened},
+		{"token mounted", func(p *corev1.PodTemplateSpec) {
+			p.Spec.AutomountServiceAccountToken = nil
+		}, Hardened},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := base.DeepCopy()
+			tt.mutate(p)
+			if err := tt.check(p); err == nil {
+				t.Fatal("check passed")
+			}
+		})
+	}
+	if err := Restricted(&base); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDecodeIsStrict(t *testing.T) {
+	tests := []struct{ name, doc string }{
+		{"unknown field", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {portz: []}\n"},
+		{"duplicate field", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nmetadata: {name: y}\n"},
+		{"unknown certificate field", "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: x}\nspec: {secretNam: y}\n"},
+		{"unknown kind", "apiVersion: v1\nkind: Servic\nmetadata: {name: x}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Decode(tt.doc); err == nil {
+				t.Fatal("decoded")
+			}
+		})
+	}
+	objs, err := Decode("---\n# comment only\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {a: b}\n")
+	if err != nil || len(objs) != 1 {
+		t.Fatalf("%v %v", objs, err)
+	}
+}
