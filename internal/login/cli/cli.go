@@ -54,6 +54,9 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	name := strings.TrimSuffix(filepath.Base(args[0]), ".exe")
 	if err := run(ctx, name, args, env); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0 // the flag set printed the help
+		}
 		fmt.Fprintf(env.Stderr, "error: %v\n", err)
 		return 1
 	}

@@ -274,6 +274,7 @@ func TestMarginAndRefresh(t *testing.T) {
 		{"inside the default margin", 59*time.Minute + 30*time.Second, "60s", true},
 		{"inside a smaller margin is still valid", 59*time.Minute + 30*time.Second, "10s", false},
 		{"expired", 2 * time.Hour, "60s", true},
+		{"forced", time.Minute, "60s --force-refresh", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -281,7 +282,7 @@ func TestMarginAndRefresh(t *testing.T) {
 			ctx := context.Background()
 			first := r.mustLogin(ctx)
 			r.clock.Add(tt.advance)
-			res := r.run(ctx, execInfoV1NonInteract, r.args("--token-expiry-margin="+tt.margin))
+			res := r.run(ctx, execInfoV1NonInteract, r.args(strings.Fields("--token-expiry-margin="+tt.margin)...))
 			if res.code != 0 {
 				t.Fatalf("exit %d: %s", res.code, res.stderr)
 			}
@@ -527,6 +528,31 @@ func waitGoroutines(t *testing.T, before int) {
 			t.Fatalf("%d goroutines left behind (before: %d):\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestHelpAndErrors(t *testing.T) {
+	r := &rig{t: t, clock: newClock(), br: &httpBrowser{t: t}}
+	tests := []struct {
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{[]string{"kubectl-gatehouse", "get-token", "--help"}, 0, "--oidc-issuer-url"},
+		{[]string{"kubectl-gatehouse", "get-token"}, 1, "--oidc-issuer-url is missing"},
+		{[]string{"kubectl-gatehouse", "get-token", "--oidc-issuer-url=https://x", "--oidc-client-id=y", "--token-cache-storage=keyring"}, 1, "keyring is not supported"},
+		{[]string{"kubectl-gatehouse", "get-token", "--oidc-issuer-url=https://x", "--oidc-client-id=y", "--grant-type=client-credentials"}, 1, "not supported"},
+		{[]string{"kubectl-gatehouse", "get-token", "--oidc-issuer-url=https://x", "--oidc-client-id=y", "--grant-type=magic"}, 1, "grant-type must be one of"},
+		{[]string{"kubectl-gatehouse", "get-token", "--oidc-issuer-url=https://x", "--oidc-client-id=y", "--no-such-flag"}, 1, "unknown flag"},
+		{[]string{"kubectl-gatehouse", "nope"}, 1, "unknown command"},
+		{[]string{"kubectl-oidc_login", "logout"}, 1, "unknown command"},
+		{[]string{"kubectl-gatehouse"}, 1, "a command is required"},
+	}
+	for _, tt := range tests {
+		res := r.run(context.Background(), "", tt.args)
+		if res.code != tt.wantCode || !strings.Contains(res.stderr, tt.wantErr) || res.stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", tt.args, res.code, res.stdout, res.stderr)
+		}
 	}
 }
 

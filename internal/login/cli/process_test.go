@@ -8,7 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -334,3 +336,40 @@ func jsonB64(s string) ([]byte, error) {
 }
 
 var base64RawURL = base64.RawURLEncoding
+
+// With kubelogin's default listen addresses and 127.0.0.1:8000 taken (by
+// this test, or by whatever already holds it), the plugin falls back to
+// 127.0.0.1:18000.
+func TestPort8000Taken(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:8000"); err == nil {
+		defer ln.Close()
+	}
+	if ln, err := net.Listen("tcp", "127.0.0.1:18000"); err != nil {
+		t.Skipf("127.0.0.1:18000 is busy on this machine: %v", err)
+	} else {
+		ln.Close()
+	}
+	bin := pluginBinary(t)
+	srv := issuertest.Start(t, issuertest.Options{})
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "browser.log")
+	script := browserScript(t, dir, "browser.sh")
+	cmd := exec.Command(bin, "get-token", "--oidc-issuer-url="+srv.URL, "--oidc-client-id="+srv.ClientID,
+		"--oidc-client-secret="+srv.ClientSecret, "--token-cache-dir="+filepath.Join(dir, "cache"),
+		"--certificate-authority="+srv.CAFile, "--browser-command="+script, "--authentication-timeout-sec=60")
+	cmd.Env = helperEnv(srv, "http", logFile)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("get-token: %v\n%s", err, stderr.String())
+	}
+	tokenV1(t, out.String())
+	opened, _ := os.ReadFile(logFile)
+	u, err := url.Parse(strings.TrimSpace(string(opened)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Query().Get("redirect_uri"); got != "http://localhost:18000" {
+		t.Fatalf("redirect_uri = %q, want http://localhost:18000", got)
+	}
+}
