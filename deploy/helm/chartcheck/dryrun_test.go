@@ -1,0 +1,36 @@
+package chartcheck
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestServerDryRun applies every value set to a real cluster when one is
+// named: GATEHOUSE_CHARTCHECK_KUBECONFIG (an admin kubeconfig) and
+// GATEHOUSE_CHARTCHECK_KUBECTL. The end-to-end suite calls ServerDryRun
+// against its own control plane; this test is for running it by hand.
+func TestServerDryRun(t *testing.T) {
+	kc, kubectl := os.Getenv("GATEHOUSE_CHARTCHECK_KUBECONFIG"), os.Getenv("GATEHOUSE_CHARTCHECK_KUBECTL")
+	if kc == "" || kubectl == "" {
+		t.Skip("set GATEHOUSE_CHARTCHECK_KUBECONFIG and GATEHOUSE_CHARTCHECK_KUBECTL to run against a cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := ServerDryRun(ctx, DryRunOptions{Kubectl: kubectl, Kubeconfig: kc, Helm: helmBin(t)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBuiltinGroup(t *testing.T) {
+	tests := map[string]bool{
+		"v1": true, "apps/v1": true, "policy/v1": true, "networking.k8s.io/v1": true,
+		"cert-manager.io/v1": false, "monitoring.coreos.com/v1": false,
+	}
+	for av, want := range tests {
+		if got := builtinGroup(av); got != want {
+			t.Errorf("builtinGroup(%q) = %v, want %v", av, got, want)
+		}
+	}
+}
