@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
@@ -74,6 +76,43 @@ func auditStorage(c *config.Config) (typ, dsn string, err error) {
 		return "memory", "", nil
 	}
 	return "", "", fmt.Errorf("audit.storage.type: %q is not supported (sqlite3, postgres, memory)", s.Type)
+}
+
+// auditPage is what the /audit page needs from serve: the logged-in
+// viewer (gatehouse's own login), what to do without one (redirect to the
+// login), and how to find a user's sessions in storage.
+type auditPage struct {
+	Authenticate    audit.Authenticate
+	Unauthenticated http.Handler
+	// Resolve maps an audit user name (e.g. "oidc:alice") to the connector
+	// and user id its refresh families are stored under; nil shows no
+	// sessions.
+	Resolve func(ctx context.Context, auditUser string) (connectorID, userID string, ok bool)
+}
+
+// serveAudit builds the audit trail from cfg's audit section, mounts the
+// webhook and the page on mux and runs retention and forwarding until ctx
+// ends. The caller closes the returned service after the server stops.
+// With audit.webhook.clientCAFile the TLS server must request client
+// certificates (tls.Config.ClientAuth = tls.RequestClientCert); the sink
+// verifies them.
+func serveAudit(ctx context.Context, cfg *config.Config, mux *http.ServeMux, st storage.Storage, reg prometheus.Registerer, log *slog.Logger, page auditPage) (*audit.Service, error) {
+	o, err := auditOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	o.Registry, o.Logger = reg, log.With("component", "audit")
+	o.Authenticate, o.Unauthenticated = page.Authenticate, page.Unauthenticated
+	if page.Resolve != nil && st != nil {
+		o.Sessions = auditSessions{Storage: st, Resolve: page.Resolve}
+	}
+	svc, err := audit.New(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	svc.Mount(mux)
+	go svc.Run(ctx)
+	return svc, nil
 }
 
 // auditSessions lists a user's login sessions for the /audit page from

@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/audit/auditgen"
 	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
 	"github.com/gatehouse-dev/gatehouse/internal/audit/store"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestAuditOptionsFromConfig(t *testing.T) {
@@ -140,5 +145,46 @@ func TestAuditSessionsFromStorage(t *testing.T) {
 	}
 	if got, _ := s.Sessions(ctx, "oidc:bob"); len(got) != 0 {
 		t.Errorf("unknown user has sessions: %+v", got)
+	}
+}
+
+func TestServeAuditMountsSinkAndPage(t *testing.T) {
+	dir := t.TempDir()
+	c, err := config.Parse([]byte(`
+issuer: https://login.example.com
+storage: {type: sqlite3, config: {file: ` + filepath.Join(dir, "gatehouse.db") + `}}
+web: {http: 127.0.0.1:5556}
+audit:
+  enabled: true
+  webhook: {bearerTokens: ["t1"]}
+  viewerGroups: ["infra"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ApplyDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mux := http.NewServeMux()
+	svc, err := serveAudit(ctx, c, mux, memory.New(), prometheus.NewRegistry(), slog.Default(), auditPage{
+		Authenticate: func(*http.Request) (audit.Viewer, bool) { return audit.Viewer{User: "alice", Groups: []string{"infra"}}, true },
+		Resolve:      func(context.Context, string) (string, string, bool) { return "", "", false },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); svc.Close() }()
+	body := event.EncodeList(auditgen.New(1, time.Now(), time.Millisecond).Batch(3))
+	req := httptest.NewRequest(http.MethodPost, "/audit/webhook", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer t1")
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, req)
+	if w.Code != 200 {
+		t.Fatalf("webhook: %d %s", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/audit?user=oidc:alice", nil))
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "Logins of oidc:alice") {
+		t.Fatalf("page: %d", w.Code)
 	}
 }
