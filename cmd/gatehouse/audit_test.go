@@ -167,8 +167,10 @@ audit:
 	defer cancel()
 	mux := http.NewServeMux()
 	svc, err := serveAudit(ctx, c, mux, memory.New(), prometheus.NewRegistry(), slog.Default(), auditPage{
-		Authenticate: func(*http.Request) (audit.Viewer, bool) { return audit.Viewer{User: "alice", Groups: []string{"infra"}}, true },
-		Resolve:      func(context.Context, string) (string, string, bool) { return "", "", false },
+		Authenticate: func(*http.Request) (audit.Viewer, bool) {
+			return audit.Viewer{User: "alice", Groups: []string{"infra"}}, true
+		},
+		Resolve: func(context.Context, string) (string, string, bool) { return "", "", false },
 	})
 	if err != nil {
 		t.Fatal(err)
