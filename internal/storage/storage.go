@@ -196,6 +196,8 @@ func (r GCResult) IsEmpty() bool {
 // ErrAlreadyExists on a duplicate key. Update methods run the updater
 // inside one transaction: the updater sees the current value and returns
 // the new one; an error from it aborts the update and is returned as is.
+// An updater must not call the store: it runs while the backend holds the
+// object (or, in SQLite and memory, the whole store) for the update.
 // The key field the updater returns is ignored: an update never moves an
 // object to another key. UpdateAuthRequest and UpdateAuthCode return
 // ErrNotFound for expired objects; UpdateDeviceRequest hands an expired

@@ -206,7 +206,9 @@ func update[T any](ctx context.Context, s *Storage, t *sqlrow.Table[T], q *sqlro
 	inTx := false
 	defer func() {
 		if inTx {
-			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
 				// Release closes a connection left in a transaction.
 				err = errors.Join(err, fmt.Errorf("postgres storage: rollback: %w", rerr))
 			}
