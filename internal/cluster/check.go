@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -98,6 +100,7 @@ func (c *Config) Check(ctx context.Context, admin *rest.Config, opts CheckOption
 		return r, fmt.Errorf("cluster check: %w", err)
 	}
 	c.checkVersion(cs, &r)
+	c.checkIssuer(ctx, cs, &r)
 	if err := c.checkRBAC(ctx, cs, opts.FieldManager, &r); err != nil {
 		return r, err
 	}
@@ -306,5 +309,47 @@ func (c *Config) checkToken(ctx context.Context, admin *rest.Config, token strin
 		}
 		r.add(StatusDiffers, "teams", "none of the token's groups (%s) is a team in the config; the user gets no rights from it (expected groups look like %q)",
 			strings.Join(oidcGroups, ", "), c.GroupsPrefix()+sortedKeys(c.Teams)[0])
+	}
+}
+
+// probeToken is a JWT with the configured issuer and audience and a
+// signature nobody made: kube-apiserver never accepts it, but how it
+// refuses it (TokenReview) says whether it has an authenticator for the
+// issuer and whether that authenticator has fetched the issuer's keys.
+func (c *Config) probeToken(now time.Time) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	header, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": "gatehouse-cluster-check"})
+	payload, _ := json.Marshal(map[string]any{
+		"iss": c.Issuer.URL, "aud": c.Issuer.Audiences[0], "sub": "gatehouse-cluster-check",
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+	})
+	return enc(header) + "." + enc(payload) + "." + enc([]byte("gatehouse cluster check: not a signature"))
+}
+
+// checkIssuer asks kube-apiserver (TokenReview, as the admin) about a
+// probe token for the configured issuer.
+func (c *Config) checkIssuer(ctx context.Context, cs kubernetes.Interface, r *Report) {
+	subject := "issuer " + c.Issuer.URL
+	review, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+		Spec: authenticationv1.TokenReviewSpec{Token: c.probeToken(time.Now())},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		r.add(StatusFailed, subject, "TokenReview: %v", err)
+		return
+	}
+	msg := review.Status.Error
+	switch {
+	case review.Status.Authenticated:
+		r.add(StatusFailed, subject, "kube-apiserver accepted a token with a made-up signature as %q: check its authenticators", review.Status.User.Username)
+	case strings.Contains(msg, "verify signature") || strings.Contains(msg, "verify id token signature"):
+		r.add(StatusOK, subject, "kube-apiserver has an authenticator for this issuer and has fetched its keys")
+	case strings.Contains(msg, "not initialized"):
+		r.add(StatusDiffers, subject, "kube-apiserver has an authenticator for this issuer but could not fetch its discovery document and keys yet: "+
+			"check that the control-plane nodes can reach %s/.well-known/openid-configuration and trust its certificate (issuer.caFile); kube-apiserver says: %s", c.Issuer.URL, msg)
+	case strings.Contains(msg, "oidc") || strings.Contains(msg, "jwt"):
+		r.add(StatusDiffers, subject, "kube-apiserver has an authenticator for this issuer but refused the probe for another reason: %s", msg)
+	default:
+		r.add(StatusDiffers, subject, "kube-apiserver has no authenticator for this issuer: it runs without %s (or the %s flags), was not restarted after the change, or is configured for another issuer URL (the iss claim must match exactly); kube-apiserver says: %s",
+			FileAuthenticationConfig, FileAPIServerFlags, msg)
 	}
 }

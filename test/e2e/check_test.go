@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -50,6 +51,15 @@ func goBinary(t *testing.T, name string) string {
 	return out
 }
 
+func finding(r cluster.Report, subject string) cluster.Finding {
+	for _, f := range r.Findings {
+		if f.Subject == subject {
+			return f
+		}
+	}
+	return cluster.Finding{}
+}
+
 func statuses(r cluster.Report) map[string]cluster.Status {
 	m := map[string]cluster.Status{}
 	for _, f := range r.Findings {
@@ -62,9 +72,10 @@ func statuses(r cluster.Report) map[string]cluster.Status {
 // bindings go from missing to applied to edited by hand to stale, through
 // the library and through `gatehouse cluster check`.
 func TestClusterCheck(t *testing.T) {
-	sink := kube.StartSink(t, sinkToken)
-	cfg := seedConfig(sink.URL+"/dex", sink.CAPEM)
+	g := startGatehouse(t, time.Hour)
+	cfg := seedConfig(g.issuer.URL, g.issuer.CAPEM)
 	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg})
+	waitOIDCReady(t, g, c)
 	restCfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +98,20 @@ func TestClusterCheck(t *testing.T) {
 				t.Fatalf("%s: %q, want %q\n%s", subject, got[subject], status, b.String())
 			}
 		}
+	}
+
+	// kube-apiserver has an authenticator for the issuer, with its keys;
+	// for another issuer URL it has none.
+	issuer := "issuer " + cfg.Issuer.URL
+	check(map[string]cluster.Status{issuer: cluster.StatusOK})
+	other := *c.Config
+	other.Issuer.URL = "https://login.example.com/dex"
+	r, err := other.Check(ctx, restCfg, cluster.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := finding(r, "issuer https://login.example.com/dex"); f.Status != cluster.StatusDiffers || !strings.Contains(f.Detail, "no authenticator for this issuer") {
+		t.Errorf("check against another issuer URL: %+v", f)
 	}
 
 	// Nothing applied, namespace missing: the RoleBinding cannot be applied.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
 	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/kube"
@@ -90,6 +91,19 @@ func TestRenderedWiring(t *testing.T) {
 			}
 			if w.Status.UserInfo.Username != "gatehouse-e2e-admin" || !contains(w.Status.UserInfo.Groups, "system:masters") {
 				t.Fatalf("admin is %+v", w.Status.UserInfo)
+			}
+
+			// No issuer answers at this URL: cluster check says so.
+			restCfg, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			report, err := c.Config.Check(context.Background(), restCfg, cluster.CheckOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := finding(report, "issuer "+cfg.Issuer.URL); f.Status != cluster.StatusDiffers || !strings.Contains(f.Detail, "could not fetch its discovery document") {
+				t.Errorf("cluster check with an unreachable issuer: %+v", f)
 			}
 
 			c.AdminKubectl(t, "create", "namespace", "web")
