@@ -28,11 +28,11 @@ type Plugin struct {
 
 // PluginSpec is the plugin's specification.
 type PluginSpec struct {
-	Version          string     `json:"version"`
-	ShortDescription string     `json:"shortDescription"`
-	Description      string     `json:"description"`
-	Caveats          string     `json:"caveats"`
-	Homepage         string     `json:"homepage"`
+	Version          string         `json:"version"`
+	ShortDescription string         `json:"shortDescription"`
+	Description      string         `json:"description"`
+	Caveats          string         `json:"caveats"`
+	Homepage         string         `json:"homepage"`
 	Platforms        []KrewPlatform `json:"platforms"`
 }
 
