@@ -32,6 +32,9 @@ var migrations embed.FS
 // migrations across replicas ("gatehous" in ASCII).
 const migrationLock int64 = 0x6761746568_6f7573
 
+// gcLock is the advisory lock key held by the replica collecting garbage.
+const gcLock = migrationLock + 1
+
 // Storage is a PostgreSQL database. It is safe for concurrent use, also
 // by several processes on one database.
 type Storage struct {
@@ -441,10 +444,20 @@ func (s *Storage) UpdateKeys(ctx context.Context, expectedVersion int64, k stora
 }
 
 // GarbageCollect removes expired objects and dead refresh families in one
-// transaction.
+// transaction. Replicas all run it on their own timers; one collects at a
+// time (an advisory lock), and one that finds another collecting returns
+// an empty result at once rather than deleting the same rows beside it
+// (which could deadlock the two).
 func (s *Storage) GarbageCollect(ctx context.Context, now time.Time, refreshIdleBefore, refreshCreatedBefore time.Time) (storage.GCResult, error) {
 	var r storage.GCResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var mine bool
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", gcLock).Scan(&mine); err != nil {
+			return err
+		}
+		if !mine {
+			return nil
+		}
 		var err error
 		exec := func(n *int64, query string, args ...any) {
 			if err != nil {

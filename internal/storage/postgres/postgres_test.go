@@ -201,3 +201,40 @@ func BenchmarkRotation(b *testing.B) {
 		})
 	}
 }
+
+// TestGarbageCollectOneReplicaAtATime holds the collection lock as another
+// replica would and checks that GarbageCollect then steps aside.
+func TestGarbageCollectOneReplicaAtATime(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s := open(t, dsn)
+	defer s.Close()
+	ctx := t.Context()
+	if err := s.CreateAuthRequest(ctx, storage.AuthRequest{ID: "old", Expiry: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bool
+	// 0x6761746568_6f7573 + 1: the key postgres.go uses.
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", int64(0x6761746568_6f7573+1)).Scan(&got); err != nil || !got {
+		t.Fatalf("take the lock: %v %v", got, err)
+	}
+	res, err := s.GarbageCollect(ctx, time.Now(), time.Time{}, time.Time{})
+	if err != nil || !res.IsEmpty() {
+		t.Fatalf("GarbageCollect while another replica collects: %+v, %v; want nothing done", res, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.GarbageCollect(ctx, time.Now(), time.Time{}, time.Time{})
+	if err != nil || res.AuthRequests != 1 {
+		t.Fatalf("GarbageCollect after the lock was released: %+v, %v; want 1 auth request", res, err)
+	}
+}
