@@ -72,6 +72,19 @@ func TestAuthCodeAttacks(t *testing.T) {
 			wantErr: "RFC 9207",
 		},
 		{
+			name: "the issuer's error response is reported",
+			arrange: func(r *rig, t *testing.T) {
+				r.br.tamperRedirect = func(u *url.URL) {
+					q := u.Query()
+					q.Del("code")
+					q.Set("error", "access_denied")
+					q.Set("error_description", "the user said no")
+					u.RawQuery = q.Encode()
+				}
+			},
+			wantErr: "access_denied the user said no",
+		},
+		{
 			name:    "nonce replaced (token injection)",
 			arrange: func(r *rig, t *testing.T) { r.br.tamperAuth = setQuery("nonce", "attacker-nonce") },
 			wantErr: "nonce",
