@@ -103,6 +103,10 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	if cfg.File == "" {
 		return nil, errors.New("sqlite storage: file is required")
 	}
+	if strings.ContainsAny(cfg.File, "?#") {
+		// The driver takes the file as a URI whose query holds the pragmas.
+		return nil, fmt.Errorf("sqlite storage: file %q: the name may not contain '?' or '#'", cfg.File)
+	}
 	// The file holds the private signing key: readable by its owner only.
 	// SQLite gives the -wal and -shm files the same mode.
 	if f, err := os.OpenFile(cfg.File, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {

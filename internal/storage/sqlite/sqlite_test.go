@@ -100,6 +100,9 @@ func TestOpenNeedsFile(t *testing.T) {
 	if _, err := sqlite.Open(t.Context(), sqlite.Config{}); err == nil {
 		t.Fatal("Open without a file succeeded")
 	}
+	if _, err := sqlite.Open(t.Context(), sqlite.Config{File: filepath.Join(t.TempDir(), "x.db?_pragma=foreign_keys(0)")}); err == nil {
+		t.Fatal("Open of a file name with '?' succeeded")
+	}
 	if _, err := sqlite.Open(t.Context(), sqlite.Config{File: filepath.Join(t.TempDir(), "missing-dir", "x.db")}); err == nil {
 		t.Fatal("Open in a missing directory succeeded")
 	}
