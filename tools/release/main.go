@@ -174,7 +174,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("release: %w", err)
 	}
 	o.Log("wrote %d archives and SHA256SUMS to %s", len(sums), o.Out)
-	if o.KrewTemplate != "" {
+	if o.KrewTemplate != "" && !versionRe.MatchString(src.Version) {
+		o.Log("%s is not a release version (vX.Y.Z): the Krew manifest needs one, so it is not rendered", src.Version)
+	} else if o.KrewTemplate != "" {
 		tmpl := o.KrewTemplate
 		if !filepath.IsAbs(tmpl) {
 			tmpl = filepath.Join(root, tmpl)
