@@ -94,18 +94,18 @@ func dsn(file string, readOnly bool) string {
 	} else {
 		q.Set("_txlock", "immediate")
 	}
-	return "file:" + file + "?" + q.Encode()
+	return "file:" + uriPath.Replace(file) + "?" + q.Encode()
 }
+
+// uriPath escapes what SQLite's URI file names would otherwise read as a
+// query, a fragment or a %-escape (a file "x%41.db" would open "xA.db").
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Open opens the database in cfg.File, creating it if missing, and applies
 // the migrations it lacks.
 func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	if cfg.File == "" {
 		return nil, errors.New("sqlite storage: file is required")
-	}
-	if strings.ContainsAny(cfg.File, "?#") {
-		// The driver takes the file as a URI whose query holds the pragmas.
-		return nil, fmt.Errorf("sqlite storage: file %q: the name may not contain '?' or '#'", cfg.File)
 	}
 	// The file holds the private signing key: readable by its owner only.
 	// SQLite gives the -wal and -shm files the same mode.
