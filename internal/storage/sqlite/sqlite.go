@@ -531,43 +531,47 @@ func (s *Storage) UpdateKeys(ctx context.Context, expectedVersion int64, k stora
 	return nil
 }
 
-// GarbageCollect removes expired objects and dead refresh families in one
-// transaction.
+// gcBatch is how many rows one garbage-collection transaction deletes.
+const gcBatch = 500
+
+// GarbageCollect removes expired objects and dead refresh families. It
+// deletes in transactions of at most gcBatch rows: SQLite has one writer,
+// and a single transaction deleting, say, a million auth requests left by
+// a flood of /auth requests would hold every refresh grant behind it.
 func (s *Storage) GarbageCollect(ctx context.Context, now time.Time, refreshIdleBefore, refreshCreatedBefore time.Time) (storage.GCResult, error) {
 	var r storage.GCResult
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return r, fmt.Errorf("sqlite storage: garbage collect: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	exec := func(n *int64, query string, args ...any) {
-		if err != nil {
-			return
-		}
-		var res sql.Result
-		if res, err = tx.ExecContext(ctx, query, args...); err == nil {
+	var err error
+	del := func(n *int64, table, key, where string, args ...any) {
+		query := fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s LIMIT %d)", table, key, key, table, where, gcBatch)
+		for err == nil {
+			var res sql.Result
+			if res, err = s.w.ExecContext(ctx, query, args...); err != nil {
+				return
+			}
 			var c int64
-			c, err = res.RowsAffected()
+			if c, err = res.RowsAffected(); err != nil {
+				return
+			}
 			*n += c
+			if c < gcBatch {
+				return
+			}
 		}
 	}
 	// An object expires when now is after its expiry (as Get sees it).
 	nowArg := dialect.TimeArg(canon.Time(now))
-	exec(&r.AuthRequests, "DELETE FROM auth_requests WHERE expiry < ?1", nowArg)
-	exec(&r.AuthCodes, "DELETE FROM auth_codes WHERE expiry < ?1", nowArg)
-	exec(&r.DeviceRequests, "DELETE FROM device_requests WHERE expiry < ?1", nowArg)
-	exec(&r.RefreshTokens, "DELETE FROM refresh_families WHERE revoked")
+	del(&r.AuthRequests, "auth_requests", "id", "expiry < ?1", nowArg)
+	del(&r.AuthCodes, "auth_codes", "id", "expiry < ?1", nowArg)
+	del(&r.DeviceRequests, "device_requests", "device_code_hash", "expiry < ?1", nowArg)
+	del(&r.RefreshTokens, "refresh_families", "id", "revoked")
 	if !refreshIdleBefore.IsZero() {
-		exec(&r.RefreshTokens, "DELETE FROM refresh_families WHERE last_used < ?1", dialect.TimeArg(canon.Time(refreshIdleBefore)))
+		del(&r.RefreshTokens, "refresh_families", "id", "last_used < ?1", dialect.TimeArg(canon.Time(refreshIdleBefore)))
 	}
 	if !refreshCreatedBefore.IsZero() {
-		exec(&r.RefreshTokens, "DELETE FROM refresh_families WHERE created_at < ?1", dialect.TimeArg(canon.Time(refreshCreatedBefore)))
-	}
-	if err == nil {
-		err = tx.Commit()
+		del(&r.RefreshTokens, "refresh_families", "id", "created_at < ?1", dialect.TimeArg(canon.Time(refreshCreatedBefore)))
 	}
 	if err != nil {
-		return storage.GCResult{}, fmt.Errorf("sqlite storage: garbage collect: %w", err)
+		return r, fmt.Errorf("sqlite storage: garbage collect: %w", err)
 	}
 	return r, nil
 }

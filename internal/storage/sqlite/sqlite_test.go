@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/conformance"
@@ -162,5 +163,35 @@ func TestFileNames(t *testing.T) {
 				t.Fatalf("after reopening: %v", err)
 			}
 		})
+	}
+}
+
+// TestGarbageCollectInBatches collects more rows than one batch deletes.
+func TestGarbageCollectInBatches(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	defer s.Close()
+	ctx := t.Context()
+	const n = 1234
+	old := time.Now().Add(-time.Hour)
+	for i := range n {
+		if err := s.CreateAuthRequest(ctx, storage.AuthRequest{ID: fmt.Sprintf("req-%d", i), Expiry: old}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateRefreshFamily(ctx, storage.RefreshFamily{ID: fmt.Sprintf("fam-%d", i), Revoked: i%2 == 0, CreatedAt: old, LastUsed: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateAuthRequest(ctx, storage.AuthRequest{ID: "live", Expiry: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.GarbageCollect(ctx, time.Now(), time.Time{}, time.Now().Add(-2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (storage.GCResult{AuthRequests: n, RefreshTokens: n / 2}); res != want {
+		t.Fatalf("GarbageCollect: %+v, want %+v", res, want)
+	}
+	if _, err := s.GetAuthRequest(ctx, "live"); err != nil {
+		t.Fatal(err)
 	}
 }
