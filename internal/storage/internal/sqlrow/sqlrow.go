@@ -366,7 +366,8 @@ var (
 			b.String("user_id", &p.UserID)
 		},
 	}
-	// Keys is one row whose id is always 1.
+	// Keys is one row whose id is always 1; id is not one of its fields,
+	// so the backends write its statements themselves (not NewQueries).
 	Keys = &Table[storage.Keys]{
 		Name: "signing_keys",
 		Fields: func(b *Binder, k *storage.Keys) {
