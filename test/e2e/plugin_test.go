@@ -145,6 +145,36 @@ func TestPluginScenario(t *testing.T) {
 			if n := browserRuns(countFile); n != 1 {
 				t.Errorf("expiry opened a browser (%d runs); the refresh token should have been used", n)
 			}
+
+			// `kubectl gatehouse setup`, given the cluster's own settings
+			// (the rendered file or flags), predicts what kube-apiserver
+			// showed above.
+			setupArgs := []string{"setup",
+				"--oidc-issuer-url=" + g.issuer.URL, "--oidc-client-id=" + g.issuer.ClientID, "--oidc-client-secret=" + g.issuer.ClientSecret,
+				"--oidc-extra-scope=groups,profile,offline_access", "--certificate-authority=" + filepath.Join(c.Config.NodeDir, cluster.FileIssuerCA),
+				"--browser-command=" + script, "--listen-address=127.0.0.1:0",
+			}
+			if mode == cluster.ModeStructured {
+				setupArgs = append(setupArgs, "--authentication-config="+filepath.Join(c.Config.NodeDir, cluster.FileAuthenticationConfig))
+			} else {
+				for _, f := range c.Config.LegacyOIDCFlags(true) {
+					switch f.Name {
+					case "oidc-issuer-url", "oidc-client-id", "oidc-username-claim", "oidc-username-prefix", "oidc-groups-claim", "oidc-groups-prefix":
+						setupArgs = append(setupArgs, "--apiserver-"+f.Name+"="+f.Value)
+					}
+				}
+			}
+			setup := exec.Command(filepath.Join(binDir, "kubectl-gatehouse"), setupArgs...)
+			setup.Env = append(os.Environ(), "HOME="+filepath.Join(c.Dir, "home"))
+			so, err := setup.CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubectl gatehouse setup: %v\n%s", err, so)
+			}
+			for _, want := range []string{"oidc:octocat", "oidc:exampleorg:infra-team"} {
+				if !strings.Contains(string(so), want) {
+					t.Errorf("setup does not predict %q:\n%s", want, so)
+				}
+			}
 		})
 	}
 }
