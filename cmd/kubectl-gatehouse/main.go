@@ -18,7 +18,14 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args, cli.Env{
+	args := os.Args
+	// Run by the fast front end (cmd/kubectl-gatehouse/front), answer under
+	// the name kubectl used.
+	if name := os.Getenv("GATEHOUSE_INVOKED_AS"); name != "" {
+		args = append([]string{name}, args[1:]...)
+		os.Unsetenv("GATEHOUSE_INVOKED_AS")
+	}
+	code := cli.Main(ctx, args, cli.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		ReadPassword: cli.TerminalPassword,
 	})

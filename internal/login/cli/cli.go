@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/execcredential"
 	"github.com/gatehouse-dev/gatehouse/internal/login/flow"
+	"github.com/gatehouse-dev/gatehouse/internal/login/options"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/login/usecase"
 )
@@ -130,19 +131,19 @@ func newFlagSet(name string, env Env) *pflag.FlagSet {
 }
 
 func getToken(ctx context.Context, argv, args []string, env Env) error {
-	var o loginFlags
+	var o options.Flags
 	f := newFlagSet("get-token", env)
-	o.add(f, true)
+	o.Add(f, true)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
 	if f.NArg() > 0 {
 		return fmt.Errorf("get-token takes no arguments, got %q", f.Args())
 	}
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return fmt.Errorf("get-token: %w", err)
 	}
-	storage, err := tokencache.ParseStorage(o.cacheStorage)
+	storage, err := tokencache.ParseStorage(o.CacheStorage)
 	if err != nil {
 		return fmt.Errorf("get-token: %w", err)
 	}
@@ -150,23 +151,23 @@ func getToken(ctx context.Context, argv, args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("get-token: %w", err)
 	}
-	o.expandHome()
-	lockTimeout := o.lockTimeout
+	o.ExpandHome()
+	lockTimeout := o.LockTimeout
 	if lockTimeout == 0 {
-		lockTimeout = time.Duration(o.timeoutSec)*time.Second + 30*time.Second
+		lockTimeout = time.Duration(o.TimeoutSec)*time.Second + 30*time.Second
 	}
 	u := &usecase.GetToken{
-		Cache:        tokencache.Store{Dir: o.cacheDir, Storage: storage},
-		Key:          o.key(),
+		Cache:        tokencache.Store{Dir: o.CacheDir, Storage: storage},
+		Key:          o.Key(),
 		Now:          env.Now,
-		Margin:       o.margin,
+		Margin:       o.Margin,
 		LockTimeout:  lockTimeout,
-		ForceRefresh: o.forceRefresh,
+		ForceRefresh: o.ForceRefresh,
 		Info:         info,
-		Auth:         o.login(env),
+		Auth:         newLogin(&o, env),
 		Stdout:       env.Stdout,
 		Stderr:       env.Stderr,
-		Verbose:      o.verbosity > 0,
+		Verbose:      o.Verbosity > 0,
 		Rerun:        shellQuote(argv),
 	}
 	if err := u.Run(ctx); err != nil {
@@ -193,24 +194,24 @@ func clean(args []string, env Env) error {
 }
 
 func logout(ctx context.Context, args []string, env Env) error {
-	var o loginFlags
+	var o options.Flags
 	f := newFlagSet("logout", env)
-	o.add(f, true)
+	o.Add(f, true)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
-	storage, err := tokencache.ParseStorage(o.cacheStorage)
+	storage, err := tokencache.ParseStorage(o.CacheStorage)
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
-	o.expandHome()
-	login := o.login(env)
+	o.ExpandHome()
+	login := newLogin(&o, env)
 	defer login.Close()
 	u := &usecase.Logout{
-		Cache: tokencache.Store{Dir: o.cacheDir, Storage: storage}, Key: o.key(),
+		Cache: tokencache.Store{Dir: o.CacheDir, Storage: storage}, Key: o.Key(),
 		Login: login, Stderr: env.Stderr,
 	}
 	if err := u.Run(ctx); err != nil {

@@ -7,15 +7,16 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/apiserversim"
+	"github.com/gatehouse-dev/gatehouse/internal/login/options"
 	"github.com/gatehouse-dev/gatehouse/internal/login/usecase"
 )
 
 func setup(ctx context.Context, args []string, env Env) error {
-	var o loginFlags
+	var o options.Flags
 	var sim apiserversim.Flags
 	var authnConfig, clusterRole, namespace string
 	f := newFlagSet("setup", env)
-	o.add(f, false)
+	o.Add(f, false)
 	f.StringVar(&sim.IssuerURL, "apiserver-oidc-issuer-url", "", "[gatehouse] kube-apiserver's --oidc-issuer-url (default: --oidc-issuer-url)")
 	f.StringVar(&sim.ClientID, "apiserver-oidc-client-id", "", "[gatehouse] kube-apiserver's --oidc-client-id (default: --oidc-client-id)")
 	f.StringVar(&sim.UsernameClaim, "apiserver-oidc-username-claim", "sub", "[gatehouse] kube-apiserver's --oidc-username-claim")
@@ -29,16 +30,16 @@ func setup(ctx context.Context, args []string, env Env) error {
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	if o.issuerURL == "" || o.clientID == "" {
+	if o.IssuerURL == "" || o.ClientID == "" {
 		fmt.Fprintln(env.Stderr, "Usage: kubectl gatehouse setup --oidc-issuer-url=URL --oidc-client-id=ID [flags]\n\nFlags:")
 		f.PrintDefaults()
 		return fmt.Errorf("setup: --oidc-issuer-url and --oidc-client-id are required")
 	}
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
-	o.expandHome()
-	login := o.login(env)
+	o.ExpandHome()
+	login := newLogin(&o, env)
 	defer login.Close()
 	u := &usecase.Setup{
 		Login: login, ClusterRole: clusterRole, Namespace: namespace,
@@ -53,10 +54,10 @@ func setup(ctx context.Context, args []string, env Env) error {
 		u.Config, u.Source = c, "--authentication-config "+authnConfig
 	} else {
 		if sim.IssuerURL == "" {
-			sim.IssuerURL = o.issuerURL
+			sim.IssuerURL = o.IssuerURL
 		}
 		if sim.ClientID == "" {
-			sim.ClientID = o.clientID
+			sim.ClientID = o.ClientID
 		}
 		j := apiserversim.FromFlags(sim)
 		u.Authenticator = &j

@@ -19,11 +19,13 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/gatehouse-dev/gatehouse/internal/login/options"
+
 	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
 )
 
 // DefaultListenAddresses are kubelogin's.
-var DefaultListenAddresses = []string{"127.0.0.1:8000", "127.0.0.1:18000"}
+var DefaultListenAddresses = options.DefaultListenAddresses
 
 // AuthCode is the browser flow: authorization code with PKCE (S256), the
 // redirect received on a loopback listener. It checks state, the RFC 9207

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/login/jwtpayload"
 	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
+	"github.com/gatehouse-dev/gatehouse/internal/login/warm"
 )
 
 // Authenticator gets a new token set: by refresh, or by an interactive
@@ -129,19 +130,14 @@ func (u *GetToken) Run(ctx context.Context) error {
 
 // usable returns the token's expiry and whether it outlives the margin.
 func (u *GetToken) usable(e tokencache.Entry, now time.Time) (time.Time, bool) {
-	if e.IDToken == "" {
-		return time.Time{}, false
-	}
-	exp, err := jwtpayload.Expiry(e.IDToken)
-	if err != nil {
+	exp, ok, err := warm.Usable(e, now, u.Margin)
+	switch {
+	case err != nil:
 		u.logf("cached token unreadable (%v): it will be replaced", err)
-		return time.Time{}, false
-	}
-	if !now.Add(u.Margin).Before(exp) {
+	case !ok && e.IDToken != "":
 		u.logf("cached token expires at %s, within the %s margin", exp.Format(time.RFC3339), u.Margin)
-		return exp, false
 	}
-	return exp, true
+	return exp, ok
 }
 
 func (u *GetToken) logf(format string, args ...any) {
