@@ -248,7 +248,9 @@ func newClusterCheckCommand() *cobra.Command {
 		Use:   "check --kubeconfig ADMIN [--config cluster.yaml] [--token ID_TOKEN]",
 		Short: "Compare a live cluster with the rendered configuration and say what differs",
 		Long: `Check a live cluster, reached with an admin kubeconfig, against what
-'gatehouse cluster render' produces: a server-side dry-run apply of every
+'gatehouse cluster render' produces: a probe token (TokenReview) shows
+whether kube-apiserver has an authenticator for the issuer and its keys,
+a server-side dry-run apply of every
 rendered binding shows what applying rbac.yaml would change, bindings that
 gatehouse rendered earlier but the config no longer has are listed, and with
 --token (an ID token from 'kubectl gatehouse get-token') kube-apiserver is
