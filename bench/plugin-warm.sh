@@ -6,7 +6,9 @@
 # arguments, and times both side by side with hyperfine; then 8 concurrent
 # warm runs of each. With KUBELOGIN_SRC=/path/to/kubelogin (its public
 # source, checked out outside this repository) kubelogin is built the same
-# way and timed in the same run, on the same cache entry (kubectl-gatehouse
+# way and timed in the same run. The optional fast front end
+# (cmd/kubectl-gatehouse/front, with the full build beside it as
+# kubectl-gatehouse-engine) is timed too, on the same cache entry (kubectl-gatehouse
 # uses kubelogin's cache format and file name).
 #
 #   bench/plugin-warm.sh                  # RUNS=500 in ROUNDS=5 by default
@@ -28,6 +30,11 @@ build() { go build -trimpath -ldflags="-s -w" "$@"; }
 
 echo "building into $work" >&2
 (cd "$repo" && build -o "$work/kubectl-gatehouse" ./cmd/kubectl-gatehouse)
+# The optional two-file install: the fast front end with the full plugin
+# beside it as kubectl-gatehouse-engine.
+mkdir -p "$work/fast"
+(cd "$repo" && build -o "$work/fast/kubectl-gatehouse" ./cmd/kubectl-gatehouse/front)
+cp "$work/kubectl-gatehouse" "$work/fast/kubectl-gatehouse-engine"
 
 mkdir -p "$work/hello"
 cat > "$work/hello/main.go" <<'GO'
@@ -61,12 +68,13 @@ export KUBERNETES_EXEC_INFO='{"kind":"ExecCredential","apiVersion":"client.authe
 
 # A warm run must print the cached token and touch nothing else.
 "$work/kubectl-gatehouse" $args | grep -q "$payload" || { echo "kubectl-gatehouse did not print the cached token" >&2; exit 1; }
+"$work/fast/kubectl-gatehouse" $args | grep -q "$payload" || { echo "the front end did not print the cached token" >&2; exit 1; }
 if [ -n "$kubelogin" ]; then
 	"$kubelogin" $args | grep -q "$payload" || { echo "kubelogin did not print the cached token" >&2; exit 1; }
 fi
 
-cmds=("$work/hello-execcredential" "$work/kubectl-gatehouse $args")
-names=("hello-world" "kubectl-gatehouse")
+cmds=("$work/hello-execcredential" "$work/kubectl-gatehouse $args" "$work/fast/kubectl-gatehouse $args")
+names=("hello-world" "kubectl-gatehouse (one binary)" "kubectl-gatehouse front + engine")
 if [ -n "$kubelogin" ]; then cmds+=("$kubelogin $args"); names+=("kubelogin"); fi
 
 # The machine may be shared: run ROUNDS short hyperfine rounds in turn and
