@@ -34,7 +34,7 @@ func openStorage(ctx context.Context, s config.Storage, log *slog.Logger) (stora
 	case config.StorageSQLite3:
 		st, err := sqlite.Open(ctx, sqlite.Config{File: s.SQLite3.File})
 		if err != nil {
-			return nil, fmt.Errorf("storage (sqlite3, file %s): %w", s.SQLite3.File, err)
+			return nil, fmt.Errorf("storage (sqlite3): %w", err)
 		}
 		return st, nil
 	case config.StoragePostgres:
