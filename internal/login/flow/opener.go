@@ -89,6 +89,9 @@ func openOrPrint(ctx context.Context, o Opener, stderr io.Writer, url string) fu
 	if o == nil {
 		o = PrintOpener{Stderr: stderr}
 	}
+	if _, printOnly := o.(PrintOpener); !printOnly {
+		fmt.Fprintf(stderr, "Opening the browser to log in; if it does not open, visit:\n%s\n", url)
+	}
 	release, err := o.Open(ctx, url)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: could not open the browser: %v\n\nPlease visit the following URL in your browser manually: %s\n", err, url)
