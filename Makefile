@@ -6,16 +6,22 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GATEHOUSE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export GATEHOUSE_TEST_POSTGRES
 
-.PHONY: dev build test lint unit e2e bench clean
+.PHONY: dev build build-fast-plugin test lint unit e2e bench clean
 
 ## dev: run the issuer on embedded defaults (SQLite, local user, self-signed TLS)
 dev:
 	$(GO) run ./cmd/gatehouse serve --dev
 
-## build: build both binaries into ./bin
+## build: build the binaries into ./bin (static: cgo adds ~0.7 ms to every plugin start)
 build:
-	$(GO) build -o bin/gatehouse ./cmd/gatehouse
-	$(GO) build -o bin/kubectl-gatehouse ./cmd/kubectl-gatehouse
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/gatehouse ./cmd/gatehouse
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/kubectl-gatehouse ./cmd/kubectl-gatehouse
+	ln -sf kubectl-gatehouse bin/kubectl-oidc_login
+
+## build-fast-plugin: the optional two-file plugin install (front end for cache hits + engine), see docs/kubectl-plugin.md
+build-fast-plugin:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/fast/kubectl-gatehouse ./cmd/kubectl-gatehouse/front
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/fast/kubectl-gatehouse-engine ./cmd/kubectl-gatehouse
 
 ## test: everything CI runs: formatting, vet, staticcheck, unit and integration tests with -race, the end-to-end suite
 test: lint unit e2e
