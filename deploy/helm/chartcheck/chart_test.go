@@ -2,6 +2,7 @@ package chartcheck
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,26 +22,40 @@ import (
 const namespace = "kube-system"
 
 var (
-	helmOnce sync.Once
-	helmPath string
-	helmErr  error
+	helmMu    sync.Mutex
+	helmPaths = map[int]string{}
 )
 
-// helmBin returns the cached helm, building it the first time (minutes).
-func helmBin(t *testing.T) string {
+// helmBin returns the cached helm 3, see helmMajor.
+func helmBin(t *testing.T) string { return helmMajor(t, 3) }
+
+// helmMajor returns the cached helm of a major version, building it the
+// first time (minutes).
+func helmMajor(t *testing.T, major int) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs helm, built from the module proxy")
 	}
-	helmOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-		defer cancel()
-		helmPath, helmErr = EnsureHelm(ctx)
-	})
-	if helmErr != nil {
-		t.Fatal(helmErr)
+	helmMu.Lock()
+	defer helmMu.Unlock()
+	if p, ok := helmPaths[major]; ok {
+		return p
 	}
-	return helmPath
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	p, err := EnsureHelmMajor(ctx, major)
+	if err != nil {
+		t.Fatal(err)
+	}
+	helmPaths[major] = p
+	return p
+}
+
+// eachHelm runs f once per helm major version the chart supports.
+func eachHelm(t *testing.T, f func(t *testing.T, helm string)) {
+	for _, major := range HelmMajors {
+		t.Run(fmt.Sprintf("helm%d", major), func(t *testing.T) { f(t, helmMajor(t, major)) })
+	}
 }
 
 func chartDir(t *testing.T) string {
@@ -67,7 +82,12 @@ func valueSets(t *testing.T) map[string]ValueSet {
 
 func render(t *testing.T, vs ValueSet, extra ...string) []Object {
 	t.Helper()
-	out, err := Template(context.Background(), helmBin(t), chartDir(t), namespace, vs.APIVersions, []string{vs.File}, extra...)
+	return renderWith(t, helmBin(t), vs, extra...)
+}
+
+func renderWith(t *testing.T, helm string, vs ValueSet, extra ...string) []Object {
+	t.Helper()
+	out, err := Template(context.Background(), helm, chartDir(t), namespace, vs.APIVersions, []string{vs.File}, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,18 +121,19 @@ func none(t *testing.T, objs []Object, kinds ...string) {
 }
 
 func TestLint(t *testing.T) {
-	helm := helmBin(t)
-	for name, vs := range valueSets(t) {
-		t.Run(name, func(t *testing.T) {
-			out, err := Helm(context.Background(), helm, "lint", "--strict", "--kube-version", KubeVersion, "--namespace", namespace, chartDir(t), "--values", vs.File)
-			if err != nil {
-				t.Fatalf("%v\n%s", err, out)
-			}
-			if !strings.Contains(out, "0 chart(s) failed") {
-				t.Fatalf("lint:\n%s", out)
-			}
-		})
-	}
+	eachHelm(t, func(t *testing.T, helm string) {
+		for name, vs := range valueSets(t) {
+			t.Run(name, func(t *testing.T) {
+				out, err := Helm(context.Background(), helm, "lint", "--strict", "--kube-version", KubeVersion, "--namespace", namespace, chartDir(t), "--values", vs.File)
+				if err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				if !strings.Contains(out, "0 chart(s) failed") {
+					t.Fatalf("lint:\n%s", out)
+				}
+			})
+		}
+	})
 }
 
 // configEnv are the variables the value sets' configs name.
@@ -281,33 +302,35 @@ func TestTemplate(t *testing.T) {
 			t.Errorf("no ci/%s-values.yaml", name)
 		}
 	}
-	for name, vs := range sets {
-		t.Run(name, func(t *testing.T) {
-			check, ok := checks[name]
-			if !ok {
-				t.Fatalf("ci/%s-values.yaml has no expectations in TestTemplate", name)
-			}
-			objs := render(t, vs)
-			tmpls := PodTemplates(objs)
-			if len(tmpls) != 1 {
-				t.Fatalf("%d workloads", len(tmpls))
-			}
-			for id, tmpl := range tmpls {
-				if err := Restricted(tmpl); err != nil {
-					t.Errorf("%s: %v", id, err)
+	eachHelm(t, func(t *testing.T, helm string) {
+		for name, vs := range sets {
+			t.Run(name, func(t *testing.T) {
+				check, ok := checks[name]
+				if !ok {
+					t.Fatalf("ci/%s-values.yaml has no expectations in TestTemplate", name)
 				}
-				if err := Hardened(tmpl); err != nil {
-					t.Errorf("%s: %v", id, err)
+				objs := renderWith(t, helm, vs)
+				tmpls := PodTemplates(objs)
+				if len(tmpls) != 1 {
+					t.Fatalf("%d workloads", len(tmpls))
 				}
-			}
-			for _, o := range objs {
-				if ns := namespaceOf(o); ns != namespace {
-					t.Errorf("%s %s in namespace %q", o.Kind, o.Name, ns)
+				for id, tmpl := range tmpls {
+					if err := Restricted(tmpl); err != nil {
+						t.Errorf("%s: %v", id, err)
+					}
+					if err := Hardened(tmpl); err != nil {
+						t.Errorf("%s: %v", id, err)
+					}
 				}
-			}
-			check(t, objs)
-		})
-	}
+				for _, o := range objs {
+					if ns := namespaceOf(o); ns != namespace {
+						t.Errorf("%s %s in namespace %q", o.Kind, o.Name, ns)
+					}
+				}
+				check(t, objs)
+			})
+		}
+	})
 }
 
 func namespaceOf(o Object) string {
@@ -353,7 +376,6 @@ func TestConfigChangeRestartsPods(t *testing.T) {
 }
 
 func TestRenderFails(t *testing.T) {
-	helm := helmBin(t)
 	sets := valueSets(t)
 	tests := []struct {
 		name string
@@ -374,18 +396,20 @@ func TestRenderFails(t *testing.T) {
 		{"schema: misspelt key", "default", []string{"--set", "replicaCont=2"}, "additional properties 'replicaCont' not allowed"},
 		{"schema: storage type", "default", []string{"--set", "config.storage.type=etcd"}, "config.storage.type"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			vs := sets[tt.set]
-			out, err := Template(context.Background(), helm, chartDir(t), namespace, vs.APIVersions, []string{vs.File}, tt.args...)
-			if err == nil {
-				t.Fatalf("rendered:\n%s", out)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %v\nwant it to say %q", err, tt.want)
-			}
-		})
-	}
+	eachHelm(t, func(t *testing.T, helm string) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				vs := sets[tt.set]
+				out, err := Template(context.Background(), helm, chartDir(t), namespace, vs.APIVersions, []string{vs.File}, tt.args...)
+				if err == nil {
+					t.Fatalf("rendered:\n%s", out)
+				}
+				if !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v\nwant it to say %q", err, tt.want)
+				}
+			})
+		}
+	})
 }
 
 // TestChecksCatchViolations shows the pod checks fail on a weakened pod.

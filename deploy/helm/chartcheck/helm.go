@@ -8,7 +8,9 @@
 // the rendered manifests to a real kube-apiserver (the end-to-end suite's)
 // with a server-side dry run in a namespace that enforces "restricted".
 //
-// helm's version is pinned by tools/helm/go.mod; the cache folder is
+// helm's versions are pinned by tools/helm/go.mod (helm 3) and
+// tools/helm4/go.mod (helm 4); the chart is checked with both. The cache
+// folder is
 // $GATEHOUSE_E2E_CACHE, else $HOME/.cache/gatehouse-e2e, the same as the
 // end-to-end suite's control plane.
 package chartcheck
@@ -29,9 +31,6 @@ import (
 
 // CacheEnv names the cache folder.
 const CacheEnv = "GATEHOUSE_E2E_CACHE"
-
-// helmModule is the module the helm command comes from.
-const helmModule = "helm.sh/helm/v3"
 
 // KubeVersion is the Kubernetes version charts are rendered for, the one
 // the end-to-end suite runs (k8s.io/kubernetes v1.37).
@@ -71,17 +70,32 @@ func cacheRoot() (string, error) {
 	return filepath.Join(home, ".cache", "gatehouse-e2e"), nil
 }
 
-// EnsureHelm returns the path of the helm command built from the version
-// pinned in tools/helm/go.mod, building it into the cache first when it is
-// not there (a few minutes, once). A file lock makes concurrent callers
-// wait for one build.
-func EnsureHelm(ctx context.Context) (string, error) {
+// HelmMajors are the helm major versions the chart is checked with.
+var HelmMajors = []int{3, 4}
+
+// EnsureHelm returns the path of helm 3, see EnsureHelmMajor.
+func EnsureHelm(ctx context.Context) (string, error) { return EnsureHelmMajor(ctx, 3) }
+
+// EnsureHelmMajor returns the path of the helm command of a major version
+// (3 or 4) built from the version pinned in tools/helm/go.mod (3) or
+// tools/helm4/go.mod (4), building it into the cache first when it is not
+// there (a few minutes, once). A file lock makes concurrent callers wait
+// for one build.
+func EnsureHelmMajor(ctx context.Context, major int) (string, error) {
 	d, err := sourceDir()
 	if err != nil {
 		return "", err
 	}
-	toolDir := filepath.Join(d, "tools", "helm")
-	version, err := goOut(ctx, toolDir, "list", "-m", "-f", "{{.Version}}", helmModule)
+	var toolDir, module string
+	switch major {
+	case 3:
+		toolDir, module = filepath.Join(d, "tools", "helm"), "helm.sh/helm/v3"
+	case 4:
+		toolDir, module = filepath.Join(d, "tools", "helm4"), "helm.sh/helm/v4"
+	default:
+		return "", fmt.Errorf("chartcheck: no helm %d", major)
+	}
+	version, err := goOut(ctx, toolDir, "list", "-m", "-f", "{{.Version}}", module)
 	if err != nil {
 		return "", err
 	}
@@ -113,20 +127,19 @@ func EnsureHelm(ctx context.Context) (string, error) {
 	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
 		return bin, nil
 	}
-	// helm's Makefile stamps its version and the Kubernetes version it
-	// renders for by default from the client-go it links (v0.37 -> 1.37).
-	major, minor := "1", ""
-	if parts := strings.SplitN(strings.TrimPrefix(kube, "v"), ".", 3); len(parts) == 3 {
-		minor = parts[1]
-	}
-	ldflags := "-s -w -X helm.sh/helm/v3/internal/version.version=" + version
-	if minor != "" {
-		for _, pkg := range []string{"helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"} {
-			ldflags += fmt.Sprintf(" -X %s.k8sVersionMajor=%s -X %s.k8sVersionMinor=%s", pkg, major, pkg, minor)
+	ldflags := "-s -w -X " + module + "/internal/version.version=" + version
+	if major == 3 {
+		// helm 3's Makefile stamps the Kubernetes version it renders for
+		// by default from the client-go it links (v0.37 -> 1.37); helm 4
+		// reads it from its build info.
+		if parts := strings.SplitN(strings.TrimPrefix(kube, "v"), ".", 3); len(parts) == 3 {
+			for _, pkg := range []string{module + "/pkg/lint/rules", module + "/pkg/chartutil"} {
+				ldflags += fmt.Sprintf(" -X %s.k8sVersionMajor=1 -X %s.k8sVersionMinor=%s", pkg, pkg, parts[1])
+			}
 		}
 	}
 	tmp := bin + ".tmp"
-	if _, err := goOut(ctx, toolDir, "build", "-trimpath", "-ldflags", ldflags, "-o", tmp, helmModule+"/cmd/helm"); err != nil {
+	if _, err := goOut(ctx, toolDir, "build", "-trimpath", "-ldflags", ldflags, "-o", tmp, module+"/cmd/helm"); err != nil {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("chartcheck: build helm %s: %w", version, err)
 	}
