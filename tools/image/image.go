@@ -175,10 +175,24 @@ func layer(files []file, mtime time.Time) (v1.Layer, error) {
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
-	raw := buf.Bytes()
+	// Compress once, here: the gzip stream has no name or time in its
+	// header, and go-containerregistry takes gzip input as the compressed
+	// layer as it is, instead of compressing again on every write.
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
+	if err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	if _, err := zw.Write(buf.Bytes()); err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	compressed := gz.Bytes()
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(raw)), nil
-	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzip.DefaultCompression))
+		return io.NopCloser(bytes.NewReader(compressed)), nil
+	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
