@@ -6,6 +6,10 @@
 //
 //	loadgen -issuer https://127.0.0.1:5556/dex -ca ca.crt -client kubernetes -secret S \
 //	    -username admin@example.com -password P -workers 16 -duration 30s -mode refresh
+//
+// With one user for all chains, Dex keeps only the last chain (it holds one
+// refresh token per user and client); -username 'bench%d@example.com' gives
+// each worker its own user, as bench/refresh.sh does.
 package main
 
 import (
@@ -13,16 +17,20 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -32,12 +40,14 @@ func main() {
 		caFile   = flag.String("ca", "", "CA file of the issuer's certificate")
 		clientID = flag.String("client", "kubernetes", "client id")
 		secret   = flag.String("secret", "", "client secret")
-		username = flag.String("username", "admin@example.com", "user for the password grant that starts each chain")
+		username = flag.String("username", "admin@example.com", "user for the password grant that starts each chain; a %d in it is replaced by the worker's number (0..workers-1), one user per chain")
 		password = flag.String("password", "", "password")
 		workers  = flag.Int("workers", 16, "concurrent workers")
 		duration = flag.Duration("duration", 20*time.Second, "how long to run (bounded)")
 		mode     = flag.String("mode", "refresh", "refresh | discovery | jwks")
 		label    = flag.String("label", "", "name printed with the result")
+		started  = flag.String("started", "", "create this file when the timed run (warm-up included) begins, e.g. to start a profile")
+		warmup   = flag.Duration("warmup", 2*time.Second, "run this long before recording (connection set-up, server pools and caches); not counted")
 	)
 	flag.Parse()
 	if *duration > 5*time.Minute {
@@ -54,10 +64,22 @@ func main() {
 	var starts []string
 	if *mode == "refresh" {
 		for i := 0; i < *workers; i++ {
-			tok, err := grant(client, tokenURL, *clientID, *secret, url.Values{
-				"grant_type": {"password"}, "username": {*username}, "password": {*password},
-				"scope": {"openid email profile groups offline_access"},
-			})
+			// gatehouse rate-limits password attempts per user (10 a
+			// minute): wait as told on 429, up to two minutes in all.
+			var tok string
+			var err error
+			for deadline := time.Now().Add(2 * time.Minute); ; {
+				tok, err = grant(client, tokenURL, *clientID, *secret, url.Values{
+					"grant_type": {"password"}, "username": {userFor(*username, i)}, "password": {*password},
+					"scope": {"openid email profile groups offline_access"},
+				})
+				var rl *rateLimited
+				if !errors.As(err, &rl) || time.Now().Add(rl.wait).After(deadline) {
+					break
+				}
+				fmt.Fprintf(os.Stderr, "loadgen: chain %d/%d: rate-limited, retrying in %s\n", i+1, *workers, rl.wait)
+				time.Sleep(rl.wait)
+			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "loadgen: starting a refresh chain with the password grant:", err)
 				os.Exit(1)
@@ -66,6 +88,15 @@ func main() {
 		}
 	}
 
+	if *warmup < 0 || *warmup >= *duration {
+		*warmup = 0
+	}
+	if *started != "" {
+		if err := os.WriteFile(*started, nil, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
 	var (
@@ -76,6 +107,11 @@ func main() {
 		wg        sync.WaitGroup
 	)
 	begin := time.Now()
+	measureFrom := begin.Add(*warmup)
+	// The load generator's own CPU over the measured window: it shares the
+	// machine with the server.
+	cpuStart := make(chan time.Duration, 1)
+	time.AfterFunc(*warmup, func() { cpuStart <- cpuTime() })
 	for w := 0; w < *workers; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -113,7 +149,9 @@ func main() {
 					}
 					continue
 				}
-				local = append(local, time.Since(t0))
+				if t0.After(measureFrom) {
+					local = append(local, time.Since(t0))
+				}
 			}
 			mu.Lock()
 			latencies = append(latencies, local...)
@@ -121,7 +159,8 @@ func main() {
 		}(w)
 	}
 	wg.Wait()
-	elapsed := time.Since(begin)
+	elapsed := time.Since(measureFrom)
+	clientCPU := cpuTime() - <-cpuStart
 	slices.Sort(latencies)
 	pct := func(p float64) time.Duration {
 		if len(latencies) == 0 {
@@ -130,15 +169,34 @@ func main() {
 		return latencies[min(len(latencies)-1, int(float64(len(latencies))*p))]
 	}
 	out := map[string]any{
-		"label": *label, "mode": *mode, "workers": *workers, "seconds": elapsed.Seconds(),
+		"label": *label, "mode": *mode, "workers": *workers, "seconds": elapsed.Seconds(), "warmup_s": warmup.Seconds(),
 		"requests": len(latencies), "rps": float64(len(latencies)) / elapsed.Seconds(),
 		"p50_ms": ms(pct(0.50)), "p90_ms": ms(pct(0.90)), "p99_ms": ms(pct(0.99)), "max_ms": ms(pct(1)),
-		"errors": errs.Load(),
+		"errors": errs.Load(), "client_cpu_s": clientCPU.Seconds(),
 	}
 	if v := firstErr.Load(); v != nil {
 		out["first_error"] = v
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// userFor returns the login of worker i: pattern with %d replaced by i.
+// Dex keeps one refresh token per user and client (a new login revokes the
+// previous one, dexidp/dex#981), so against Dex each chain needs its own user.
+func userFor(pattern string, i int) string {
+	if strings.Contains(pattern, "%d") {
+		return strings.ReplaceAll(pattern, "%d", strconv.Itoa(i))
+	}
+	return pattern
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -178,6 +236,16 @@ func grant(c *http.Client, tokenURL, id, secret string, form url.Values) (string
 	if err != nil {
 		return "", err
 	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		wait := time.Second
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+			wait = time.Duration(n) * time.Second
+		} else if m := retryAfterText.FindSubmatch(body); m != nil {
+			n, _ := strconv.Atoi(string(m[1]))
+			wait = time.Duration(max(n, 1)) * time.Second
+		}
+		return "", &rateLimited{wait: wait, body: string(body)}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("token endpoint: %d %s", resp.StatusCode, body)
 	}
@@ -193,6 +261,16 @@ func grant(c *http.Client, tokenURL, id, secret string, form url.Values) (string
 	}
 	return tr.RefreshToken, nil
 }
+
+// rateLimited is a 429 from the token endpoint, with the wait it asks for.
+type rateLimited struct {
+	wait time.Duration
+	body string
+}
+
+func (e *rateLimited) Error() string { return "token endpoint: 429 " + e.body }
+
+var retryAfterText = regexp.MustCompile(`retry after (\d+) second`)
 
 func get(c *http.Client, u string) error {
 	resp, err := c.Get(u)

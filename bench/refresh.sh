@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# bench/refresh.sh: load benchmark of the refresh grant and of discovery and
+# JWKS, gatehouse against Dex, one server at a time on 127.0.0.1, the same
+# Dex-format config for both (RS256 local signer, reuseInterval: 0s, password
+# connector local) apart from ports and storage file/database.
+#
+#   bench/refresh.sh                                  # gatehouse only, SQLite
+#   DEX_BIN=/path/to/dex bench/refresh.sh             # gatehouse, then Dex
+#   STORAGE=postgres DEX_BIN=/path/to/dex bench/refresh.sh
+#
+# Environment:
+#   DEX_BIN        Dex binary to compare with (not built here); unset: gatehouse only
+#   GATEHOUSE_BIN  gatehouse binary (default: built from this tree into the work dir)
+#   STORAGE        sqlite (default) | postgres (127.0.0.1:5432, user postgres, trust
+#                  auth; databases bench_gatehouse and bench_dex are dropped and recreated)
+#   WORKERS        concurrent workers (16)
+#   DURATION       refresh run length (20s); DISCOVERY_DURATION for discovery/jwks (10s)
+#   WARMUP         loadgen warm-up, not counted (2s)
+#   PROFILE        1: take a CPU profile of each server (telemetry /debug/pprof, which
+#                  both offer with enableProfiling) during its measured refresh run, PROFILE_SECONDS long (default: DURATION-WARMUP-4s;
+#                  DURATION and WARMUP in whole seconds, e.g. 20s),
+#                  print pprof -top and keep the profile in the work dir; 0 (default): none
+#   SIGNER_ALG     ES256: give gatehouse ES256 ID tokens (signer.config.algorithm, a
+#                  gatehouse extension Dex lacks); only without DEX_BIN, since the configs
+#                  would differ. Unset (default): RS256 for both, as Dex does.
+#   WORK           work dir (default: a new temp dir; kept, it holds logs and results)
+#
+# Everything runs on this machine: the load generator shares the CPUs with
+# the server under test. Each step is bounded in time; servers are stopped on exit.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+STORAGE=${STORAGE:-sqlite}
+WORKERS=${WORKERS:-16}
+DURATION=${DURATION:-20s}
+DISCOVERY_DURATION=${DISCOVERY_DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+PROFILE=${PROFILE:-0}
+PROFILE_SECONDS=${PROFILE_SECONDS:-$((${DURATION%s} - ${WARMUP%s} - 4))}
+WORK=${WORK:-$(mktemp -d /tmp/gatehouse-bench.XXXXXX)}
+mkdir -p "$WORK"
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+PASSWORD=bench-password-$RANDOM$RANDOM
+SECRET=bench-secret-$RANDOM$RANDOM
+PIDS=()
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+cleanup() {
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+
+if [ -n "${SIGNER_ALG:-}" ] && [ -n "${DEX_BIN:-}" ]; then
+	echo "SIGNER_ALG is for gatehouse alone: Dex v2.45 has no signing algorithm option (unset DEX_BIN)" >&2
+	exit 2
+fi
+case "$STORAGE" in
+sqlite | postgres) ;;
+*) echo "STORAGE must be sqlite or postgres" >&2; exit 2 ;;
+esac
+
+log "work dir $WORK"
+# Binaries: gatehouse and the load generator from this tree.
+if [ -z "${GATEHOUSE_BIN:-}" ]; then
+	GATEHOUSE_BIN="$WORK/gatehouse"
+	timeout 300 go build -o "$GATEHOUSE_BIN" ./cmd/gatehouse
+fi
+timeout 300 go build -o "$WORK/loadgen" ./bench/loadgen
+HASH=$(timeout 120 go run ./bench/loadgen/hashpw "$PASSWORD")
+
+# A throwaway CA and a serving certificate for 127.0.0.1 (ECDSA P-256, the
+# same for both servers).
+openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/ca.key" 2>/dev/null
+openssl req -x509 -new -key "$WORK/ca.key" -subj "/CN=bench CA" -days 1 -out "$WORK/ca.crt" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/tls.key" 2>/dev/null
+openssl req -new -key "$WORK/tls.key" -subj "/CN=127.0.0.1" -out "$WORK/tls.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$WORK/ext.cnf"
+openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial \
+	-days 1 -extfile "$WORK/ext.cnf" -out "$WORK/tls.crt" 2>/dev/null
+chmod 600 "$WORK"/*.key
+
+storage_block() { # name
+	if [ "$STORAGE" = sqlite ]; then
+		printf 'storage:\n  type: sqlite3\n  config:\n    file: %s\n' "$WORK/$1.db"
+	else
+		printf 'storage:\n  type: postgres\n  config:\n    host: 127.0.0.1\n    port: 5432\n    database: bench_%s\n    user: postgres\n    ssl:\n      mode: disable\n' "$1"
+	fi
+}
+
+signer_block() {
+	if [ -n "${SIGNER_ALG:-}" ]; then
+		printf 'signer:\n  type: local\n  config:\n    algorithm: %s\n' "$SIGNER_ALG"
+	fi
+}
+
+write_config() { # name https-port telemetry-port
+	cat >"$WORK/$1.yaml" <<EOF
+issuer: https://127.0.0.1:$2/dex
+$(storage_block "$1")
+web:
+  https: 127.0.0.1:$2
+  tlsCert: $WORK/tls.crt
+  tlsKey: $WORK/tls.key
+telemetry:
+  http: 127.0.0.1:$3
+  enableProfiling: true
+logger:
+  level: info
+  format: json
+oauth2:
+  skipApprovalScreen: true
+  passwordConnector: local
+expiry:
+  idTokens: 24h
+  signingKeys: 6h
+  refreshTokens:
+    reuseInterval: 0s
+$(signer_block)
+staticClients:
+- id: kubernetes
+  name: Kubernetes
+  secret: $SECRET
+  redirectURIs:
+  - http://localhost:8000
+enablePasswordDB: true
+staticPasswords:
+$(users)
+EOF
+}
+
+# One user per worker: Dex keeps a single refresh token per user and client
+# (a second login revokes the first chain, dexidp/dex#981), and gatehouse
+# rate-limits password logins per user (10 a minute).
+users() {
+	local i
+	for i in $(seq 0 $((WORKERS - 1))); do
+		printf -- '- email: bench%d@example.com\n  hash: "%s"\n  username: bench%d\n  userID: 00000000-0000-4000-8000-%012d\n' "$i" "$HASH" "$i" "$i"
+	done
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { # pid: user+system CPU of the process, in clock ticks
+	awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+rss_mb() { # pid
+	ps -o rss= -p "$1" | awk '{printf "%.1f", $1/1024}'
+}
+
+wait_ready() { # name pid issuer telemetry-port
+	local i
+	for i in $(seq 1 300); do
+		if ! kill -0 "$2" 2>/dev/null; then
+			log "$1 exited during start-up; log:"
+			tail -20 "$WORK/$1.log" >&2
+			return 1
+		fi
+		if curl -fsS --max-time 2 --cacert "$WORK/ca.crt" "$3/.well-known/openid-configuration" >/dev/null 2>&1 &&
+			curl -fsS --max-time 2 --cacert "$WORK/ca.crt" "$3/keys" >/dev/null 2>&1 &&
+			curl -fsS --max-time 2 "http://127.0.0.1:$4/healthz/ready" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	log "$1 never became ready"
+	return 1
+}
+
+loadgen() { # name issuer mode duration [label]
+	timeout 400 "$WORK/loadgen" -started "$WORK/started" -issuer "$2" -ca "$WORK/ca.crt" -client kubernetes -secret "$SECRET" \
+		-username 'bench%d@example.com' -password "$PASSWORD" -workers "$WORKERS" -duration "$4" \
+		-warmup "$WARMUP" -mode "$3" -label "${5:-$1}"
+}
+
+bench_target() { # name binary-and-args... ; ports are derived from the name
+	local name=$1 port tport bin=$2
+	shift
+	if [ "$name" = gatehouse ]; then port=15556; tport=15558; else port=25556; tport=25558; fi
+	for p in $port $tport; do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "port $p is in use" >&2
+			exit 1
+		fi
+	done
+	if [ "$STORAGE" = postgres ]; then
+		dropdb -h 127.0.0.1 -U postgres --if-exists "bench_$name"
+		createdb -h 127.0.0.1 -U postgres "bench_$name"
+	else
+		rm -f "$WORK/$name.db" "$WORK/$name.db-wal" "$WORK/$name.db-shm"
+	fi
+	write_config "$name" "$port" "$tport"
+	local issuer="https://127.0.0.1:$port/dex"
+	log "starting $name ($STORAGE)"
+	"$@" "$WORK/$name.yaml" >"$WORK/$name.log" 2>&1 &
+	local pid=$!
+	PIDS+=("$pid")
+	wait_ready "$name" "$pid" "$issuer" "$tport"
+	sleep 2
+	local rss_start
+	rss_start=$(rss_mb "$pid")
+	log "$name ready, idle RSS ${rss_start} MB"
+
+	local mode dur line cpid= mpid cpu0 cpu1
+	for mode in refresh discovery jwks; do
+		dur=$DURATION
+		[ "$mode" != refresh ] && dur=$DISCOVERY_DURATION
+		rm -f "$WORK/started" "$WORK/cpu0"
+		# The server's CPU time over the measured window (after the
+		# warm-up): CPU per request does not depend on how busy the
+		# shared machine is, unlike requests/s.
+		(for _ in $(seq 1 1500); do [ -e "$WORK/started" ] && break; sleep 0.1; done
+			sleep "${WARMUP%s}" && cpu_ticks "$pid" >"$WORK/cpu0") &
+		mpid=$!
+		if [ "$mode" = refresh ] && [ "$PROFILE" = 1 ]; then
+			# A CPU profile of the middle of the measured run (sampling
+			# at 100 Hz costs the server a few per cent).
+			(for _ in $(seq 1 1500); do [ -e "$WORK/started" ] && break; sleep 0.1; done
+				sleep "${WARMUP%s}" && sleep 1 && curl -fsS --max-time 60 -o "$WORK/$name-refresh.pprof" \
+				"http://127.0.0.1:$tport/debug/pprof/profile?seconds=$PROFILE_SECONDS") &
+			cpid=$!
+		fi
+		log "$name: $mode, $WORKERS workers, $dur"
+		line=$(loadgen "$name" "$issuer" "$mode" "$dur")
+		cpu1=$(cpu_ticks "$pid")
+		wait "$mpid" || true
+		cpu0=$(cat "$WORK/cpu0" 2>/dev/null || echo "$cpu1")
+		echo "$line" >&2
+		echo "$line" | jq -c --arg t "$name" --arg s "$STORAGE" --arg r "$rss_start" --arg p "$([ -n "$cpid" ] && [ "$mode" = refresh ] && echo 1 || echo 0)" \
+			--arg c "$(((cpu1 - cpu0) * 1000 / CLK_TCK))" \
+			'. + {target: $t, storage: $s, rss_start_mb: ($r|tonumber), profiled: ($p == "1"), server_cpu_s: (($c|tonumber)/1000)}
+			 | . + {server_cores: (.server_cpu_s / .seconds), server_cpu_ms_per_req: (if .requests > 0 then .server_cpu_s * 1000 / .requests else null end)}' >>"$RESULTS"
+		if [ -n "$cpid" ] && [ "$mode" = refresh ]; then
+			wait "$cpid" || log "profile capture failed"
+			go tool pprof -top -nodecount=40 "$bin" "$WORK/$name-refresh.pprof" >"$WORK/$name-pprof-top.txt" 2>/dev/null || true
+			go tool pprof -top -cum -nodecount=60 "$bin" "$WORK/$name-refresh.pprof" >"$WORK/$name-pprof-cum.txt" 2>/dev/null || true
+			log "profile: $WORK/$name-refresh.pprof (pprof -top in $WORK/$name-pprof-top.txt, -cum in $WORK/$name-pprof-cum.txt)"
+			head -25 "$WORK/$name-pprof-top.txt" >&2
+		fi
+	done
+	sleep 5
+	local rss_end
+	rss_end=$(rss_mb "$pid")
+	log "$name idle RSS after the runs ${rss_end} MB"
+	jq -c --arg t "$name" --arg r "$rss_end" 'if .target == $t then . + {rss_end_mb: ($r|tonumber)} else . end' "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"
+	kill "$pid"
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+bench_target gatehouse "$GATEHOUSE_BIN" serve --config
+if [ -n "${DEX_BIN:-}" ]; then
+	bench_target dex "$DEX_BIN" serve
+fi
+
+echo
+echo "storage=$STORAGE signer=${SIGNER_ALG:-RS256} workers=$WORKERS refresh=$DURATION discovery/jwks=$DISCOVERY_DURATION warmup=$WARMUP cpus=$(nproc) (load generator on the same machine)"
+jq -r -s '
+  ["target","storage","mode","req/s","p50 ms","p90 ms","p99 ms","max ms","errors","server cores","server CPU ms/req","loadgen cores","RSS idle start MB","RSS idle end MB"],
+  (.[] | [.target, .storage, .mode, (.rps*10|round/10), .p50_ms, .p90_ms, .p99_ms, .max_ms, .errors,
+          (.server_cores*100|round/100), ((.server_cpu_ms_per_req // 0)*1000|round/1000), ((.client_cpu_s // 0)/.seconds*100|round/100), .rss_start_mb, .rss_end_mb])
+  | @tsv' "$RESULTS" | column -t -s $'\t'
+if [ -n "${DEX_BIN:-}" ]; then
+	jq -r -s '(map(select(.mode=="refresh")) | (map(select(.target=="gatehouse"))[0].rps / map(select(.target=="dex"))[0].rps)) as $x | "refresh throughput gatehouse/dex: \($x*100|round/100)x"' "$RESULTS"
+fi
+echo "results: $RESULTS"
