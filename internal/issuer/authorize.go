@@ -322,7 +322,8 @@ func (s *Server) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	username := r.PostForm.Get("login")
 	password := r.PostForm.Get("password")
-	if ok, wait := s.limiter.allow(connID+"/"+username, s.opts.ClientIP(r)); !ok {
+	ok, wait, refund := s.limiter.attempt(connID+"/"+username, s.opts.ClientIP(r))
+	if !ok {
 		s.opts.Metrics.loginsFailed.WithLabelValues("rate_limited").Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		s.renderError(w, r, http.StatusTooManyRequests, "Too many attempts", "Too many login attempts. Wait "+strconv.Itoa(int(wait.Seconds())+1)+" seconds and try again.")
@@ -339,6 +340,7 @@ func (s *Server) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderPassword(w, http.StatusUnauthorized, conn, pc, req, username, "Invalid username or password.")
 		return
 	}
+	refund()
 	s.finishLogin(w, r, req, connID, ident)
 }
 

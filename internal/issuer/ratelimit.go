@@ -58,6 +58,15 @@ func newLoginLimiter(l LoginLimits, now func() time.Time) *loginLimiter {
 // allow takes one token from the user's and the IP's bucket. It returns
 // how long to wait when either is empty.
 func (l *loginLimiter) allow(user, ip string) (bool, time.Duration) {
+	ok, wait, _ := l.attempt(user, ip)
+	return ok, wait
+}
+
+// attempt is allow that also returns a refund: calling it gives the
+// user's token back, for a login that succeeded. Only failed attempts
+// then count against a user (guessing passwords), while every attempt
+// counts against the IP.
+func (l *loginLimiter) attempt(user, ip string) (bool, time.Duration, func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -79,8 +88,10 @@ func (l *loginLimiter) allow(user, ip string) (bool, time.Duration) {
 		return b.lim
 	}
 	var lims []*rate.Limiter
+	var userLim *rate.Limiter
 	if user != "" {
-		lims = append(lims, get("u:"+strings.ToLower(user), l.perUser, l.userB))
+		userLim = get("u:"+strings.ToLower(user), l.perUser, l.userB)
+		lims = append(lims, userLim)
 	}
 	if ip != "" {
 		lims = append(lims, get("i:"+ip, l.perIP, l.ipB))
@@ -98,9 +109,18 @@ func (l *loginLimiter) allow(user, ip string) (bool, time.Duration) {
 		for _, res := range reservations {
 			res.CancelAt(now)
 		}
-		return false, wait
+		return false, wait, func() {}
 	}
-	return true, 0
+	refund := func() {}
+	if userLim != nil {
+		res := reservations[0]
+		refund = func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			res.CancelAt(l.now())
+		}
+	}
+	return true, 0, refund
 }
 
 // peerIP is the TCP peer's address: the default client address.

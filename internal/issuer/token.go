@@ -273,7 +273,8 @@ func (s *Server) grantPassword(w http.ResponseWriter, r *http.Request, client *C
 	if e := s.validateScopes(client, scopes); e != nil {
 		return issuedTokens{}, badRequest(e.code, e.description)
 	}
-	if ok, wait := s.limiter.allow(connID+"/"+username, s.opts.ClientIP(r)); !ok {
+	ok, wait, refund := s.limiter.attempt(connID+"/"+username, s.opts.ClientIP(r))
+	if !ok {
 		s.opts.Metrics.loginsFailed.WithLabelValues("rate_limited").Inc()
 		writeRateLimited(w, wait)
 		return issuedTokens{}, errRateLimitedWritten
@@ -287,6 +288,7 @@ func (s *Server) grantPassword(w http.ResponseWriter, r *http.Request, client *C
 		s.log.Info("login failed", "connector", connID, "username", username, "remote", s.opts.ClientIP(r), "reason", "invalid_credentials", "grant_type", "password")
 		return issuedTokens{}, badRequest(errInvalidGrant, "invalid username or password")
 	}
+	refund()
 	p := tokenParams{
 		clientID: client.ID, connectorID: connID, scopes: scopes,
 		claims: claimsFromIdentity(ident), authTime: s.now(),

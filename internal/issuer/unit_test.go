@@ -134,3 +134,22 @@ func TestTrustedProxyIP(t *testing.T) {
 		}
 	}
 }
+
+func TestSuccessfulLoginsDoNotSpendTheUserBudget(t *testing.T) {
+	l := newLoginLimiter(LoginLimits{PerUser: 3, PerIP: 1000}, nowFixed)
+	for i := 0; i < 20; i++ {
+		ok, _, refund := l.attempt("robot", "10.0.0.1")
+		if !ok {
+			t.Fatalf("successful login %d refused", i)
+		}
+		refund()
+	}
+	for i := 0; i < 3; i++ {
+		if ok, _, _ := l.attempt("robot", "10.0.0.1"); !ok {
+			t.Fatalf("failed attempt %d refused too early", i)
+		}
+	}
+	if ok, _, _ := l.attempt("robot", "10.0.0.1"); ok {
+		t.Fatal("fourth failed attempt allowed")
+	}
+}
