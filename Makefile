@@ -58,6 +58,6 @@ image:
 		$(if $(findstring $(comma),$(IMAGE_ARCH)),,-tarball bin/gatehouse-image.tar) \
 		$(if $(VERSION),-version $(VERSION))
 
-## release: cross-compile gatehouse and kubectl-gatehouse for linux/darwin/windows on amd64/arm64 into bin/release (archives, SHA256SUMS, filled Krew manifest)
+## release: cross-compile kubectl-gatehouse (linux/darwin/windows) and gatehouse (linux/darwin) on amd64/arm64 into bin/release (archives, SHA256SUMS, filled Krew manifest)
 release:
 	$(GO) run ./tools/release -out bin/release $(if $(VERSION),-version $(VERSION))

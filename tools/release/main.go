@@ -1,5 +1,6 @@
-// Command release cross-compiles gatehouse and kubectl-gatehouse for
-// linux, darwin and windows on amd64 and arm64, packs each into an archive
+// Command release cross-compiles kubectl-gatehouse for linux, darwin and
+// windows and gatehouse for linux and darwin, on amd64 and arm64, packs
+// each into an archive
 // (tar.gz; zip for windows) with the LICENSE, writes SHA256SUMS, and
 // renders the Krew manifest template (deploy/krew/gatehouse.yaml) with the
 // archives' URLs and checksums.
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/tools/internal/gobuild"
@@ -37,10 +39,20 @@ var Platforms = []Platform{
 	{"windows", "amd64"}, {"windows", "arm64"},
 }
 
-// Binaries are the programs released, by archive name prefix.
-var Binaries = map[string]string{
-	"gatehouse":         gobuild.Gatehouse,
-	"kubectl-gatehouse": gobuild.Plugin,
+// Program is a released program: its package and the platforms it is
+// released for.
+type Program struct {
+	Package   string
+	Platforms []Platform
+}
+
+// Binaries are the programs released, by archive name prefix. The plugin
+// runs on every platform; the server and admin CLI on linux and darwin
+// (its audit shipper reads Unix file metadata and does not build for
+// windows).
+var Binaries = map[string]Program{
+	"gatehouse":         {gobuild.Gatehouse, Platforms[:4]},
+	"kubectl-gatehouse": {gobuild.Plugin, Platforms},
 }
 
 // Options configure a release run.
@@ -135,11 +147,16 @@ func Run(ctx context.Context, o Options) error {
 
 	sums := map[string]string{}
 	for _, name := range o.Binaries {
-		pkg, ok := Binaries[name]
+		prog, ok := Binaries[name]
 		if !ok {
 			return fmt.Errorf("release: unknown program %q", name)
 		}
 		for _, p := range o.Platforms {
+			if !slices.Contains(prog.Platforms, p) {
+				o.Log("%s is not released for %s", name, p)
+				continue
+			}
+			pkg := prog.Package
 			exe := name
 			if p.OS == "windows" {
 				exe += ".exe"
