@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -51,8 +50,6 @@ type DB struct {
 	seen map[string]bool // groups known to be in groups_seen
 
 	tmpDir string // removed on Close (memory storage)
-
-	stopCheckpoints func() // stops the SQLite checkpointer
 
 	// SQLite's single writer takes batches from reqs (nil for PostgreSQL).
 	closeOnce  sync.Once
@@ -184,7 +181,11 @@ func openSQLite(ctx context.Context, file string) (*DB, error) {
 	q := url.Values{}
 	// WAL lets readers run beside the writer; synchronous=FULL makes a
 	// commit durable (the WAL is synced) before the sink answers 2xx.
-	for _, p := range []string{"page_size(16384)", "journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)", "wal_autocheckpoint(4096)"} {
+	// Checkpoints stay in the writer's commits (SQLite's default, every
+	// 1000 pages), which keeps the WAL bounded: a checkpointer on another
+	// connection was measured and saved nothing, and with the writer's own
+	// checkpoints off the WAL grew by 100 MB a second.
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)"} {
 		q.Add("_pragma", p)
 	}
 	for _, p := range extra {
@@ -213,37 +214,11 @@ func openSQLite(ctx context.Context, file string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(4)
 	db.r = r
-	db.stopCheckpoints = db.checkpointer(250 * time.Millisecond)
 	db.reqs, db.quit, db.writerDone = make(chan *insertReq), make(chan struct{}), make(chan struct{})
 	go db.writer()
 	return db, nil
 }
 
-// checkpointer copies the WAL into the database file from a reader
-// connection, beside the writer, so that the writer's own checkpoint (at
-// 4096 pages of WAL) finds the work mostly done: it then only has to let the
-// WAL start over, which keeps the WAL file bounded under sustained ingest
-// (with the writer's checkpoint off it grew by 100 MB a second).
-func (db *DB) checkpointer(every time.Duration) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if _, err := db.r.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil && ctx.Err() == nil {
-				slog.Warn("audit store: WAL checkpoint failed", "err", err)
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
-}
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	c, err := sql.Open("pgx", dsn)
@@ -271,8 +246,7 @@ func (db *DB) close() error {
 		close(db.quit)
 		<-db.writerDone
 	}
-	if db.stopCheckpoints != nil {
-		db.stopCheckpoints()
+	if db.kind == "sqlite" {
 		_, _ = db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	}
 	db.stmtMu.Lock()
