@@ -219,7 +219,6 @@ func openSQLite(ctx context.Context, file string) (*DB, error) {
 	return db, nil
 }
 
-
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	c, err := sql.Open("pgx", dsn)
 	if err != nil {
