@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -76,13 +75,6 @@ func backups(live string) ([]candidate, error) {
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].ts.Before(kept[j].ts) })
 	return kept, nil
-}
-
-func devIno(info os.FileInfo) (uint64, uint64) {
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev), uint64(st.Ino) //nolint:unconvert // Dev is int32 on some platforms
-	}
-	return 0, 0
 }
 
 // firstLineHash hashes a file's first complete line ("" when it has none
