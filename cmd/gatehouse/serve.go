@@ -208,7 +208,14 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 		if err := rl.Watch(ctx.Done()); err != nil {
 			log.Warn("TLS certificate will not reload on change", "err", err)
 		}
-		if err := start("https", cfg.Web.HTTPS, mux, tlsutil.ServerConfig(rl, cfg.Web.TLSMinVersion.Uint16(), cfg.Web.TLSMaxVersion.Uint16())); err != nil {
+		tlsCfg := tlsutil.ServerConfig(rl, cfg.Web.TLSMinVersion.Uint16(), cfg.Web.TLSMaxVersion.Uint16())
+		if cfg.Audit.Enabled && cfg.Audit.Webhook.ClientCAFile != "" {
+			// kube-apiservers may authenticate to the audit sink with a
+			// client certificate; the sink verifies it against
+			// audit.webhook.clientCAFile. Browsers are not asked for one.
+			tlsCfg.ClientAuth = tls.RequestClientCert
+		}
+		if err := start("https", cfg.Web.HTTPS, mux, tlsCfg); err != nil {
 			return err
 		}
 	}
