@@ -71,7 +71,7 @@ func auditStorage(c *config.Config) (typ, dsn string, err error) {
 	case config.StorageSQLite3:
 		return "sqlite3", s.SQLite3.File, nil
 	case config.StoragePostgres:
-		return "postgres", s.Postgres.ConnString(), nil
+		return "postgres", postgresConfig(s.Postgres).ConnString(), nil
 	case config.StorageMemory:
 		return "memory", "", nil
 	}

@@ -38,18 +38,23 @@ func openStorage(ctx context.Context, s config.Storage, log *slog.Logger) (stora
 		}
 		return st, nil
 	case config.StoragePostgres:
-		p := s.Postgres
-		st, err := postgres.Open(ctx, postgres.Config{
-			DSN: p.DSN, Host: p.Host, Port: p.Port, Database: p.Database, User: p.User, Password: p.Password,
-			SSL:               postgres.SSL{Mode: p.SSL.Mode, CAFile: p.SSL.CAFile, KeyFile: p.SSL.KeyFile, CertFile: p.SSL.CertFile},
-			ConnectionTimeout: p.ConnectionTimeout, MaxOpenConns: p.MaxOpenConns, MaxIdleConns: p.MaxIdleConns, ConnMaxLifetime: p.ConnMaxLifetime,
-		})
+		st, err := postgres.Open(ctx, postgresConfig(s.Postgres))
 		if err != nil {
 			return nil, fmt.Errorf("storage (postgres): %w", err)
 		}
 		return st, nil
 	default:
 		return nil, fmt.Errorf("storage.type: %q is not available in this build yet", s.Type)
+	}
+}
+
+// postgresConfig translates Dex's postgres keys (plus dsn) for the
+// storage package, which alone builds the connection string from them.
+func postgresConfig(p config.Postgres) postgres.Config {
+	return postgres.Config{
+		DSN: p.DSN, Host: p.Host, Port: p.Port, Database: p.Database, User: p.User, Password: p.Password,
+		SSL:               postgres.SSL{Mode: p.SSL.Mode, CAFile: p.SSL.CAFile, KeyFile: p.SSL.KeyFile, CertFile: p.SSL.CertFile},
+		ConnectionTimeout: p.ConnectionTimeout, MaxOpenConns: p.MaxOpenConns, MaxIdleConns: p.MaxIdleConns, ConnMaxLifetime: p.ConnMaxLifetime,
 	}
 }
 

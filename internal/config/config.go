@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -93,66 +92,6 @@ type SSL struct {
 	CAFile   string `json:"caFile"`
 	KeyFile  string `json:"keyFile"`
 	CertFile string `json:"certFile"`
-}
-
-// ConnString returns a connection string for pgx or libpq: DSN when set,
-// otherwise keyword=value pairs built from Dex's keys the way Dex builds
-// them (host may carry a port, as in "db:5432").
-func (p Postgres) ConnString() string {
-	if p.DSN != "" {
-		return p.DSN
-	}
-	var parts []string
-	add := func(k, v string) { parts = append(parts, k+"="+quoteConnValue(v)) }
-	host, port := p.Host, ""
-	if h, pt, ok := splitHostPort(p.Host); ok {
-		host, port = h, pt
-	} else if p.Port != 0 {
-		port = strconv.Itoa(int(p.Port))
-	}
-	if host != "" {
-		add("host", host)
-	}
-	if port != "" {
-		add("port", port)
-	}
-	if p.User != "" {
-		add("user", p.User)
-	}
-	if p.Password != "" {
-		add("password", p.Password)
-	}
-	if p.Database != "" {
-		add("dbname", p.Database)
-	}
-	mode := p.SSL.Mode
-	if mode == "" {
-		mode = "verify-full"
-	}
-	add("sslmode", mode)
-	if p.SSL.CAFile != "" {
-		add("sslrootcert", p.SSL.CAFile)
-	}
-	if p.SSL.CertFile != "" {
-		add("sslcert", p.SSL.CertFile)
-	}
-	if p.SSL.KeyFile != "" {
-		add("sslkey", p.SSL.KeyFile)
-	}
-	if p.ConnectionTimeout > 0 {
-		add("connect_timeout", strconv.Itoa(p.ConnectionTimeout))
-	}
-	return strings.Join(parts, " ")
-}
-
-// quoteConnValue quotes a libpq keyword value: single quotes, with
-// backslash before ' and \.
-func quoteConnValue(v string) string {
-	if v != "" && !strings.ContainsAny(v, " '\\\t\n") {
-		return v
-	}
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-	return "'" + r.Replace(v) + "'"
 }
 
 // Web is the issuer's HTTP(S) server.

@@ -642,7 +642,6 @@ audit:
 		{"maxOpenConns", c.Storage.Postgres.MaxOpenConns, 5},
 		{"maxIdleConns", c.Storage.Postgres.MaxIdleConns, 5},
 		{"sslmode", c.Storage.Postgres.SSL.Mode, "verify-full"},
-		{"conn string", c.Storage.Postgres.ConnString(), `host=db port=5433 user=gh password='p w\'d' dbname=gatehouse sslmode=verify-full`},
 		{"base64 hash decoded", c.StaticPasswords[0].Hash, adminHash},
 		{"audit path", c.Audit.Webhook.Path, "/audit/webhook"},
 		{"audit maxAge", c.Audit.Retention.MaxAge.D(), 720 * time.Hour},
@@ -785,23 +784,6 @@ func TestSuggest(t *testing.T) {
 	} {
 		if got := suggest(key, known); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", key, got, want)
-		}
-	}
-}
-
-func TestConnString(t *testing.T) {
-	for _, tc := range []struct {
-		p    Postgres
-		want string
-	}{
-		{Postgres{DSN: "postgres://u@h/db?sslmode=disable", Host: "ignored"}, "postgres://u@h/db?sslmode=disable"},
-		{Postgres{Host: "h", Port: 5432, Database: "d", SSL: SSL{Mode: "disable"}}, "host=h port=5432 dbname=d sslmode=disable"},
-		{Postgres{Host: "h", SSL: SSL{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem"}, ConnectionTimeout: 5},
-			"host=h sslmode=verify-full sslrootcert=/ca.pem sslcert=/c.pem sslkey=/k.pem connect_timeout=5"},
-		{Postgres{Host: "[::1]:5433", Password: `a\b`}, `host=::1 port=5433 password='a\\b' sslmode=verify-full`},
-	} {
-		if got := tc.p.ConnString(); got != tc.want {
-			t.Errorf("ConnString(%+v) = %q, want %q", tc.p, got, tc.want)
 		}
 	}
 }
