@@ -15,7 +15,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -64,7 +63,6 @@ type Manager struct {
 	opts Options
 
 	mu       sync.RWMutex
-	loadedAt time.Time
 	keys     storage.Keys
 	signer   jose.Signer      // typ JWT (ID tokens)
 	atSigner jose.Signer      // typ at+jwt (access tokens, RFC 9068)
@@ -310,7 +308,7 @@ func (m *Manager) install(k storage.Keys) error {
 	}
 	m.mu.Lock()
 	m.atSigner = atSigner
-	m.keys, m.signer, m.current, m.jwks, m.pubset, m.loadedAt, m.expires = k, signer, &priv, jwks, set, now, expires
+	m.keys, m.signer, m.current, m.jwks, m.pubset, m.expires = k, signer, &priv, jwks, set, expires
 	m.mu.Unlock()
 	return nil
 }
@@ -428,20 +426,4 @@ func (m *Manager) Ready() bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.signer != nil
-}
-
-// Thumbprint is a short fingerprint of the current key, for logs.
-func (m *Manager) Thumbprint() string {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.current == nil {
-		return ""
-	}
-	pub := m.current.Public()
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(tp)
-	return hex.EncodeToString(sum[:8])
 }
