@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -114,6 +115,10 @@ type Options struct {
 	Metrics *Metrics
 	// LoginLimits rate-limit login attempts; zero values take defaults.
 	LoginLimits LoginLimits
+	// TokenConcurrency bounds the token requests worked on at once; the
+	// rest wait their turn in arrival order (see admit). 0 means twice
+	// GOMAXPROCS.
+	TokenConcurrency int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -131,6 +136,7 @@ type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
 	handler    http.Handler
+	tokenSlots chan struct{} // see admit
 }
 
 // New validates opts and returns a server.
@@ -231,6 +237,11 @@ func New(opts Options) (*Server, error) {
 		s.grants[g] = true
 	}
 	s.limiter = newLoginLimiter(opts.LoginLimits, opts.Now)
+	n := opts.TokenConcurrency
+	if n <= 0 {
+		n = 2 * runtime.GOMAXPROCS(0)
+	}
+	s.tokenSlots = make(chan struct{}, n)
 	s.handler = s.routes()
 	return s, nil
 }

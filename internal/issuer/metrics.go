@@ -14,6 +14,7 @@ type Metrics struct {
 	loginsFailed *prometheus.CounterVec
 	refreshReuse prometheus.Counter
 	replays      *prometheus.CounterVec
+	tokenWaiting prometheus.Gauge
 }
 
 // NewMetrics creates and registers the metrics on reg.
@@ -39,8 +40,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_token_replays_total", Help: "Replayed authorization codes and refresh tokens (what they issued was revoked).",
 		}, []string{"kind"}),
+		tokenWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_token_requests_waiting", Help: "Token requests waiting for a slot (see the issuer's token concurrency).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.tokens, m.loginsFailed, m.refreshReuse, m.replays} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.tokens, m.loginsFailed, m.refreshReuse, m.replays, m.tokenWaiting} {
 		if err := reg.Register(c); err != nil {
 			slog.Default().Warn("metric already registered", "err", err)
 		}
