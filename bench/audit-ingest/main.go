@@ -1,5 +1,5 @@
 // Command audit-ingest measures the audit sink's sustained ingest into
-// SQLite: several senders (as several kube-apiservers would) POST
+// SQLite (or, with -postgres, PostgreSQL): several senders (as several kube-apiservers would) POST
 // EventLists of 400 realistic ~1 KB events to the real sink over loopback
 // HTTP, retrying on 429/503 as kube-apiserver's webhook backend does. At
 // the end it counts the store by auditID: every acknowledged event must be
@@ -18,6 +18,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -25,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit/auditgen"
 	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
@@ -39,15 +42,28 @@ func main() {
 	batch := flag.Int("batch", 400, "events per batch")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run")
 	pragmas := flag.String("pragmas", "", "extra SQLite pragmas, e.g. ?_pragma=synchronous(NORMAL)")
+	postgres := flag.String("postgres", "", "measure PostgreSQL instead: a server URL; a database is created for the run and dropped after it")
 	flag.Parse()
 
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		os.Remove(*dbPath + suffix)
-	}
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite3", *dbPath+*pragmas)
-	if err != nil {
-		log.Fatal(err)
+	var db *store.DB
+	var err error
+	if *postgres != "" {
+		dsn, drop, err := tempDatabase(ctx, *postgres)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer drop()
+		if db, err = store.Open(ctx, "postgres", dsn); err != nil {
+			log.Fatal(err)
+		}
+	} else {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(*dbPath + suffix)
+		}
+		if db, err = store.Open(ctx, "sqlite3", *dbPath+*pragmas); err != nil {
+			log.Fatal(err)
+		}
 	}
 	defer db.Close()
 	h, err := sink.New(sink.Options{Store: db, BearerTokens: []string{"bench"}})
@@ -208,4 +224,35 @@ func main() {
 	if missing != 0 || dups != 0 || stored != n || seq.Load() != n {
 		log.Fatal(errors.New("loss or duplication"))
 	}
+}
+
+// tempDatabase creates an empty database on the PostgreSQL server at
+// base, and returns its URL and a function that drops it.
+func tempDatabase(ctx context.Context, base string) (string, func(), error) {
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to %s: %w", base, err)
+	}
+	defer admin.Close(ctx)
+	name := fmt.Sprintf("gatehouse_ingest_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("create database: %w", err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres URL: %w", err)
+	}
+	u.Path = "/" + name
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			log.Printf("drop %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			log.Printf("drop %s: %v", name, err)
+		}
+	}
+	return u.String(), drop, nil
 }

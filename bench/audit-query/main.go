@@ -1,6 +1,6 @@
 // Command audit-query measures filtered queries over a large audit store:
 // it fills a SQLite store with realistic rows (5 million by default,
-// generated inside SQLite so that loading takes minutes, not hours), runs
+// stored through store.Insert as the sink stores them), runs
 // the store's own maintenance (as the retention loop does), then runs a
 // mix of filtered first pages and follow-on pages through the same
 // store.Query the CLI and the page use, and prints latency percentiles.
@@ -10,15 +10,17 @@ package main
 
 import (
 	"context"
-	"database/sql"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
 	"math/rand/v2"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
 	"github.com/gatehouse-dev/gatehouse/internal/audit/query"
 	"github.com/gatehouse-dev/gatehouse/internal/audit/store"
 )
@@ -138,64 +140,97 @@ func pct(s []time.Duration, p int) time.Duration { return s[(len(s)-1)*p/100] }
 
 func round(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
 
-// generate fills a new store with rows events over the 7 days before now;
-// the store's trigger fills the group index.
+// generate fills a new store with rows events over the 7 days before
+// now, through store.Insert (the sink's path: dictionary, batches of 400
+// compressed together, the name index's buckets), with synchronous=OFF
+// since a crash here only means generating again.
 func generate(ctx context.Context, path string, rows int) error {
-	db, err := store.Open(ctx, "sqlite3", path) // the real schema
+	db, err := store.Open(ctx, "sqlite3", path+"?_pragma=synchronous(OFF)")
 	if err != nil {
 		return err
 	}
-	db.Close()
-	c, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)&_pragma=cache_size(-262144)")
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetMaxOpenConns(1)
+	defer db.Close()
 	end := time.Now().UnixNano()
 	step := int64(7*24*time.Hour) / int64(rows)
-	// Humans make 5% of the events, service accounts 60%, nodes 35%.
-	const ins = `
-WITH RECURSIVE c(i) AS (SELECT ? UNION ALL SELECT i+1 FROM c WHERE i+1 < ?),
-r AS MATERIALIZED (SELECT i, abs(random()) % 1000 AS ru, abs(random()) % 1000 AS rv, abs(random()) % 1000 AS rc,
-             abs(random()) % 20 AS rr, abs(random()) % 30 AS rn, abs(random()) % 1000 AS ro FROM c),
-s AS MATERIALIZED (SELECT r.*,
-             CASE WHEN ru < 50 THEN 'oidc:user' || (ru % 10)
-                  WHEN ru < 650 THEN printf('system:serviceaccount:ns-%d:sa-%d', (ru % 40) % 30, ru % 40)
-                  ELSE 'system:node:node-' || (ru % 10) END AS uname,
-             CASE WHEN ru < 50 THEN printf('["oidc:exampleorg:team-%d","oidc:exampleorg:dev","system:authenticated"]', (ru % 10) % 4)
-                  WHEN ru < 650 THEN printf('["system:serviceaccounts","system:serviceaccounts:ns-%d","system:authenticated"]', (ru % 40) % 30)
-                  ELSE '["system:nodes","system:authenticated"]' END AS ugroups,
-             CASE WHEN rv < 350 THEN 'get' WHEN rv < 500 THEN 'list' WHEN rv < 750 THEN 'watch' WHEN rv < 830 THEN 'create'
-                  WHEN rv < 900 THEN 'update' WHEN rv < 970 THEN 'patch' ELSE 'delete' END AS verb,
-             CASE WHEN rc < 900 THEN 200 WHEN rc < 930 THEN 201 WHEN rc < 950 THEN 403 WHEN rc < 990 THEN 404 WHEN rc < 999 THEN 409 ELSE 500 END AS code
-      FROM r)
-INSERT INTO events (ts, audit_id, stage, level, verb, uri, username, groups, resource, subresource, namespace, name, api_group, code, source, user_agent, source_ip, raw)
-SELECT ? + i * ?, printf('%08x-0000-4000-8000-%012x', i, i), 'ResponseComplete', 'Metadata', verb,
-       printf('/api/v1/namespaces/ns-%d/res-%d/obj-%d', rn, rr, ro), uname, ugroups,
-       'res-' || rr, '', 'ns-' || rn, 'obj-' || ro, '', code, 'cp-' || (i % 3), 'kubectl/v1.33.1 (linux/amd64) kubernetes/8adc0f0', '10.0.0.' || (i % 250),
-       CAST(printf('{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"%08x-0000-4000-8000-%012x","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/ns-%d/res-%d/obj-%d","verb":"%s","user":{"username":"%s","groups":%s},"sourceIPs":["10.0.0.%d"],"userAgent":"kubectl/v1.33.1","objectRef":{"resource":"res-%d","namespace":"ns-%d","name":"obj-%d","apiVersion":"v1"},"responseStatus":{"code":%d},"requestReceivedTimestamp":"2026-01-01T00:00:00.000000Z","stageTimestamp":"2026-01-01T00:00:00.003000Z"}',
-              i, i, rn, rr, ro, verb, uname, ugroups, i % 250, rr, rn, ro, code) AS BLOB)
-FROM s`
-	const chunkRows = 250_000
-	for lo := 0; lo < rows; lo += chunkRows {
-		hi := min(lo+chunkRows, rows)
-		tx, err := c.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, ins, lo, hi, end-int64(rows)*step, step); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("generate: %w", err)
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-		if _, err := c.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-			return err
-		}
-		fmt.Printf("  %d rows\n", hi)
+	start := end - int64(rows)*step
+	const batch = 400
+	verbs := []struct {
+		upTo int
+		verb string
+	}{{350, "get"}, {500, "list"}, {750, "watch"}, {830, "create"}, {900, "update"}, {970, "patch"}, {1000, "delete"}}
+	codes := []struct{ upTo, code int }{{900, 200}, {930, 201}, {950, 403}, {990, 404}, {999, 409}, {1000, 500}}
+	// Batches are made by two goroutines and stored in order of their
+	// first index, as a live sink would, several at once (group commit).
+	var next atomic.Int64
+	var done atomic.Int64
+	errc := make(chan error, 2)
+	for w := range 2 {
+		go func() {
+			r := rand.New(rand.NewPCG(uint64(w), 11))
+			for {
+				lo := int(next.Add(batch)) - batch
+				if lo >= rows {
+					errc <- nil
+					return
+				}
+				hi := min(lo+batch, rows)
+				evs := make([]event.Event, 0, hi-lo)
+				for i := lo; i < hi; i++ {
+					ru, rv, rc, rr, rn, ro := r.IntN(1000), r.IntN(1000), r.IntN(1000), r.IntN(resN), r.IntN(nsN), r.IntN(1000)
+					// Humans make 5% of the events, service accounts 60%, nodes 35%.
+					var user string
+					var groups []string
+					switch {
+					case ru < 50:
+						user = fmt.Sprintf("oidc:user%d", ru%humans)
+						groups = []string{fmt.Sprintf("oidc:exampleorg:team-%d", (ru%humans)%4), "oidc:exampleorg:dev", "system:authenticated"}
+					case ru < 650:
+						user = fmt.Sprintf("system:serviceaccount:ns-%d:sa-%d", (ru%sas)%nsN, ru%sas)
+						groups = []string{"system:serviceaccounts", fmt.Sprintf("system:serviceaccounts:ns-%d", (ru%sas)%nsN), "system:authenticated"}
+					default:
+						user = fmt.Sprintf("system:node:node-%d", ru%nodes)
+						groups = []string{"system:nodes", "system:authenticated"}
+					}
+					verb := ""
+					for _, v := range verbs {
+						if rv < v.upTo {
+							verb = v.verb
+							break
+						}
+					}
+					code := 0
+					for _, c := range codes {
+						if rc < c.upTo {
+							code = c.code
+							break
+						}
+					}
+					id := fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+					ns, res, name := fmt.Sprintf("ns-%d", rn), fmt.Sprintf("res-%d", rr), fmt.Sprintf("obj-%d", ro)
+					uri := fmt.Sprintf("/api/v1/namespaces/%s/%s/%s", ns, res, name)
+					gj, _ := json.Marshal(groups)
+					ts := time.Unix(0, start+int64(i)*step).UTC()
+					raw := fmt.Sprintf(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":%q,"stage":"ResponseComplete","requestURI":%q,"verb":%q,"user":{"username":%q,"groups":%s},"sourceIPs":["10.0.0.%d"],"userAgent":"kubectl/v1.33.1 (linux/amd64) kubernetes/8adc0f0","objectRef":{"resource":%q,"namespace":%q,"name":%q,"apiVersion":"v1"},"responseStatus":{"code":%d},"requestReceivedTimestamp":%q,"stageTimestamp":%q}`,
+						id, uri, verb, user, gj, i%250, res, ns, name, code, ts.Format(time.RFC3339Nano), ts.Add(3*time.Millisecond).Format(time.RFC3339Nano))
+					evs = append(evs, event.Event{Time: ts, AuditID: id, Stage: "ResponseComplete", Level: "Metadata", Verb: verb, URI: uri,
+						User: user, Groups: groups, Resource: res, Namespace: ns, Name: name, Code: code,
+						Source: fmt.Sprintf("cp-%d", i%3), UserAgent: "kubectl/v1.33.1 (linux/amd64) kubernetes/8adc0f0",
+						SourceIP: fmt.Sprintf("10.0.0.%d", i%250), Raw: json.RawMessage(raw)})
+				}
+				if _, err := db.Insert(ctx, evs); err != nil {
+					errc <- fmt.Errorf("generate: %w", err)
+					return
+				}
+				if n := done.Add(int64(len(evs))); n%500_000 < batch {
+					fmt.Printf("  %d rows\n", n)
+				}
+			}
+		}()
 	}
-	_, err = c.ExecContext(ctx, "INSERT INTO groups_seen SELECT DISTINCT grp FROM event_groups WHERE true ON CONFLICT DO NOTHING")
-	return err
+	for range 2 {
+		if err := <-errc; err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -329,7 +329,7 @@ func TestStoreTimeoutAnswers503(t *testing.T) {
 
 func TestFullStoreAnswers503AndStoresNothingPartial(t *testing.T) {
 	// A SQLite database that may not grow past a few pages: a real "disk full".
-	db := openStore(t, "?_pragma=max_page_count(80)")
+	db := openStore(t, "?_pragma=max_page_count(40)")
 	h := newSink(t, sink.Options{Store: db})
 	auth := map[string]string{"Authorization": "Bearer " + token}
 	if w := post(h, batch(9, 20), auth); w.Code != 200 {

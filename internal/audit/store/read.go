@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,38 +15,78 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/audit/query"
 )
 
-const listCols = "e.id, e.ts, e.audit_id, e.stage, e.level, e.verb, e.uri, e.username, e.groups, e.resource, e.subresource, e.namespace, e.name, e.api_group, e.code, e.source, e.user_agent, e.source_ip"
+const listCols = "e.id, e.ts, e.audit_id, e.stage, e.verb, e.username, e.gset, e.resource, e.subresource, e.namespace, e.name, e.code, e.source, e.level, e.api_group, e.user_agent"
 
-// where builds the FROM and WHERE clauses for f, and names the time and
-// id columns to order by (the group index's own when filtering by group,
-// so that the ordering comes from that index).
-func (db *DB) where(f query.Filter) (from, where, tsCol, idCol string, args []any) {
-	from, tsCol, idCol = "events e", "e.ts", "e.id"
+// rawCols locate an event's JSON: in its batch, or (schema 1) in the row.
+const rawCols = ", e.batch, e.raw_off, e.raw_len, e.raw"
+
+// readVerbs are the dictionary ids of get, list and watch (fixed by the
+// migration): the partial verb index leaves them out.
+const maxReadVerb = 3
+
+// where builds the FROM and WHERE clauses for f. none reports that a
+// filter names a string no stored event has, so nothing matches.
+func (db *DB) where(ctx context.Context, f query.Filter) (from, where string, args []any, none bool, err error) {
+	from = "events e"
 	var conds []string
-	if f.Group != "" {
-		from = "event_groups g JOIN events e ON e.id = g.event_id"
-		tsCol, idCol = "g.ts", "g.event_id"
-		conds = append(conds, "g.grp = ?")
-		args = append(args, f.Group)
+	var want []string
+	for _, v := range []string{f.User, f.Group, f.Verb, f.Resource, f.Namespace, f.Source} {
+		if v != "" {
+			want = append(want, v)
+		}
+	}
+	ids, err := db.lookup(ctx, want...)
+	if err != nil {
+		return "", "", nil, false, err
 	}
 	eq := func(col, v string) {
-		if v != "" {
-			conds = append(conds, col+" = ?")
-			args = append(args, v)
+		if v == "" {
+			return
 		}
+		id, ok := ids[v]
+		if !ok {
+			none = true
+			return
+		}
+		conds = append(conds, col+" = ?")
+		args = append(args, id)
+	}
+	if f.Group != "" {
+		// The group sets that hold the group, then the events of those
+		// sets (index events_gset), or the events by time checked against
+		// the sets, whichever the planner finds cheaper.
+		gid, ok := ids[f.Group]
+		if !ok {
+			return "", "", nil, true, nil
+		}
+		sets, err := db.groupSets(ctx, gid)
+		if err != nil {
+			return "", "", nil, false, err
+		}
+		if len(sets) == 0 {
+			return "", "", nil, true, nil
+		}
+		conds = append(conds, "e.gset IN ("+strings.TrimSuffix(strings.Repeat("?,", len(sets)), ",")+")")
+		args = append(args, sets...)
 	}
 	eq("e.username", f.User)
 	eq("e.verb", f.Verb)
 	switch f.Verb {
 	case "", "get", "list", "watch":
 	default:
-		conds = append(conds, "e.verb NOT IN ('get', 'list', 'watch')") // matches events_verb's condition
+		conds = append(conds, "e.verb > "+strconv.Itoa(maxReadVerb)) // matches events_verb's condition
 	}
 	eq("e.resource", f.Resource)
 	eq("e.namespace", f.Namespace)
-	eq("e.name", f.Name)
 	eq("e.source", f.Source)
-	eq("e.audit_id", f.AuditID)
+	if f.Name != "" {
+		conds = append(conds, "e.name = ?")
+		args = append(args, f.Name)
+	}
+	if f.AuditID != "" {
+		conds = append(conds, "e.audit_id = ?")
+		args = append(args, f.AuditID)
+	}
 	if f.Code != 0 {
 		conds = append(conds, "e.code = ?")
 		args = append(args, f.Code)
@@ -54,37 +95,83 @@ func (db *DB) where(f query.Filter) (from, where, tsCol, idCol string, args []an
 		}
 	}
 	if !f.Since.IsZero() {
-		conds = append(conds, tsCol+" >= ?")
+		conds = append(conds, "e.ts >= ?")
 		args = append(args, f.Since.UnixNano())
 	}
 	if !f.Until.IsZero() {
-		conds = append(conds, tsCol+" < ?")
+		conds = append(conds, "e.ts < ?")
 		args = append(args, f.Until.UnixNano())
 	}
 	if c := f.Before; c != nil {
 		// Written so that both engines use the (…, ts) index range.
-		conds = append(conds, "("+tsCol+" < ? OR ("+tsCol+" = ? AND "+idCol+" < ?))", tsCol+" <= ?")
+		conds = append(conds, "(e.ts < ? OR (e.ts = ? AND e.id < ?))", "e.ts <= ?")
 		args = append(args, c.Time, c.Time, c.ID, c.Time)
 	}
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	return from, where, tsCol, idCol, args
+	return from, where, args, none, nil
+}
+
+// since is f's lower time bound in Unix nanoseconds, 0 for none.
+func since(f query.Filter) int64 {
+	if f.Since.IsZero() {
+		return 0
+	}
+	return f.Since.UnixNano()
+}
+
+// groupSets returns the ids of the group sets that hold group gid.
+func (db *DB) groupSets(ctx context.Context, gid int64) ([]any, error) {
+	rows, err := db.r.QueryContext(ctx, db.rebind("SELECT gset FROM group_sets WHERE grp = ? ORDER BY gset"), gid)
+	if err != nil {
+		return nil, fmt.Errorf("query audit store: %w", err)
+	}
+	defer rows.Close()
+	var sets []any
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("query audit store: %w", err)
+		}
+		sets = append(sets, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query audit store: %w", err)
+	}
+	return sets, nil
 }
 
 // Query returns one page of events matching f, newest first, and the
-// cursor for the next page (nil on the last page).
+// cursor for the next page (nil on the last page). URI and SourceIP are
+// read from the event's JSON, so they are set only with f.IncludeRaw.
 func (db *DB) Query(ctx context.Context, f query.Filter) ([]event.Event, *query.Cursor, error) {
 	if err := f.Validate(); err != nil {
 		return nil, nil, err
 	}
 	limit := f.EffectiveLimit()
-	from, where, tsCol, idCol, args := db.where(f)
+	from, where, args, none, err := db.where(ctx, f)
+	if err != nil || none {
+		return nil, nil, err
+	}
 	cols := listCols
 	if f.IncludeRaw {
-		cols += ", e.raw"
+		cols += rawCols
 	}
-	q := "SELECT " + cols + " FROM " + from + where + " ORDER BY " + tsCol + " DESC, " + idCol + " DESC LIMIT ?"
+	if f.Name != "" {
+		// Find the page through the name index's buckets, then read it.
+		hits, err := db.newestByName(ctx, from, where, args, "", since(f), limit+1)
+		if err != nil || len(hits) == 0 {
+			return nil, nil, err
+		}
+		args = args[:0]
+		for _, h := range hits {
+			args = append(args, h.id)
+		}
+		from = "events e"
+		where = " WHERE e.id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(hits)), ",") + ")"
+	}
+	q := "SELECT " + cols + " FROM " + from + where + " ORDER BY e.ts DESC, e.id DESC LIMIT ?"
 	args = append(args, limit+1)
 	events, err := db.list(ctx, q, f.IncludeRaw, args...)
 	if err != nil {
@@ -103,7 +190,10 @@ func (db *DB) Query(ctx context.Context, f query.Filter) ([]event.Event, *query.
 // afterID, in the order they were stored (for following new events).
 func (db *DB) After(ctx context.Context, f query.Filter, afterID int64, limit int) ([]event.Event, error) {
 	f.Before = nil
-	from, where, _, _, args := db.where(f)
+	from, where, args, none, err := db.where(ctx, f)
+	if err != nil || none {
+		return nil, err
+	}
 	if where == "" {
 		where = " WHERE e.id > ?"
 	} else {
@@ -112,7 +202,7 @@ func (db *DB) After(ctx context.Context, f query.Filter, afterID int64, limit in
 	args = append(args, afterID, limit)
 	cols := listCols
 	if f.IncludeRaw {
-		cols += ", e.raw"
+		cols += rawCols
 	}
 	return db.list(ctx, "SELECT "+cols+" FROM "+from+where+" ORDER BY e.id LIMIT ?", f.IncludeRaw, args...)
 }
@@ -128,7 +218,7 @@ func (db *DB) LastID(ctx context.Context) (int64, error) {
 
 // Get returns one event with its full JSON.
 func (db *DB) Get(ctx context.Context, id int64) (event.Event, error) {
-	events, err := db.list(ctx, db.rebind("SELECT "+listCols+", e.raw FROM events e WHERE e.id = ?"), true, id)
+	events, err := db.list(ctx, db.rebind("SELECT "+listCols+rawCols+" FROM events e WHERE e.id = ?"), true, id)
 	if err != nil {
 		return event.Event{}, err
 	}
@@ -151,7 +241,7 @@ func (db *DB) Count(ctx context.Context) (int64, error) {
 // how often it is stored (always 1 unless the unique key is broken); for
 // loss and duplicate checks in tests and benchmarks.
 func (db *DB) AuditIDs(ctx context.Context) (map[string]int, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT audit_id, stage FROM events")
+	rows, err := db.r.QueryContext(ctx, "SELECT e.audit_id, s.value FROM events e JOIN audit_strings s ON s.id = e.stage")
 	if err != nil {
 		return nil, fmt.Errorf("read audit store: %w", err)
 	}
@@ -167,45 +257,141 @@ func (db *DB) AuditIDs(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
+// row is an events row as read, before its strings are looked up.
+type row struct {
+	e             event.Event
+	ts            int64
+	str           [10]int64 // stage, verb, username, gset, resource, subresource, namespace, source, level, api_group
+	agent         int64
+	batch, off, n sql.NullInt64
+	raw           []byte
+}
+
 func (db *DB) list(ctx context.Context, q string, raw bool, args ...any) ([]event.Event, error) {
 	rows, err := db.r.QueryContext(ctx, db.rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("query audit store: %w", err)
 	}
 	defer rows.Close()
-	var out []event.Event
+	var rs []row
 	for rows.Next() {
-		var e event.Event
-		var ts int64
-		var groups string
-		dest := []any{&e.ID, &ts, &e.AuditID, &e.Stage, &e.Level, &e.Verb, &e.URI, &e.User, &groups,
-			&e.Resource, &e.Sub, &e.Namespace, &e.Name, &e.APIGroup, &e.Code, &e.Source, &e.UserAgent, &e.SourceIP}
-		var rawCol []byte
+		var r row
+		dest := []any{&r.e.ID, &r.ts, &r.e.AuditID, &r.str[0], &r.str[1], &r.str[2], &r.str[3], &r.str[4], &r.str[5], &r.str[6],
+			&r.e.Name, &r.e.Code, &r.str[7], &r.str[8], &r.str[9], &r.agent}
 		if raw {
-			dest = append(dest, &rawCol)
+			dest = append(dest, &r.batch, &r.off, &r.n, &r.raw)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("query audit store: %w", err)
 		}
-		e.Time = time.Unix(0, ts).UTC()
-		if raw {
-			if e.Raw, err = decompress(rawCol); err != nil {
-				return nil, fmt.Errorf("query audit store: event %d: %w", e.ID, err)
-			}
-		}
-		if strings.HasPrefix(groups, "[") {
-			if err := json.Unmarshal([]byte(groups), &e.Groups); err != nil {
-				return nil, fmt.Errorf("query audit store: event %d groups: %w", e.ID, err)
-			}
-		} else if groups != "" { // newline-separated, as bulk loads may write them
-			e.Groups = strings.Split(groups, "\n")
-		}
-		out = append(out, e)
+		rs = append(rs, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query audit store: %w", err)
 	}
+	rows.Close()
+	strs := map[int64]string{}
+	batches := map[int64][]byte{}
+	for i := range rs {
+		for _, id := range rs[i].str {
+			strs[id] = ""
+		}
+		strs[rs[i].agent] = ""
+		if raw && rs[i].batch.Valid {
+			batches[rs[i].batch.Int64] = nil
+		}
+	}
+	if err := db.names(ctx, strs); err != nil {
+		return nil, err
+	}
+	if err := db.batches(ctx, batches); err != nil {
+		return nil, err
+	}
+	out := make([]event.Event, len(rs))
+	for i := range rs {
+		r := &rs[i]
+		e := r.e
+		e.Time = time.Unix(0, r.ts).UTC()
+		e.Stage, e.Verb, e.User = strs[r.str[0]], strs[r.str[1]], strs[r.str[2]]
+		e.Resource, e.Sub, e.Namespace = strs[r.str[4]], strs[r.str[5]], strs[r.str[6]]
+		e.Source, e.Level, e.APIGroup, e.UserAgent = strs[r.str[7]], strs[r.str[8]], strs[r.str[9]], strs[r.agent]
+		if groups := strs[r.str[3]]; strings.HasPrefix(groups, "[") {
+			if err := json.Unmarshal([]byte(groups), &e.Groups); err != nil {
+				return nil, fmt.Errorf("query audit store: event %d groups: %w", e.ID, err)
+			}
+			if len(e.Groups) == 0 {
+				e.Groups = nil
+			}
+		} else if groups != "" { // newline-separated, as bulk loads may have written them
+			e.Groups = strings.Split(groups, "\n")
+		}
+		if raw {
+			switch {
+			case r.batch.Valid:
+				b := batches[r.batch.Int64]
+				if b == nil {
+					// Retention removed the batch between reading the row
+					// and the batch: the event is being deleted too.
+					break
+				}
+				if r.off.Int64 < 0 || r.off.Int64+r.n.Int64 > int64(len(b)) {
+					return nil, fmt.Errorf("query audit store: event %d lies outside its batch", e.ID)
+				}
+				e.Raw = b[r.off.Int64 : r.off.Int64+r.n.Int64 : r.off.Int64+r.n.Int64]
+			default:
+				if e.Raw, err = decompress(r.raw); err != nil {
+					return nil, fmt.Errorf("query audit store: event %d: %w", e.ID, err)
+				}
+			}
+			if e.Raw != nil {
+				var d displayOnly
+				if err := json.Unmarshal(e.Raw, &d); err == nil {
+					e.URI = d.RequestURI
+					if len(d.SourceIPs) > 0 {
+						e.SourceIP = d.SourceIPs[0]
+					}
+				}
+			}
+		}
+		out[i] = e
+	}
 	return out, nil
+}
+
+// displayOnly are the event's fields kept only in its JSON.
+type displayOnly struct {
+	RequestURI string   `json:"requestURI"`
+	SourceIPs  []string `json:"sourceIPs"`
+}
+
+// batches reads and decompresses the batches named by the keys of bs.
+func (db *DB) batches(ctx context.Context, bs map[int64][]byte) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	ids := make([]any, 0, len(bs))
+	for id := range bs {
+		ids = append(ids, id)
+	}
+	rows, err := db.r.QueryContext(ctx, db.rebind("SELECT id, data FROM event_batches WHERE id IN ("+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+")"), ids...)
+	if err != nil {
+		return fmt.Errorf("query audit store: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var data []byte
+		if err := rows.Scan(&id, &data); err != nil {
+			return fmt.Errorf("query audit store: %w", err)
+		}
+		if bs[id], err = decompressBatch(data); err != nil {
+			return fmt.Errorf("query audit store: batch %d: %w", id, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("query audit store: %w", err)
+	}
+	return nil
 }
 
 // Timeline counts events matching f per time bucket and per value of by
@@ -238,28 +424,52 @@ func (db *DB) Timeline(ctx context.Context, f query.Filter, by string, buckets, 
 		return Timeline{}, ErrBadTimeline
 	}
 	f.Before = nil
-	from, where, tsCol, idCol, args := db.where(f)
-	q := "SELECT " + tsCol + ", " + col + " FROM " + from + where + " ORDER BY " + tsCol + " DESC, " + idCol + " DESC LIMIT ?"
-	args = append(args, maxEvents+1)
-	rows, err := db.r.QueryContext(ctx, db.rebind(q), args...)
-	if err != nil {
-		return Timeline{}, fmt.Errorf("timeline: %w", err)
+	from, where, args, none, err := db.where(ctx, f)
+	if err != nil || none {
+		return Timeline{}, err
 	}
-	defer rows.Close()
 	type pt struct {
 		ts int64
+		id int64 // the user's or verb's string id
 		v  string
 	}
 	var pts []pt
-	for rows.Next() {
-		var p pt
-		if err := rows.Scan(&p.ts, &p.v); err != nil {
+	strs := map[int64]string{}
+	if f.Name != "" {
+		hits, err := db.newestByName(ctx, from, where, args, col, since(f), maxEvents+1)
+		if err != nil {
 			return Timeline{}, fmt.Errorf("timeline: %w", err)
 		}
-		pts = append(pts, p)
+		for _, h := range hits {
+			strs[h.v] = ""
+			pts = append(pts, pt{ts: h.ts, id: h.v})
+		}
+	} else {
+		q := "SELECT e.ts, " + col + " FROM " + from + where + " ORDER BY e.ts DESC, e.id DESC LIMIT ?"
+		args = append(args, maxEvents+1)
+		rows, err := db.r.QueryContext(ctx, db.rebind(q), args...)
+		if err != nil {
+			return Timeline{}, fmt.Errorf("timeline: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p pt
+			if err := rows.Scan(&p.ts, &p.id); err != nil {
+				return Timeline{}, fmt.Errorf("timeline: %w", err)
+			}
+			strs[p.id] = ""
+			pts = append(pts, p)
+		}
+		if err := rows.Err(); err != nil {
+			return Timeline{}, fmt.Errorf("timeline: %w", err)
+		}
+		rows.Close()
 	}
-	if err := rows.Err(); err != nil {
+	if err := db.names(ctx, strs); err != nil {
 		return Timeline{}, fmt.Errorf("timeline: %w", err)
+	}
+	for i := range pts {
+		pts[i].v = strs[pts[i].id]
 	}
 	var tl Timeline
 	if len(pts) > maxEvents {

@@ -48,41 +48,48 @@ func (db *DB) Retain(ctx context.Context, r Retention, now time.Time) (int64, er
 	if cutoff == 0 {
 		return 0, nil
 	}
+	// Batches stored from here on keep their raw events this round: a
+	// batch of old events may land after its events' DELETE has passed,
+	// and its events must not lose their JSON.
+	var lastBatch sql.NullInt64
+	if err := db.r.QueryRowContext(ctx, "SELECT MAX(id) FROM event_batches").Scan(&lastBatch); err != nil {
+		return 0, fmt.Errorf("audit retention: %w", err)
+	}
 	var total int64
 	for {
-		res, err := db.w.ExecContext(ctx, db.rebind("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? LIMIT ?)"), cutoff, deleteChunk)
+		n, err := db.deleteChunk(ctx, "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? LIMIT ?)", cutoff, deleteChunk)
 		if err != nil {
-			return total, fmt.Errorf("audit retention: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("audit retention: %w", err)
+			return total, err
 		}
 		total += n
 		if n < deleteChunk {
 			break
 		}
 	}
-	rows, err := db.r.QueryContext(ctx, "SELECT grp FROM groups_seen")
-	if err != nil {
-		return total, fmt.Errorf("audit retention: %w", err)
-	}
-	var groups []string
-	for rows.Next() {
-		var g string
-		if err := rows.Scan(&g); err != nil {
-			rows.Close()
-			return total, fmt.Errorf("audit retention: %w", err)
+	// A batch whose newest event is older than the cutoff has no event
+	// left. Batches are about 50 KB each: fewer per statement.
+	for lastBatch.Valid {
+		n, err := db.deleteChunk(ctx, "DELETE FROM event_batches WHERE id IN (SELECT id FROM event_batches WHERE max_ts < ? AND id <= ? LIMIT ?)", cutoff, lastBatch.Int64, deleteChunk/50)
+		if err != nil {
+			return total, err
 		}
-		groups = append(groups, g)
-	}
-	rows.Close()
-	for _, g := range groups {
-		if _, err := db.w.ExecContext(ctx, db.rebind("DELETE FROM event_groups WHERE grp = ? AND ts < ?"), g, cutoff); err != nil {
-			return total, fmt.Errorf("audit retention: %w", err)
+		if n < deleteChunk/50 {
+			break
 		}
 	}
 	return total, nil
+}
+
+func (db *DB) deleteChunk(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := db.w.ExecContext(ctx, db.rebind(q), args...)
+	if err != nil {
+		return 0, fmt.Errorf("audit retention: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("audit retention: %w", err)
+	}
+	return n, nil
 }
 
 // RunRetention applies r every interval until ctx ends.
@@ -116,7 +123,7 @@ func (db *DB) RunRetention(ctx context.Context, r Retention, interval time.Durat
 func (db *DB) Optimize(ctx context.Context) error {
 	q := "PRAGMA optimize=0x10002"
 	if db.kind == "postgres" {
-		q = "ANALYZE events, event_groups"
+		q = "ANALYZE events, event_batches, group_sets"
 	}
 	if _, err := db.w.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("optimize audit store: %w", err)

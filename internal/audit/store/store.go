@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,10 @@ import (
 
 //go:embed migrations
 var migrations embed.FS
+
+// migrateUpTo stops the migrations after this version when not 0 (for the
+// upgrade tests).
+var migrateUpTo int
 
 // ErrNotFound is returned by Get for an unknown id.
 var ErrNotFound = errors.New("audit event not found")
@@ -46,8 +51,11 @@ type DB struct {
 	w    *sql.DB
 	r    *sql.DB
 
-	mu   sync.Mutex
-	seen map[string]bool // groups known to be in groups_seen
+	dict *dict // the string dictionary's cache
+
+	nbMu    sync.Mutex
+	nb      int64 // the name index's current bucket (see the migration 0002)
+	nbCount int   // events given to it
 
 	tmpDir string // removed on Close (memory storage)
 
@@ -77,34 +85,23 @@ func (db *DB) prepare(ctx context.Context) error {
 	}
 	stmts := map[string]*sql.Stmt{}
 	for _, n := range buckets {
-		for _, kind := range []string{"events", "groups"} {
-			st, err := db.w.PrepareContext(ctx, db.rebind(db.insertSQL(kind, n)))
-			if err != nil {
-				for _, st := range stmts {
-					st.Close()
-				}
-				return fmt.Errorf("prepare audit insert: %w", err)
+		st, err := db.w.PrepareContext(ctx, db.rebind(insertSQL(n)))
+		if err != nil {
+			for _, st := range stmts {
+				st.Close()
 			}
-			stmts[kind+strconv.Itoa(n)] = st
+			return fmt.Errorf("prepare audit insert: %w", err)
 		}
+		stmts["events"+strconv.Itoa(n)] = st
 	}
 	db.stmts = stmts
 	return nil
 }
 
-func (db *DB) insertSQL(kind string, n int) string {
-	if kind == "events" && db.kind == "sqlite" {
-		// The trigger events_group_index fills event_groups.
-		return "INSERT INTO events (" + eventCols + ") VALUES " +
-			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",") +
-			" ON CONFLICT (ts, audit_id, stage) DO NOTHING"
-	}
-	if kind == "events" {
-		return "INSERT INTO events (" + eventCols + ") VALUES " +
-			strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",") +
-			" ON CONFLICT (ts, audit_id, stage) DO NOTHING RETURNING id, audit_id, stage"
-	}
-	return "INSERT INTO event_groups (grp, ts, event_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?,?),", n), ",") + " ON CONFLICT DO NOTHING"
+func insertSQL(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", nEventCols), ",") + "),"
+	return "INSERT INTO events (" + eventCols + ") VALUES " +
+		strings.TrimSuffix(strings.Repeat(row, n), ",") + " ON CONFLICT (ts, audit_id, stage) DO NOTHING"
 }
 
 // bucketed pads args (rows of width columns) to a bucket size and returns
@@ -181,11 +178,15 @@ func openSQLite(ctx context.Context, file string) (*DB, error) {
 	q := url.Values{}
 	// WAL lets readers run beside the writer; synchronous=FULL makes a
 	// commit durable (the WAL is synced) before the sink answers 2xx.
-	// Checkpoints stay in the writer's commits (SQLite's default, every
-	// 1000 pages), which keeps the WAL bounded: a checkpointer on another
-	// connection was measured and saved nothing, and with the writer's own
-	// checkpoints off the WAL grew by 100 MB a second.
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)"} {
+	// Checkpoints stay in the writer's commits, which keeps the WAL
+	// bounded (a checkpointer on another connection was measured and saved
+	// nothing, and with the writer's own checkpoints off the WAL grew by
+	// 100 MB a second), but every 10,000 pages (40 MB) rather than 1,000:
+	// a page written by many commits is copied once (measured: 69,000 ->
+	// 78,000 events a second). temp_store=MEMORY keeps the statement
+	// journal of the multi-row INSERTs off the disk (it was a seventh of the
+	// writer's time in pwrite).
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(OFF)", "cache_size(-65536)", "temp_store(MEMORY)", "wal_autocheckpoint(10000)"} {
 		q.Add("_pragma", p)
 	}
 	for _, p := range extra {
@@ -202,8 +203,12 @@ func openSQLite(ctx context.Context, file string) (*DB, error) {
 	}
 	w.SetMaxOpenConns(1) // SQLite has one writer; queue here, not on SQLITE_BUSY
 	w.SetConnMaxIdleTime(0)
-	db := &DB{kind: "sqlite", w: w, seen: map[string]bool{}}
+	db := &DB{kind: "sqlite", w: w, dict: newDict()}
 	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := db.initBucket(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -225,8 +230,12 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("open audit store: %w", err)
 	}
 	c.SetMaxOpenConns(16)
-	db := &DB{kind: "postgres", w: c, r: c, seen: map[string]bool{}}
+	db := &DB{kind: "postgres", w: c, r: c, dict: newDict()}
 	if err := db.migrate(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := db.initBucket(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -299,7 +308,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("audit migration %s: name must start with a number", e.Name())
 		}
-		if v <= have {
+		if v <= have || (migrateUpTo > 0 && v > migrateUpTo) {
 			continue
 		}
 		b, err := migrations.ReadFile(dir + "/" + e.Name())
@@ -356,12 +365,51 @@ func (db *DB) rebind(q string) string {
 	return b.String()
 }
 
-const eventCols = "ts, audit_id, stage, level, verb, uri, username, groups, resource, subresource, namespace, name, api_group, code, source, user_agent, source_ip, raw"
-const nEventCols = 18
+// eventCols are the columns Insert writes. The string columns but
+// audit_id and name hold audit_strings ids; batch, raw_off and raw_len
+// locate the event's JSON in its batch's compressed blob.
+const eventCols = "ts, audit_id, stage, verb, username, gset, resource, subresource, namespace, name, nb, code, source, level, api_group, user_agent, batch, raw_off, raw_len"
+const nEventCols = 19
+
+// bucketEvents is about how many events share a bucket of the name
+// index: the newest bucket's part of the index takes every insert, so it
+// must stay small (a few hundred pages); a query by name seeks every
+// bucket, so they must not be too many (about 300 for 10 million events).
+var bucketEvents = 1 << 15 // a variable for tests
+
+// bucket returns the name index bucket for n more events.
+func (db *DB) bucket(n int) int64 {
+	db.nbMu.Lock()
+	defer db.nbMu.Unlock()
+	if db.nbCount >= bucketEvents {
+		db.nb, db.nbCount = db.nb+1, 0
+	}
+	db.nbCount += n
+	return db.nb
+}
+
+// initBucket starts a new name index bucket after the stored ones.
+func (db *DB) initBucket(ctx context.Context) error {
+	if migrateUpTo == 1 { // a schema 1 store, in the upgrade tests
+		return nil
+	}
+	var nb sql.NullInt64
+	if err := db.w.QueryRowContext(ctx, "SELECT MAX(nb) FROM event_batches").Scan(&nb); err != nil {
+		return fmt.Errorf("open audit store: %w", err)
+	}
+	db.nb = nb.Int64 + 1 // 0 holds the events stored under schema 1
+	return nil
+}
 
 // chunk bounds rows per statement (SQLite allows 32766 parameters); it is
 // the largest bucket.
 const chunk = 512
+
+// dictFields are an event's strings kept in the dictionary, in the order
+// of eventCols; gset is the groups as a JSON array.
+func dictFields(e *event.Event, gset string) [11]string {
+	return [11]string{e.Stage, e.Verb, e.User, gset, e.Resource, e.Sub, e.Namespace, e.Source, e.Level, e.APIGroup, e.UserAgent}
+}
 
 // Insert stores events in one transaction. Events whose (auditID, stage)
 // is already stored are skipped and counted as duplicates. On error
@@ -374,20 +422,41 @@ func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) 
 		return Result{}, err
 	}
 	// Everything that needs no database happens before the transaction,
-	// so that concurrent batches do it in parallel, outside the one writer.
-	var chunks [][]any
-	for start := 0; start < len(events); start += chunk {
-		part := events[start:min(start+chunk, len(events))]
-		args := make([]any, 0, len(part)*nEventCols)
-		for _, e := range part {
-			args = append(args, e.Time.UnixNano(), e.AuditID, e.Stage, e.Level, e.Verb, e.URI, e.User,
-				groupsJSON(e.Groups), e.Resource, e.Sub, e.Namespace, e.Name, e.APIGroup, e.Code,
-				e.Source, e.UserAgent, e.SourceIP, compress(e.Raw))
+	// so that concurrent batches do it in parallel, outside the one
+	// writer: the groups' JSON, the dictionary lookups of strings already
+	// known, and compressing the raw events.
+	r := &insertReq{ctx: ctx, events: events, done: make(chan error, 1),
+		gsets: make([]string, len(events)), offs: make([]int, len(events)), ids: map[string]int64{}}
+	size := 0
+	for _, e := range events {
+		size += len(e.Raw)
+	}
+	raw := make([]byte, 0, size)
+	r.maxTS = events[0].Time.UnixNano()
+	db.dict.mu.RLock()
+	for i := range events {
+		e := &events[i]
+		r.gsets[i] = groupsJSON(e.Groups)
+		r.offs[i] = len(raw)
+		raw = append(raw, e.Raw...)
+		r.maxTS = max(r.maxTS, e.Time.UnixNano())
+		for _, v := range dictFields(e, r.gsets[i]) {
+			if _, ok := r.ids[v]; ok {
+				continue
+			}
+			if id, ok := db.dict.ids[v]; ok {
+				r.ids[v] = id
+			} else if !slices.Contains(r.missing, v) {
+				r.missing = append(r.missing, v)
+			}
 		}
-		chunks = append(chunks, args)
+	}
+	db.dict.mu.RUnlock()
+	var err error
+	if r.blob, err = compressBatch(raw); err != nil {
+		return Result{}, fmt.Errorf("store audit events: %w", err)
 	}
 
-	r := &insertReq{ctx: ctx, events: events, chunks: chunks, done: make(chan error, 1)}
 	if db.reqs == nil { // PostgreSQL: many writers, no need to group
 		err := db.commit(ctx, []*insertReq{r})
 		return r.res, err
@@ -411,11 +480,16 @@ func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) 
 
 // insertReq is one batch waiting for the writer.
 type insertReq struct {
-	ctx    context.Context
-	events []event.Event
-	chunks [][]any
-	res    Result
-	done   chan error
+	ctx     context.Context
+	events  []event.Event
+	gsets   []string         // each event's groups as a JSON array
+	offs    []int            // each event's offset in the uncompressed blob
+	blob    []byte           // the events' raw JSON, concatenated and compressed
+	maxTS   int64            // the newest event's time
+	ids     map[string]int64 // dictionary ids of the batch's strings
+	missing []string         // strings not in the dictionary's cache
+	res     Result
+	done    chan error
 }
 
 // maxGroup bounds the batches committed together.
@@ -471,127 +545,114 @@ func (db *DB) commit(ctx context.Context, reqs []*insertReq) error {
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 
-	type key struct{ id, stage string }
-	var newGroups []string
-	var args []any
-	rowsInStmt := 0
-	flush := func() error {
-		if rowsInStmt == 0 {
-			return nil
-		}
-		st, padded := db.bucketed(ctx, tx, "groups", args, 3)
-		if _, err := st.ExecContext(ctx, padded...); err != nil {
-			return fmt.Errorf("store audit event groups: %w", err)
-		}
-		args, rowsInStmt = padded[:0], 0
-		return nil
+	learned, err := db.resolve(ctx, tx, reqs)
+	if err != nil {
+		return err
 	}
 	for _, r := range reqs {
-		db.mu.Lock()
-		for _, e := range r.events {
-			for _, g := range e.Groups {
-				if !db.seen[g] && !contains(newGroups, g) {
-					newGroups = append(newGroups, g)
-				}
-			}
+		var batch int64
+		nb := db.bucket(len(r.events))
+		if err := tx.QueryRowContext(ctx, db.rebind("INSERT INTO event_batches (nb, max_ts, data) VALUES (?, ?, ?) RETURNING id"), nb, r.maxTS, r.blob).Scan(&batch); err != nil {
+			return fmt.Errorf("store audit event batch: %w", err)
 		}
-		db.mu.Unlock()
-		if db.kind == "sqlite" {
-			// A trigger indexes the groups of the rows actually inserted;
-			// RowsAffected counts those rows only.
-			n := int64(0)
-			for _, cargs := range r.chunks {
-				st, cargs := db.bucketed(ctx, tx, "events", cargs, nEventCols)
-				res, err := st.ExecContext(ctx, cargs...)
-				if err != nil {
-					return fmt.Errorf("store audit events: %w", err)
-				}
-				c, err := res.RowsAffected()
-				if err != nil {
-					return fmt.Errorf("store audit events: %w", err)
-				}
-				n += c
+		n := int64(0)
+		args := make([]any, 0, min(len(r.events), chunk)*nEventCols)
+		for start := 0; start < len(r.events); start += chunk {
+			args = args[:0]
+			for i := start; i < min(start+chunk, len(r.events)); i++ {
+				e := &r.events[i]
+				f := dictFields(e, r.gsets[i])
+				args = append(args, e.Time.UnixNano(), e.AuditID, r.ids[f[0]], r.ids[f[1]], r.ids[f[2]], r.ids[f[3]],
+					r.ids[f[4]], r.ids[f[5]], r.ids[f[6]], e.Name, nb, e.Code, r.ids[f[7]], r.ids[f[8]], r.ids[f[9]], r.ids[f[10]],
+					batch, r.offs[i], len(e.Raw))
 			}
-			r.res = Result{Inserted: int(n), Duplicates: len(r.events) - int(n)}
-			continue
-		}
-		inserted := make(map[key]int64, len(r.events))
-		for _, cargs := range r.chunks {
-			st, cargs := db.bucketed(ctx, tx, "events", cargs, nEventCols)
-			rows, err := st.QueryContext(ctx, cargs...)
+			st, padded := db.bucketed(ctx, tx, "events", args, nEventCols)
+			res, err := st.ExecContext(ctx, padded...)
 			if err != nil {
 				return fmt.Errorf("store audit events: %w", err)
 			}
-			for rows.Next() {
-				var id int64
-				var k key
-				if err := rows.Scan(&id, &k.id, &k.stage); err != nil {
-					rows.Close()
-					return fmt.Errorf("store audit events: %w", err)
-				}
-				inserted[k] = id
-			}
-			if err := rows.Close(); err != nil {
+			c, err := res.RowsAffected()
+			if err != nil {
 				return fmt.Errorf("store audit events: %w", err)
 			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("store audit events: %w", err)
+			n += c
+			args = padded
+		}
+		if n == 0 { // a batch sent again: its events are all stored already
+			if _, err := tx.ExecContext(ctx, db.rebind("DELETE FROM event_batches WHERE id = ?"), batch); err != nil {
+				return fmt.Errorf("store audit event batch: %w", err)
 			}
 		}
-		r.res = Result{Inserted: len(inserted), Duplicates: len(r.events) - len(inserted)}
-
-		// The group index, for inserted events only.
-		for _, e := range r.events {
-			id, ok := inserted[key{e.AuditID, e.Stage}]
-			if !ok {
-				continue
-			}
-			delete(inserted, key{e.AuditID, e.Stage}) // a key repeated inside the batch was stored once
-			for _, g := range e.Groups {
-				args = append(args, g, e.Time.UnixNano(), id)
-				if rowsInStmt++; rowsInStmt == chunk {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return err
-	}
-	if len(newGroups) > 0 {
-		q := "INSERT INTO groups_seen (grp) VALUES " + strings.TrimSuffix(strings.Repeat("(?),", len(newGroups)), ",") + " ON CONFLICT DO NOTHING"
-		gargs := make([]any, len(newGroups))
-		for i, g := range newGroups {
-			gargs[i] = g
-		}
-		if _, err := tx.ExecContext(ctx, db.rebind(q), gargs...); err != nil {
-			return fmt.Errorf("store audit groups: %w", err)
-		}
+		r.res = Result{Inserted: int(n), Duplicates: len(r.events) - int(n)}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store audit events: commit: %w", err)
 	}
-	db.mu.Lock()
-	for _, g := range newGroups {
-		db.seen[g] = true
-	}
-	db.mu.Unlock()
+	db.dict.learn(learned)
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// resolve gives every string of reqs its dictionary id (in r.ids),
+// inserting new ones, and for each new group set records which groups it
+// holds. It returns the ids it found, for the cache once committed.
+func (db *DB) resolve(ctx context.Context, tx *sql.Tx, reqs []*insertReq) (map[string]int64, error) {
+	var missing []string
+	db.dict.mu.RLock()
+	for _, r := range reqs {
+		for _, v := range r.missing {
+			if id, ok := db.dict.ids[v]; ok { // learned since Insert looked
+				r.ids[v] = id
+			} else {
+				missing = append(missing, v)
+			}
 		}
 	}
-	return false
+	db.dict.mu.RUnlock()
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	// A new group set needs its groups' ids too.
+	newSets := map[string][]string{}
+	for _, r := range reqs {
+		for i, g := range r.gsets {
+			if _, ok := r.ids[g]; ok {
+				continue
+			}
+			if _, ok := newSets[g]; !ok {
+				newSets[g] = r.events[i].Groups
+				missing = append(missing, r.events[i].Groups...)
+			}
+		}
+	}
+	learned, err := db.ensure(ctx, tx, missing)
+	if err != nil {
+		return nil, err
+	}
+	var args []any
+	for set, groups := range newSets {
+		for _, g := range groups {
+			args = append(args, learned[g], learned[set])
+		}
+	}
+	for start := 0; start < len(args); start += 2 * dictChunk {
+		part := args[start:min(start+2*dictChunk, len(args))]
+		q := "INSERT INTO group_sets (grp, gset) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?),", len(part)/2), ",") + " ON CONFLICT DO NOTHING"
+		if _, err := tx.ExecContext(ctx, db.rebind(q), part...); err != nil {
+			return nil, fmt.Errorf("store audit group sets: %w", err)
+		}
+	}
+	for _, r := range reqs {
+		for _, v := range r.missing {
+			if _, ok := r.ids[v]; !ok {
+				r.ids[v] = learned[v]
+			}
+		}
+	}
+	return learned, nil
 }
 
-// groupsJSON encodes a user's groups as a JSON array, the events.groups
-// column.
+// groupsJSON encodes a user's groups as a JSON array: the group set's
+// dictionary string.
 func groupsJSON(groups []string) string {
 	if len(groups) == 0 {
 		return "[]"

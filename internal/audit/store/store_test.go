@@ -112,11 +112,15 @@ func TestInsertDeduplicates(t *testing.T) {
 }
 
 func TestQueryFilters(t *testing.T) {
+	// Small name index buckets, so that a name filter crosses many.
+	defer store.SetBucketEvents(64)()
 	forEach(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		events := genEvents(t, 3, 1000)
-		if _, err := db.Insert(ctx, events); err != nil {
-			t.Fatal(err)
+		for start := 0; start < len(events); start += 100 {
+			if _, err := db.Insert(ctx, events[start:start+100]); err != nil {
+				t.Fatal(err)
+			}
 		}
 		match := func(f query.Filter, e event.Event) bool {
 			has := func(gs []string, g string) bool {
@@ -130,7 +134,7 @@ func TestQueryFilters(t *testing.T) {
 			return (f.User == "" || e.User == f.User) && (f.Group == "" || has(e.Groups, f.Group)) &&
 				(f.Verb == "" || e.Verb == f.Verb) && (f.Resource == "" || e.Resource == f.Resource) &&
 				(f.Namespace == "" || e.Namespace == f.Namespace) && (f.Name == "" || e.Name == f.Name) &&
-				(f.Code == 0 || e.Code == f.Code) && (f.Since.IsZero() || !e.Time.Before(f.Since)) &&
+				(f.Code == 0 || e.Code == f.Code) && (f.Source == "" || e.Source == f.Source) && (f.Since.IsZero() || !e.Time.Before(f.Since)) &&
 				(f.Until.IsZero() || e.Time.Before(f.Until))
 		}
 		tests := []struct {
@@ -144,6 +148,12 @@ func TestQueryFilters(t *testing.T) {
 			{"verb", query.Filter{Verb: "delete"}},
 			{"resource and namespace", query.Filter{Resource: "secrets", Namespace: "payments"}},
 			{"name", query.Filter{Name: events[10].Name}},
+			{"name, namespace and resource", query.Filter{Name: events[10].Name, Namespace: events[10].Namespace, Resource: events[10].Resource}},
+			{"name since", query.Filter{Name: events[900].Name, Since: t0.Add(500 * time.Second)}},
+			{"name until", query.Filter{Name: events[100].Name, Until: t0.Add(500 * time.Second)}},
+			{"name and user", query.Filter{Name: events[20].Name, User: events[20].User}},
+			{"unknown name", query.Filter{Name: "no-such-object"}},
+			{"source", query.Filter{Source: "cp-1", Verb: "delete"}},
 			{"code", query.Filter{Code: 403}},
 			{"since until", query.Filter{Since: t0.Add(100 * time.Second), Until: t0.Add(400 * time.Second)}},
 			{"user since", query.Filter{User: "oidc:bob", Since: t0.Add(500 * time.Second)}},
@@ -183,7 +193,10 @@ func TestQueryFilters(t *testing.T) {
 				if fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("got %d events, want %d (first got %.80v, want %.80v)", len(got), len(want), got, want)
 				}
-				if tt.name != "nothing" && len(want) == 0 {
+				if tl, err := db.Timeline(ctx, tt.f, "user", 10, 100000, 100); err != nil || tl.Total != len(want) {
+					t.Errorf("timeline: %d events, %v; want %d", tl.Total, err, len(want))
+				}
+				if tt.name != "nothing" && tt.name != "unknown name" && len(want) == 0 {
 					t.Error("the test data has no match: the case tests nothing")
 				}
 			})
@@ -218,9 +231,11 @@ func TestGetKeepsRawEvent(t *testing.T) {
 func TestRetention(t *testing.T) {
 	forEach(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		events := genEvents(t, 5, 100) // t0 .. t0+99s
-		if _, err := db.Insert(ctx, events); err != nil {
-			t.Fatal(err)
+		events := genEvents(t, 5, 100)             // t0 .. t0+99s
+		for start := 0; start < 100; start += 10 { // ten batches
+			if _, err := db.Insert(ctx, events[start:start+10]); err != nil {
+				t.Fatal(err)
+			}
 		}
 		now := t0.Add(100 * time.Second)
 		n, err := db.Retain(ctx, store.Retention{MaxAge: 60 * time.Second}, now)
@@ -256,6 +271,20 @@ func TestRetention(t *testing.T) {
 		}
 		if n, err := db.Retain(ctx, store.Retention{}, now); err != nil || n != 0 {
 			t.Errorf("no retention: deleted %d, %v", n, err)
+		}
+		// The batches of the deleted events are gone; those of the kept
+		// events (t0+75s .. t0+99s: the batches from t0+70s on) are not.
+		if n, err := store.Rows(ctx, db, "event_batches"); err != nil || n != 3 {
+			t.Errorf("%d batches left, %v; want 3", n, err)
+		}
+		for _, e := range left {
+			got, err := db.Get(ctx, e.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := events[got.Time.Sub(t0)/time.Second]; string(got.Raw) != string(want.Raw) {
+				t.Errorf("event at %v: raw JSON changed", got.Time)
+			}
 		}
 	})
 }
