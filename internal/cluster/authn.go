@@ -4,7 +4,7 @@ import (
 	"path"
 	"strings"
 
-	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/cluster/authnconfig"
 )
 
 // File names inside the rendered folder (and NodeDir on the nodes).
@@ -40,24 +40,24 @@ const emailVerifiedRule = "claims.?email_verified.orValue(false) == true"
 // AuthenticationConfiguration builds kube-apiserver's structured
 // authentication configuration (apiserver.config.k8s.io/v1) for the issuer.
 // issuerCA is the PEM bundle for the issuer's certificate, or nil.
-func (c *Config) AuthenticationConfiguration(issuerCA []byte) *apiserverv1.AuthenticationConfiguration {
-	jwt := apiserverv1.JWTAuthenticator{
-		Issuer: apiserverv1.Issuer{
+func (c *Config) AuthenticationConfiguration(issuerCA []byte) *authnconfig.AuthenticationConfiguration {
+	jwt := authnconfig.JWTAuthenticator{
+		Issuer: authnconfig.Issuer{
 			URL:                  c.Issuer.URL,
 			Audiences:            append([]string(nil), c.Issuer.Audiences...),
 			CertificateAuthority: string(issuerCA),
 		},
-		ClaimMappings: apiserverv1.ClaimMappings{
-			Username: apiserverv1.PrefixedClaimOrExpression{
+		ClaimMappings: authnconfig.ClaimMappings{
+			Username: authnconfig.PrefixedClaimOrExpression{
 				Claim:  c.Claims.Username.Claim,
 				Prefix: strPtr(c.UsernamePrefix()),
 			},
-			Groups: apiserverv1.PrefixedClaimOrExpression{
+			Groups: authnconfig.PrefixedClaimOrExpression{
 				Claim:  c.Claims.Groups.Claim,
 				Prefix: strPtr(c.GroupsPrefix()),
 			},
 		},
-		UserValidationRules: []apiserverv1.UserValidationRule{
+		UserValidationRules: []authnconfig.UserValidationRule{
 			{
 				Expression: "!user.username.startsWith('system:')",
 				Message:    "username must not start with system: (reserved for Kubernetes components)",
@@ -69,17 +69,17 @@ func (c *Config) AuthenticationConfiguration(issuerCA []byte) *apiserverv1.Authe
 		},
 	}
 	if len(jwt.Issuer.Audiences) > 1 {
-		jwt.Issuer.AudienceMatchPolicy = apiserverv1.AudienceMatchPolicyMatchAny
+		jwt.Issuer.AudienceMatchPolicy = authnconfig.AudienceMatchPolicyMatchAny
 	}
 	if c.Claims.Username.Claim == "email" {
-		jwt.ClaimValidationRules = append(jwt.ClaimValidationRules, apiserverv1.ClaimValidationRule{
+		jwt.ClaimValidationRules = append(jwt.ClaimValidationRules, authnconfig.ClaimValidationRule{
 			Expression: emailVerifiedRule,
 			Message:    "the email address is not verified (email_verified must be true)",
 		})
 	}
-	cfg := &apiserverv1.AuthenticationConfiguration{JWT: []apiserverv1.JWTAuthenticator{jwt}}
-	cfg.APIVersion = apiserverv1.SchemeGroupVersion.String()
-	cfg.Kind = "AuthenticationConfiguration"
+	cfg := &authnconfig.AuthenticationConfiguration{JWT: []authnconfig.JWTAuthenticator{jwt}}
+	cfg.APIVersion = authnconfig.APIVersion
+	cfg.Kind = authnconfig.Kind
 	return cfg
 }
 

@@ -15,9 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/version"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -95,11 +93,11 @@ func (c *Config) Check(ctx context.Context, admin *rest.Config, opts CheckOption
 	if opts.FieldManager == "" {
 		opts.FieldManager = "gatehouse"
 	}
-	cs, err := kubernetes.NewForConfig(admin)
+	cs, err := newAPIClient(admin)
 	if err != nil {
 		return r, fmt.Errorf("cluster check: %w", err)
 	}
-	c.checkVersion(cs, &r)
+	c.checkVersion(ctx, cs, &r)
 	c.checkIssuer(ctx, cs, &r)
 	if err := c.checkRBAC(ctx, cs, opts.FieldManager, &r); err != nil {
 		return r, err
@@ -110,8 +108,8 @@ func (c *Config) Check(ctx context.Context, admin *rest.Config, opts CheckOption
 	return r, nil
 }
 
-func (c *Config) checkVersion(cs kubernetes.Interface, r *Report) {
-	info, err := cs.Discovery().ServerVersion()
+func (c *Config) checkVersion(ctx context.Context, cs *apiClient, r *Report) {
+	info, err := cs.serverVersion(ctx)
 	if err != nil {
 		r.add(StatusFailed, "server version", "cannot read the server version: %v", err)
 		return
@@ -131,7 +129,7 @@ func (c *Config) checkVersion(cs kubernetes.Interface, r *Report) {
 	}
 }
 
-func (c *Config) checkRBAC(ctx context.Context, cs kubernetes.Interface, manager string, r *Report) error {
+func (c *Config) checkRBAC(ctx context.Context, cs *apiClient, manager string, r *Report) error {
 	objs := c.RBACObjects()
 	force := true
 	patchOpts := metav1.PatchOptions{FieldManager: manager, Force: &force, DryRun: []string{metav1.DryRunAll}}
@@ -141,8 +139,8 @@ func (c *Config) checkRBAC(ctx context.Context, cs kubernetes.Interface, manager
 		b := &objs.ClusterRoleBindings[i]
 		subject := "ClusterRoleBinding " + b.Name
 		want[subject] = true
-		client := cs.RbacV1().ClusterRoleBindings()
-		live, getErr := client.Get(ctx, b.Name, metav1.GetOptions{})
+		var live, applied rbacv1.ClusterRoleBinding
+		getErr := cs.getBinding(ctx, "clusterrolebindings", "", b.Name, &live)
 		if getErr != nil && !apierrors.IsNotFound(getErr) {
 			return fmt.Errorf("cluster check: get %s: %w", subject, getErr)
 		}
@@ -150,24 +148,20 @@ func (c *Config) checkRBAC(ctx context.Context, cs kubernetes.Interface, manager
 		if err != nil {
 			return fmt.Errorf("cluster check: %w", err)
 		}
-		applied, aerr := client.Patch(ctx, b.Name, types.ApplyPatchType, data, patchOpts)
+		aerr := cs.applyBinding(ctx, "clusterrolebindings", "", b.Name, data, &patchOpts, &applied)
 		var liveRef *rbacv1.RoleRef
 		var liveSubjects []rbacv1.Subject
 		if getErr == nil {
 			liveRef, liveSubjects = &live.RoleRef, live.Subjects
 		}
-		var appliedSubjects []rbacv1.Subject
-		if applied != nil {
-			appliedSubjects = applied.Subjects
-		}
-		compareBinding(r, subject, getErr != nil, liveRef, liveSubjects, b.RoleRef, b.Subjects, appliedSubjects, aerr, "kubectl apply --server-side -f "+FileRBAC)
+		compareBinding(r, subject, getErr != nil, liveRef, liveSubjects, b.RoleRef, b.Subjects, applied.Subjects, aerr, "kubectl apply --server-side -f "+FileRBAC)
 	}
 	for i := range objs.RoleBindings {
 		b := &objs.RoleBindings[i]
 		subject := "RoleBinding " + b.Namespace + "/" + b.Name
 		want[subject] = true
-		client := cs.RbacV1().RoleBindings(b.Namespace)
-		live, getErr := client.Get(ctx, b.Name, metav1.GetOptions{})
+		var live, applied rbacv1.RoleBinding
+		getErr := cs.getBinding(ctx, "rolebindings", b.Namespace, b.Name, &live)
 		if getErr != nil && !apierrors.IsNotFound(getErr) {
 			return fmt.Errorf("cluster check: get %s: %w", subject, getErr)
 		}
@@ -175,26 +169,22 @@ func (c *Config) checkRBAC(ctx context.Context, cs kubernetes.Interface, manager
 		if err != nil {
 			return fmt.Errorf("cluster check: %w", err)
 		}
-		applied, aerr := client.Patch(ctx, b.Name, types.ApplyPatchType, data, patchOpts)
+		aerr := cs.applyBinding(ctx, "rolebindings", b.Namespace, b.Name, data, &patchOpts, &applied)
 		var liveRef *rbacv1.RoleRef
 		var liveSubjects []rbacv1.Subject
 		if getErr == nil {
 			liveRef, liveSubjects = &live.RoleRef, live.Subjects
 		}
-		var appliedSubjects []rbacv1.Subject
-		if applied != nil {
-			appliedSubjects = applied.Subjects
-		}
 		if aerr != nil && apierrors.IsNotFound(aerr) {
 			aerr = fmt.Errorf("namespace %s does not exist: create it first (kubectl create namespace %s)", b.Namespace, b.Namespace)
 		}
-		compareBinding(r, subject, getErr != nil, liveRef, liveSubjects, b.RoleRef, b.Subjects, appliedSubjects, aerr, "kubectl apply --server-side -f "+FileRBAC)
+		compareBinding(r, subject, getErr != nil, liveRef, liveSubjects, b.RoleRef, b.Subjects, applied.Subjects, aerr, "kubectl apply --server-side -f "+FileRBAC)
 	}
 
 	// Bindings gatehouse rendered before that are no longer in the config.
 	sel := metav1.ListOptions{LabelSelector: LabelManagedBy + "=" + LabelManagedByValue}
-	crbs, err := cs.RbacV1().ClusterRoleBindings().List(ctx, sel)
-	if err != nil {
+	var crbs rbacv1.ClusterRoleBindingList
+	if err := cs.listBindings(ctx, "clusterrolebindings", &sel, &crbs); err != nil {
 		return fmt.Errorf("cluster check: list ClusterRoleBindings: %w", err)
 	}
 	for _, b := range crbs.Items {
@@ -202,8 +192,8 @@ func (c *Config) checkRBAC(ctx context.Context, cs kubernetes.Interface, manager
 			r.add(StatusExtra, s, "carries %s=%s but is not in the config (%s); remove it: kubectl delete clusterrolebinding %s", LabelManagedBy, LabelManagedByValue, b.Annotations[AnnotationSource], b.Name)
 		}
 	}
-	rbs, err := cs.RbacV1().RoleBindings("").List(ctx, sel)
-	if err != nil {
+	var rbs rbacv1.RoleBindingList
+	if err := cs.listBindings(ctx, "rolebindings", &sel, &rbs); err != nil {
 		return fmt.Errorf("cluster check: list RoleBindings: %w", err)
 	}
 	for _, b := range rbs.Items {
@@ -263,13 +253,13 @@ func (c *Config) checkToken(ctx context.Context, admin *rest.Config, token strin
 	const subject = "token identity"
 	cfg := rest.AnonymousClientConfig(admin)
 	cfg.BearerToken = token
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := newAPIClient(cfg)
 	if err != nil {
 		r.add(StatusFailed, subject, "%v", err)
 		return
 	}
-	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
-	if err != nil {
+	var review authenticationv1.SelfSubjectReview
+	if err := cs.create(ctx, "selfsubjectreviews", &authenticationv1.SelfSubjectReview{}, &review); err != nil {
 		if apierrors.IsUnauthorized(err) {
 			r.add(StatusFailed, subject, "kube-apiserver rejects the token (Unauthorized). Check, in this order:\n"+
 				"- kube-apiserver runs with %s (or the flags in %s) and was restarted after the change;\n"+
@@ -328,11 +318,12 @@ func (c *Config) probeToken(now time.Time) string {
 
 // checkIssuer asks kube-apiserver (TokenReview, as the admin) about a
 // probe token for the configured issuer.
-func (c *Config) checkIssuer(ctx context.Context, cs kubernetes.Interface, r *Report) {
+func (c *Config) checkIssuer(ctx context.Context, cs *apiClient, r *Report) {
 	subject := "issuer " + c.Issuer.URL
-	review, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{
+	var review authenticationv1.TokenReview
+	err := cs.create(ctx, "tokenreviews", &authenticationv1.TokenReview{
 		Spec: authenticationv1.TokenReviewSpec{Token: c.probeToken(time.Now())},
-	}, metav1.CreateOptions{})
+	}, &review)
 	if err != nil {
 		r.add(StatusFailed, subject, "TokenReview: %v", err)
 		return

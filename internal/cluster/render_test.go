@@ -34,6 +34,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/gatehouse-dev/gatehouse/internal/cluster/authnconfig"
 )
 
 func renderSeed(t *testing.T, name string) (*Config, map[string]File) {
@@ -61,19 +63,71 @@ func strictYAML(t *testing.T, name string, data []byte, out any) {
 	}
 }
 
-// TestAuthenticationConfigValidates decodes authentication-config.yaml as
-// kube-apiserver does (strict, into the internal type through v1) and runs
-// the apiserver's own validation, CEL compilation included.
+// authnCase is a config and the authentication-config.yaml it renders.
+type authnCase struct {
+	c    *Config
+	data []byte
+}
+
+// renderedAuthn renders authentication-config.yaml for the seed configs
+// and for variants that exercise the rest of what gatehouse writes (one or
+// several audiences, a CA or none, empty prefixes, the email rule).
+func renderedAuthn(t *testing.T) map[string]authnCase {
+	t.Helper()
+	out := map[string]authnCase{}
+	for _, name := range []string{"seed", "seed-email"} {
+		c, files := renderSeed(t, name)
+		out[name] = authnCase{c, files[FileAuthenticationConfig].Data}
+	}
+	variants := map[string]string{
+		"no prefixes, two audiences": "issuer: {url: https://login.example.com, audiences: [a, b]}\nclaims: {username: {prefix: ''}, groups: {prefix: ''}}\n",
+		"email with prefix":          "issuer: {url: https://login.example.com/x}\nclaims: {username: {claim: email, prefix: 'gh:'}}\n",
+		"sub":                        "issuer: {url: https://login.example.com, clientID: k8s}\nclaims: {username: {claim: sub}, groups: {claim: teams}}\n",
+	}
+	for name, y := range variants {
+		c, err := Parse([]byte(y + "audit: {webhook: {disabled: true}}\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := c.Complete(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		files, err := c.Render()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, f := range files {
+			if f.Name == FileAuthenticationConfig {
+				out[name] = authnCase{c, f.Data}
+			}
+		}
+	}
+	return out
+}
+
+// TestAuthenticationConfigValidates decodes every rendered
+// authentication-config.yaml as kube-apiserver does (strict, into the
+// internal type through v1) and runs the apiserver's own validation, CEL
+// compilation included. gatehouse renders it from its own copy of the
+// types (package authnconfig, to keep component-base out of the binary):
+// the upstream v1 type must also marshal it back byte for byte, so a field
+// that upstream renamed, dropped or defaults differently fails here.
 func TestAuthenticationConfigValidates(t *testing.T) {
 	sch := runtime.NewScheme()
 	apiserverinstall.Install(sch)
 	decoder := serializer.NewCodecFactory(sch, serializer.EnableStrict).UniversalDecoder()
-	for _, name := range []string{"seed", "seed-email"} {
+	for name, r := range renderedAuthn(t) {
 		t.Run(name, func(t *testing.T) {
-			c, files := renderSeed(t, name)
-			data := files[FileAuthenticationConfig].Data
+			c, data := r.c, r.data
 			var v1cfg apiserverv1.AuthenticationConfiguration
 			strictYAML(t, FileAuthenticationConfig, data, &v1cfg)
+			again, err := yaml.Marshal(&v1cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again, data) {
+				t.Errorf("the upstream type writes it differently:\n--- upstream\n%s\n--- rendered\n%s", again, data)
+			}
 
 			obj, gvk, err := decoder.Decode(data, nil, &apiserverapi.AuthenticationConfiguration{})
 			if err != nil {
@@ -89,6 +143,9 @@ func TestAuthenticationConfigValidates(t *testing.T) {
 			jwt := cfg.JWT[0]
 			if jwt.Issuer.URL != c.Issuer.URL {
 				t.Errorf("issuer %q, want %q", jwt.Issuer.URL, c.Issuer.URL)
+			}
+			if !reflect.DeepEqual(jwt.Issuer.Audiences, c.Issuer.Audiences) {
+				t.Errorf("audiences %q, want %q", jwt.Issuer.Audiences, c.Issuer.Audiences)
 			}
 			if got, want := *jwt.ClaimMappings.Username.Prefix, c.UsernamePrefix(); got != want {
 				t.Errorf("username prefix %q, want %q", got, want)
@@ -113,25 +170,31 @@ func TestAuthenticationConfigValidates(t *testing.T) {
 // above can fail: a config the apiserver refuses is refused here too.
 func TestAuthenticationConfigValidationCatchesMistakes(t *testing.T) {
 	c, _ := renderSeed(t, "seed")
-	cases := map[string]func(*apiserverv1.AuthenticationConfiguration){
-		"http issuer": func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].Issuer.URL = "http://x.example.com" },
-		"no prefix":   func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].ClaimMappings.Username.Prefix = nil },
-		"bad CEL": func(a *apiserverv1.AuthenticationConfiguration) {
+	cases := map[string]func(*authnconfig.AuthenticationConfiguration){
+		"http issuer": func(a *authnconfig.AuthenticationConfiguration) { a.JWT[0].Issuer.URL = "http://x.example.com" },
+		"no prefix":   func(a *authnconfig.AuthenticationConfiguration) { a.JWT[0].ClaimMappings.Username.Prefix = nil },
+		"bad CEL": func(a *authnconfig.AuthenticationConfiguration) {
 			a.JWT[0].UserValidationRules[0].Expression = "user.username +"
 		},
-		"no audience": func(a *apiserverv1.AuthenticationConfiguration) { a.JWT[0].Issuer.Audiences = nil },
-		"email unverify": func(a *apiserverv1.AuthenticationConfiguration) {
-			a.JWT[0].ClaimMappings.Username = apiserverv1.PrefixedClaimOrExpression{Expression: "claims.email"}
+		"no audience": func(a *authnconfig.AuthenticationConfiguration) { a.JWT[0].Issuer.Audiences = nil },
+		"email unverify": func(a *authnconfig.AuthenticationConfiguration) {
+			a.JWT[0].ClaimMappings.Username = authnconfig.PrefixedClaimOrExpression{Expression: "claims.email"}
 		},
 	}
 	sch := runtime.NewScheme()
 	apiserverinstall.Install(sch)
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
-			v1cfg := c.AuthenticationConfiguration(nil)
-			mutate(v1cfg)
+			cfg := c.AuthenticationConfiguration(nil)
+			mutate(cfg)
+			data, err := yaml.Marshal(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v1cfg apiserverv1.AuthenticationConfiguration
+			strictYAML(t, name, data, &v1cfg)
 			var internal apiserverapi.AuthenticationConfiguration
-			if err := sch.Convert(v1cfg, &internal, nil); err != nil {
+			if err := sch.Convert(&v1cfg, &internal, nil); err != nil {
 				t.Fatal(err)
 			}
 			if errs := apiservervalidation.ValidateAuthenticationConfiguration(authenticationcel.NewDefaultCompiler(), &internal, nil); len(errs) == 0 {
