@@ -22,7 +22,9 @@ import (
 // clientset (k8s.io/client-go/kubernetes) would do the same, but its
 // scheme package registers every API group in an init function, which Go
 // runs at every start of the gatehouse binary, `gatehouse serve` included
-// (5,600 allocations, 0.67 MB; see docs/benchmarks.md, Idle RSS).
+// (0.67 MB in 5,600 allocations; with the typed clients, discovery and
+// OpenAPI packages the clientset brings, 229 packages and 1.4 MB in 11,000
+// allocations, GODEBUG=inittrace=1).
 type apiClient struct {
 	rbac, authn *rest.RESTClient
 	params      runtime.ParameterCodec
