@@ -18,7 +18,7 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 // `gatehouse serve` included. Measured with GODEBUG=inittrace=1: 0.23 MB
 // and 2,200 allocations at start-up, 0.7 to 2.5 ms. With client-go's
 // clientset gone as well (internal/cluster/apiclient.go), idle RSS of
-// `gatehouse serve --dev` went from 42-44 MB to 26 MB.
+// `gatehouse serve --dev` went from 41-43 MB to 25-26 MB.
 //
 // Drift fails the tests: types_test.go compares every field here with its
 // upstream counterpart (name, json tag, shape), and internal/cluster's
