@@ -6,22 +6,18 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GATEHOUSE_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export GATEHOUSE_TEST_POSTGRES
 
-.PHONY: dev build build-fast-plugin test lint unit e2e bench clean
+.PHONY: dev build test lint unit e2e bench clean
 
 ## dev: run the issuer on embedded defaults (SQLite, local user, self-signed TLS)
 dev:
 	$(GO) run ./cmd/gatehouse serve --dev
 
-## build: build the binaries into ./bin (static: cgo adds ~0.7 ms to every plugin start)
+## build: build the binaries into ./bin (static: cgo adds ~0.7 ms to every plugin start); kubectl-gatehouse is one file, the fast front end with the plain plugin embedded (generated cmd/kubectl-gatehouse/engine.bin; docs/kubectl-plugin.md)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/gatehouse ./cmd/gatehouse
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/kubectl-gatehouse ./cmd/kubectl-gatehouse
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o cmd/kubectl-gatehouse/engine.bin ./cmd/kubectl-gatehouse
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -tags embedengine -o bin/kubectl-gatehouse ./cmd/kubectl-gatehouse
 	ln -sf kubectl-gatehouse bin/kubectl-oidc_login
-
-## build-fast-plugin: the optional two-file plugin install (front end for cache hits + engine), see docs/kubectl-plugin.md
-build-fast-plugin:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/fast/kubectl-gatehouse ./cmd/kubectl-gatehouse/front
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o bin/fast/kubectl-gatehouse-engine ./cmd/kubectl-gatehouse
 
 ## test: everything CI runs: formatting, vet, staticcheck, unit and integration tests with -race, the end-to-end suite
 test: lint unit e2e
@@ -58,6 +54,6 @@ image:
 		$(if $(findstring $(comma),$(IMAGE_ARCH)),,-tarball bin/gatehouse-image.tar) \
 		$(if $(VERSION),-version $(VERSION))
 
-## release: cross-compile kubectl-gatehouse (linux/darwin/windows) and gatehouse (linux/darwin) on amd64/arm64 into bin/release (archives, SHA256SUMS, filled Krew manifest)
+## release: cross-compile kubectl-gatehouse (one file with its engine embedded; linux/darwin/windows) and gatehouse (linux/darwin) on amd64/arm64 into bin/release (archives, SHA256SUMS, filled Krew manifest)
 release:
 	$(GO) run ./tools/release -out bin/release $(if $(VERSION),-version $(VERSION))

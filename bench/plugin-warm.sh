@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # plugin-warm.sh: the kubectl plugin's warm path, whole process, as kubectl
-# runs it. Builds kubectl-gatehouse and a hello-world Go program that only
-# prints a fixed ExecCredential (both as release builds: CGO_ENABLED=0,
-# -trimpath, -ldflags "-s -w"), writes a cache entry for the seed article's
-# arguments, and times both side by side with hyperfine; then 8 concurrent
-# warm runs of each. With KUBELOGIN_SRC=/path/to/kubelogin (its public
-# source, checked out outside this repository) kubelogin is built the same
-# way and timed in the same run. The optional fast front end
-# (cmd/kubectl-gatehouse/front, with the full build beside it as
-# kubectl-gatehouse-engine) is timed too, on the same cache entry (kubectl-gatehouse
-# uses kubelogin's cache format and file name).
+# runs it. Builds, as releases are built (CGO_ENABLED=0, -trimpath,
+# -ldflags "-s -w"):
+#   - a hello-world Go program that only prints a fixed ExecCredential;
+#   - kubectl-gatehouse as released (make build, tools/release): one file,
+#     the front end with the plain plugin embedded (-tags embedengine);
+#   - the plain build, what `go install .../cmd/kubectl-gatehouse` builds
+#     (here with the release flags, to compare like with like);
+#   - with KUBELOGIN_SRC=/path/to/kubelogin (its public source, checked out
+#     outside this repository), kubelogin, built the same way.
+# It writes one cache entry for the seed article's arguments (kubelogin's
+# file name and format, read by all of them) and times warm get-token side
+# by side with hyperfine; then 8 concurrent warm runs of each; then
+# `version`, a run that the one-file build hands to its engine.
 #
 #   bench/plugin-warm.sh                  # RUNS=500 in ROUNDS=5 by default
-#   RUNS=1000 KUBELOGIN_SRC=/tmp/kubelogin bench/plugin-warm.sh
+#   RUNS=1000 ROUNDS=10 KUBELOGIN_SRC=/tmp/kubelogin bench/plugin-warm.sh
 #
 # Needs: go, hyperfine (apt-get install -y hyperfine), python3 (reads
 # hyperfine's JSON).
@@ -29,12 +32,11 @@ export CGO_ENABLED=0
 build() { go build -trimpath -ldflags="-s -w" "$@"; }
 
 echo "building into $work" >&2
-(cd "$repo" && build -o "$work/kubectl-gatehouse" ./cmd/kubectl-gatehouse)
-# The optional two-file install: the fast front end with the full plugin
-# beside it as kubectl-gatehouse-engine.
-mkdir -p "$work/fast"
-(cd "$repo" && build -o "$work/fast/kubectl-gatehouse" ./cmd/kubectl-gatehouse/front)
-cp "$work/kubectl-gatehouse" "$work/fast/kubectl-gatehouse-engine"
+# The one-file build: the plain build first, embedded through -overlay (as
+# tools/release does; the source tree is not written).
+(cd "$repo" && build -o "$work/plain/kubectl-gatehouse" ./cmd/kubectl-gatehouse)
+printf '{"Replace":{"%s":"%s"}}' "$repo/cmd/kubectl-gatehouse/engine.bin" "$work/plain/kubectl-gatehouse" > "$work/overlay.json"
+(cd "$repo" && build -tags embedengine -overlay "$work/overlay.json" -o "$work/kubectl-gatehouse" ./cmd/kubectl-gatehouse)
 
 mkdir -p "$work/hello"
 cat > "$work/hello/main.go" <<'GO'
@@ -68,13 +70,13 @@ export KUBERNETES_EXEC_INFO='{"kind":"ExecCredential","apiVersion":"client.authe
 
 # A warm run must print the cached token and touch nothing else.
 "$work/kubectl-gatehouse" $args | grep -q "$payload" || { echo "kubectl-gatehouse did not print the cached token" >&2; exit 1; }
-"$work/fast/kubectl-gatehouse" $args | grep -q "$payload" || { echo "the front end did not print the cached token" >&2; exit 1; }
+"$work/plain/kubectl-gatehouse" $args | grep -q "$payload" || { echo "the plain build did not print the cached token" >&2; exit 1; }
 if [ -n "$kubelogin" ]; then
 	"$kubelogin" $args | grep -q "$payload" || { echo "kubelogin did not print the cached token" >&2; exit 1; }
 fi
 
-cmds=("$work/hello-execcredential" "$work/kubectl-gatehouse $args" "$work/fast/kubectl-gatehouse $args")
-names=("hello-world" "kubectl-gatehouse (one binary)" "kubectl-gatehouse front + engine")
+cmds=("$work/hello-execcredential" "$work/kubectl-gatehouse $args" "$work/plain/kubectl-gatehouse $args")
+names=("hello-world" "kubectl-gatehouse, one file (released)" "kubectl-gatehouse, plain build (go install)")
 if [ -n "$kubelogin" ]; then cmds+=("$kubelogin $args"); names+=("kubelogin"); fi
 
 # The machine may be shared: run ROUNDS short hyperfine rounds in turn and
@@ -105,6 +107,12 @@ done
 failures=0
 [ -f "$work/failures" ] && failures=$(wc -l < "$work/failures")
 
+# A run the one-file build hands to its engine (from memory on Linux):
+# what a cache miss pays for the front end, before any network.
+echo "== version (one file: front, then the engine)" >&2
+hyperfine -N --warmup "$WARMUP" --runs "$((RUNS / ROUNDS))" --export-json "$work/version.json" \
+	"$work/plain/kubectl-gatehouse version" "$work/kubectl-gatehouse version" >&2
+
 report() { # report TITLE GLOB NAMES...: median of the rounds' medians, ratio to the first command
 	python3 - "$@" <<'PY'
 import glob, json, statistics, sys
@@ -122,6 +130,7 @@ echo "| run | program | median | vs hello-world |"
 echo "| --- | --- | --- | --- |"
 report "warm, one at a time" "$work/single-*.json" "${names[@]}"
 report "8 concurrent (one round of 8)" "$work/eight-*.json" "${names[@]}"
+report "version, vs the plain build" "$work/version.json" "kubectl-gatehouse, plain build" "kubectl-gatehouse, one file (front execs the engine)"
 echo
 echo "failures in concurrent runs: $failures"
 [ "$failures" -eq 0 ]

@@ -5,6 +5,12 @@
 // renders the Krew manifest template (deploy/krew/gatehouse.yaml) with the
 // archives' URLs and checksums.
 //
+// kubectl-gatehouse is released as one file that starts fast: for each
+// platform the plain build of cmd/kubectl-gatehouse (the engine) is built
+// first, then the package again with the embedengine tag, the engine
+// embedded through go build -overlay (nothing is written into the source
+// tree, so releases and local builds do not clobber each other).
+//
 // Everything is reproducible: binaries are built with -trimpath and CGO
 // off, the version stamped with -ldflags -X; archive entries are sorted,
 // owned by 0:0, with fixed modes and the commit time (or
@@ -16,6 +22,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +51,11 @@ var Platforms = []Platform{
 type Program struct {
 	Package   string
 	Platforms []Platform
+	// Engine, when set, is a file of Package (relative to the module root)
+	// that Package embeds with EngineTag: the plain build of Package for
+	// the same platform, supplied with -overlay.
+	Engine    string
+	EngineTag string
 }
 
 // Binaries are the programs released, by archive name prefix. The plugin
@@ -51,8 +63,8 @@ type Program struct {
 // (its audit shipper reads Unix file metadata and does not build for
 // windows).
 var Binaries = map[string]Program{
-	"gatehouse":         {gobuild.Gatehouse, Platforms[:4]},
-	"kubectl-gatehouse": {gobuild.Plugin, Platforms},
+	"gatehouse":         {Package: gobuild.Gatehouse, Platforms: Platforms[:4]},
+	"kubectl-gatehouse": {Package: gobuild.Plugin, Platforms: Platforms, Engine: "cmd/kubectl-gatehouse/engine.bin", EngineTag: "embedengine"},
 }
 
 // Options configure a release run.
@@ -163,7 +175,14 @@ func Run(ctx context.Context, o Options) error {
 			}
 			bin := filepath.Join(tmp, p.OS+"-"+p.Arch, exe)
 			o.Log("building %s %s for %s", name, src.Version, p)
-			if err := gobuild.Build(ctx, root, gobuild.Target{Package: pkg, GOOS: p.OS, GOARCH: p.Arch, Out: bin}, src.Version); err != nil {
+			target := gobuild.Target{Package: pkg, GOOS: p.OS, GOARCH: p.Arch, Out: bin}
+			if prog.Engine != "" {
+				if target.Overlay, err = buildEngine(ctx, root, filepath.Join(tmp, p.OS+"-"+p.Arch), prog, target, src.Version); err != nil {
+					return err
+				}
+				target.Tags = []string{prog.EngineTag}
+			}
+			if err := gobuild.Build(ctx, root, target, src.Version); err != nil {
 				return err
 			}
 			data, err := os.ReadFile(bin)
@@ -222,4 +241,22 @@ func Run(ctx context.Context, o Options) error {
 		o.Log("wrote the Krew manifest %s", filepath.Join(o.Out, filepath.Base(tmpl)))
 	}
 	return nil
+}
+
+// buildEngine builds the plain prog.Package for t's platform into dir and
+// returns an overlay file that supplies it as prog.Engine.
+func buildEngine(ctx context.Context, root, dir string, prog Program, t gobuild.Target, version string) (string, error) {
+	t.Out = filepath.Join(dir, "engine")
+	if err := gobuild.Build(ctx, root, t, version); err != nil {
+		return "", err
+	}
+	overlay, err := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(root, filepath.FromSlash(prog.Engine)): t.Out}})
+	if err != nil {
+		return "", fmt.Errorf("release: %w", err)
+	}
+	path := filepath.Join(dir, "engine-overlay.json")
+	if err := os.WriteFile(path, overlay, 0o644); err != nil {
+		return "", fmt.Errorf("release: %w", err)
+	}
+	return path, nil
 }

@@ -266,6 +266,15 @@ func TestReleaseHostPlugin(t *testing.T) {
 			break
 		}
 	}
+	// The released file is the one-file build: the front end with the
+	// engine embedded; the engine (which prints the version) is stamped.
+	info, err := exec.Command("go", "version", "-m", bin).Output()
+	if err != nil {
+		t.Fatalf("go version -m: %v", err)
+	}
+	if !strings.Contains(string(info), "-tags=embedengine") || strings.Contains(string(info), "golang.org/x/oauth2") {
+		t.Errorf("the released plugin is not the embedengine build:\n%s", info)
+	}
 	out, err := exec.Command(bin, "version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubectl-gatehouse version: %v\n%s", err, out)

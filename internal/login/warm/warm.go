@@ -1,8 +1,8 @@
 // Package warm is get-token's warm path: a cached ID token that outlives
 // the margin is written as the ExecCredential. It links only the cache,
 // the JWT payload decoder and the ExecCredential writer, so that the
-// front end (cmd/kubectl-gatehouse/front) can run it without linking the
-// HTTPS client.
+// one-file plugin's front end (cmd/kubectl-gatehouse/internal/front) can
+// run it without linking the HTTPS client.
 package warm
 
 import (

@@ -106,6 +106,12 @@ type Target struct {
 	GOOS    string
 	GOARCH  string
 	Out     string // output file
+	// Tags are build tags (go build -tags).
+	Tags []string
+	// Overlay is a go build -overlay file (JSON) that supplies generated
+	// files, such as the plugin's embedded engine, without writing them
+	// into the source tree.
+	Overlay string
 }
 
 // Build compiles t in the module at dir with CGO off, -trimpath and the
@@ -115,8 +121,14 @@ func Build(ctx context.Context, dir string, t Target, version string) error {
 	if err := os.MkdirAll(filepath.Dir(t.Out), 0o755); err != nil {
 		return fmt.Errorf("gobuild: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
-		"-ldflags", LDFlags(version), "-o", t.Out, t.Package)
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", LDFlags(version), "-o", t.Out}
+	if len(t.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(t.Tags, ","))
+	}
+	if t.Overlay != "" {
+		args = append(args, "-overlay", t.Overlay)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, t.Package)...)
 	cmd.Dir = dir
 	// -buildvcs=false: a dirty work tree would otherwise change the
 	// binary's embedded build info; the version and commit are in the
