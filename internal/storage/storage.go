@@ -10,6 +10,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -233,6 +234,11 @@ type Storage interface {
 	// ListRefreshFamilies lists the sessions of one user (by Claims.UserID
 	// and connector), newest first.
 	ListRefreshFamilies(ctx context.Context, connectorID, userID string) ([]RefreshFamily, error)
+	// ListRefreshFamiliesByClaim lists the sessions, of any connector,
+	// whose claim (ClaimPreferredUsername or ClaimEmail) is exactly
+	// value, newest first: the sessions behind a kube-apiserver user name
+	// made from that claim. Another claim is an error.
+	ListRefreshFamiliesByClaim(ctx context.Context, claim, value string) ([]RefreshFamily, error)
 
 	CreateDeviceRequest(ctx context.Context, d DeviceRequest) error
 	GetDeviceRequestByUserCode(ctx context.Context, userCode string) (DeviceRequest, error)
@@ -258,4 +264,28 @@ type Storage interface {
 	// are revoked or idle/absolute-expired by the given cut-offs (a zero
 	// cut-off disables that check).
 	GarbageCollect(ctx context.Context, now time.Time, refreshIdleBefore, refreshCreatedBefore time.Time) (GCResult, error)
+}
+
+// Claims that ListRefreshFamiliesByClaim looks sessions up by.
+const (
+	ClaimPreferredUsername = "preferred_username"
+	ClaimEmail             = "email"
+)
+
+// ClaimValue returns the value of claim (ClaimPreferredUsername or
+// ClaimEmail) in c, and whether claim is one of them.
+func (c Claims) ClaimValue(claim string) (string, bool) {
+	switch claim {
+	case ClaimPreferredUsername:
+		return c.PreferredUsername, true
+	case ClaimEmail:
+		return c.Email, true
+	}
+	return "", false
+}
+
+// UnsupportedClaimError is returned for a claim that sessions cannot be
+// listed by.
+func UnsupportedClaimError(claim string) error {
+	return fmt.Errorf("storage: sessions cannot be listed by claim %q: want %s or %s", claim, ClaimPreferredUsername, ClaimEmail)
 }

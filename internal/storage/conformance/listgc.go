@@ -9,6 +9,7 @@ import (
 
 var listAndGCTests = []test{
 	{"ListRefreshFamilies", testListFamilies},
+	{"ListRefreshFamiliesByClaim", testListFamiliesByClaim},
 	{"GarbageCollect", testGC},
 	{"GarbageCollectZeroCutoffs", testGCZeroCutoffs},
 }
@@ -60,6 +61,65 @@ func testListFamilies(t *testing.T, s storage.Storage) {
 	noErr(t, "ListRefreshFamilies bob", err)
 	if len(got) != 0 {
 		t.Fatalf("bob still has %d families", len(got))
+	}
+}
+
+// testListFamiliesByClaim finds the sessions behind a kube-apiserver
+// user name: every connector's, by exact value only.
+func testListFamiliesByClaim(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	fams := []storage.RefreshFamily{
+		family("f-laptop", "github", "alice", "kubernetes", ts(1*time.Second)),
+		family("f-desktop", "github", "alice", "kubernetes", ts(3*time.Second)),
+		family("f-local", "local", "alice", "kubernetes", ts(2*time.Second)),
+		family("f-alice2", "github", "alice2", "kubernetes", ts(4*time.Second)),
+		family("f-upper", "github", "ALICE", "kubernetes", ts(5*time.Second)),
+		family("f-bob", "github", "bob", "kubernetes", ts(6*time.Second)),
+	}
+	fams[2].Revoked = true // listed (marked) until collected
+	for _, f := range fams {
+		noErr(t, "CreateRefreshFamily "+f.ID, s.CreateRefreshFamily(ctx, f))
+	}
+	for _, tc := range []struct {
+		claim, value string
+		want         []string
+	}{
+		{storage.ClaimPreferredUsername, "alice-login", []string{"f-desktop", "f-local", "f-laptop"}},
+		{storage.ClaimEmail, "alice@example.com", []string{"f-desktop", "f-local", "f-laptop"}},
+		{storage.ClaimPreferredUsername, "alice2-login", []string{"f-alice2"}},
+		{storage.ClaimPreferredUsername, "ALICE-login", []string{"f-upper"}},
+		{storage.ClaimPreferredUsername, "alice", nil},  // no prefix match
+		{storage.ClaimPreferredUsername, "alice%", nil}, // no pattern match
+		{storage.ClaimEmail, "alice-login", nil},        // the other claim's value
+		{storage.ClaimPreferredUsername, "", nil},
+	} {
+		got, err := s.ListRefreshFamiliesByClaim(ctx, tc.claim, tc.value)
+		noErr(t, "ListRefreshFamiliesByClaim "+tc.claim+"="+tc.value, err)
+		var ids []string
+		for _, f := range got {
+			ids = append(ids, f.ID)
+		}
+		mustEqual(t, tc.claim+"="+tc.value, ids, tc.want)
+	}
+	got, err := s.ListRefreshFamiliesByClaim(ctx, storage.ClaimPreferredUsername, "alice-login")
+	noErr(t, "ListRefreshFamiliesByClaim", err)
+	mustEqual(t, "whole families", got, []storage.RefreshFamily{fams[1], fams[2], fams[0]})
+
+	// The lookup follows updates of the claims.
+	noErr(t, "UpdateRefreshFamily", s.UpdateRefreshFamily(ctx, "f-bob", func(f storage.RefreshFamily) (storage.RefreshFamily, error) {
+		f.Claims.PreferredUsername = "alice-login"
+		return f, nil
+	}))
+	got, err = s.ListRefreshFamiliesByClaim(ctx, storage.ClaimPreferredUsername, "alice-login")
+	noErr(t, "ListRefreshFamiliesByClaim", err)
+	if len(got) != 4 || got[0].ID != "f-bob" {
+		t.Fatalf("after renaming bob: %d families, first %v", len(got), got)
+	}
+
+	for _, claim := range []string{"sub", "name", "groups", "preferred_username = '' OR 1=1 --"} {
+		if _, err := s.ListRefreshFamiliesByClaim(ctx, claim, "x"); err == nil {
+			t.Errorf("ListRefreshFamiliesByClaim(%q): no error", claim)
+		}
 	}
 }
 

@@ -219,6 +219,29 @@ func (s *Storage) ListRefreshFamilies(_ context.Context, connectorID, userID str
 	return out, nil
 }
 
+// ListRefreshFamiliesByClaim lists the families whose claim equals
+// value, newest first.
+func (s *Storage) ListRefreshFamiliesByClaim(_ context.Context, claim, value string) ([]storage.RefreshFamily, error) {
+	if _, ok := (storage.Claims{}).ClaimValue(claim); !ok {
+		return nil, storage.UnsupportedClaimError(claim)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []storage.RefreshFamily
+	for _, f := range s.families {
+		if v, _ := f.Claims.ClaimValue(claim); v == value {
+			out = append(out, canon.RefreshFamily(f))
+		}
+	}
+	slices.SortFunc(out, func(a, b storage.RefreshFamily) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
 // CreateDeviceRequest stores a device request; user codes are unique.
 func (s *Storage) CreateDeviceRequest(_ context.Context, d storage.DeviceRequest) error {
 	s.mu.Lock()

@@ -44,6 +44,7 @@ type Storage struct {
 	reqs, codes, families, devices, pwds sqlrow.Queries
 	keysSelect, keysInsert, keysUpdate   string
 	listFamilies, listPasswords, byCode  string
+	listFamiliesByClaim                  map[string]string // by claim name
 }
 
 var _ storage.Storage = (*Storage)(nil)
@@ -83,6 +84,11 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 		keysUpdate: "UPDATE signing_keys SET signing_key = $1, verification_keys = $2, next_rotation = $3, version = $4 WHERE id = 1 AND version = $5",
 	}
 	s.listFamilies = "SELECT " + s.families.Cols + " FROM refresh_families WHERE connector_id = $1 AND user_id = $2 ORDER BY created_at DESC, id"
+	s.listFamiliesByClaim = map[string]string{}
+	for _, c := range []string{storage.ClaimPreferredUsername, storage.ClaimEmail} {
+		// The column carries the claim's name (migration 0002 indexes it).
+		s.listFamiliesByClaim[c] = "SELECT " + s.families.Cols + " FROM refresh_families WHERE " + c + " = $1 ORDER BY created_at DESC, id"
+	}
 	s.listPasswords = "SELECT " + s.pwds.Cols + " FROM passwords ORDER BY email"
 	s.byCode = "SELECT " + s.devices.Cols + " FROM device_requests WHERE user_code = $1"
 	return s, nil
@@ -356,6 +362,16 @@ func (s *Storage) DeleteRefreshFamily(ctx context.Context, id string) error {
 // ListRefreshFamilies lists a user's families, newest first.
 func (s *Storage) ListRefreshFamilies(ctx context.Context, connectorID, userID string) ([]storage.RefreshFamily, error) {
 	return list(ctx, s, sqlrow.RefreshFamilies, s.listFamilies, connectorID, userID)
+}
+
+// ListRefreshFamiliesByClaim lists the families whose claim equals
+// value, newest first.
+func (s *Storage) ListRefreshFamiliesByClaim(ctx context.Context, claim, value string) ([]storage.RefreshFamily, error) {
+	q, ok := s.listFamiliesByClaim[claim]
+	if !ok {
+		return nil, storage.UnsupportedClaimError(claim)
+	}
+	return list(ctx, s, sqlrow.RefreshFamilies, q, value)
 }
 
 // CreateDeviceRequest stores a device request; user codes are unique.

@@ -74,7 +74,7 @@ func TestReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"1 0001_init.sql"}; !slices.Equal(got, want) {
+	if want := []string{"1 0001_init.sql", "2 0002_sessions_by_login.sql"}; !slices.Equal(got, want) {
 		t.Fatalf("schema_migrations: %q, want %q", got, want)
 	}
 	// Opening again applies nothing.

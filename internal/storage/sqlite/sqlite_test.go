@@ -88,7 +88,7 @@ func TestMigrations(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%d %s", v, name))
 	}
-	if want := []string{"1 0001_init.sql"}; !slices.Equal(got, want) {
+	if want := []string{"1 0001_init.sql", "2 0002_sessions_by_login.sql"}; !slices.Equal(got, want) {
 		t.Fatalf("schema_migrations: %q, want %q", got, want)
 	}
 	var mode string
