@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/audit/ship"
 	"github.com/gatehouse-dev/gatehouse/internal/audit/store"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 )
 
@@ -79,15 +80,12 @@ func auditStorage(c *config.Config) (typ, dsn string, err error) {
 }
 
 // auditPage is what the /audit page needs from serve: the logged-in
-// viewer (gatehouse's own login), what to do without one (redirect to the
-// login), and how to find a user's sessions in storage.
+// viewer (gatehouse's own login) and what to do without one (redirect to
+// the login).
 type auditPage struct {
+	Path            string // where the page is served ("" for the default)
 	Authenticate    audit.Authenticate
 	Unauthenticated http.Handler
-	// Resolve maps an audit user name (e.g. "oidc:alice") to the connector
-	// and user id its refresh families are stored under; nil shows no
-	// sessions.
-	Resolve func(ctx context.Context, auditUser string) (connectorID, userID string, ok bool)
 }
 
 // serveAudit builds the audit trail from cfg's audit section, mounts the
@@ -95,7 +93,8 @@ type auditPage struct {
 // ends. The caller closes the returned service after the server stops.
 // With audit.webhook.clientCAFile the TLS server must request client
 // certificates (tls.Config.ClientAuth = tls.RequestClientCert); the sink
-// verifies them.
+// verifies them. st, when not nil, gives the page the users' login
+// sessions.
 func serveAudit(ctx context.Context, cfg *config.Config, mux *http.ServeMux, st storage.Storage, reg prometheus.Registerer, log *slog.Logger, page auditPage) (*audit.Service, error) {
 	o, err := auditOptions(cfg)
 	if err != nil {
@@ -103,8 +102,11 @@ func serveAudit(ctx context.Context, cfg *config.Config, mux *http.ServeMux, st 
 	}
 	o.Registry, o.Logger = reg, log.With("component", "audit")
 	o.Authenticate, o.Unauthenticated = page.Authenticate, page.Unauthenticated
-	if page.Resolve != nil && st != nil {
-		o.Sessions = auditSessions{Storage: st, Resolve: page.Resolve}
+	if page.Path != "" {
+		o.PagePath = page.Path
+	}
+	if st != nil {
+		o.Sessions = newAuditSessions(cfg, st)
 	}
 	svc, err := audit.New(ctx, o)
 	if err != nil {
@@ -115,24 +117,59 @@ func serveAudit(ctx context.Context, cfg *config.Config, mux *http.ServeMux, st 
 	return svc, nil
 }
 
+// maxSessions bounds the sessions the page lists for one user.
+const maxSessions = 50
+
 // auditSessions lists a user's login sessions for the /audit page from
-// gatehouse's storage. Resolve maps the audit user name (e.g.
-// "oidc:alice") to the connector and user id the sessions are stored
-// under; serve knows the username claim and prefix.
+// gatehouse's storage. kube-apiserver names the user Prefix + the value
+// of Claim in the ID token (audit.users in the config, the same settings
+// `gatehouse cluster render` gives kube-apiserver), so the sessions are
+// the refresh families whose claim has that value, from any connector.
 type auditSessions struct {
 	Storage storage.Storage
-	Resolve func(ctx context.Context, auditUser string) (connectorID, userID string, ok bool)
+	Claim   string // preferred_username, email or sub
+	Prefix  string
 }
 
-// Sessions implements audit.Sessions.
+func newAuditSessions(cfg *config.Config, st storage.Storage) auditSessions {
+	s := auditSessions{Storage: st, Claim: cfg.Audit.Users.Claim}
+	if s.Claim == "" {
+		s.Claim = config.DefaultAuditUsersClaim
+	}
+	if p := cfg.Audit.Users.Prefix; p != nil {
+		s.Prefix = *p
+	} else {
+		s.Prefix = config.DefaultAuditUsersPrefix
+	}
+	return s
+}
+
+// Sessions implements audit.Sessions. A user name without the prefix
+// (a service account, a node, a user of another authenticator) has no
+// gatehouse sessions; the claim's value must match exactly.
 func (s auditSessions) Sessions(ctx context.Context, auditUser string) ([]audit.Session, error) {
-	conn, uid, ok := s.Resolve(ctx, auditUser)
-	if !ok {
+	value, ok := strings.CutPrefix(auditUser, s.Prefix)
+	if !ok || value == "" {
 		return nil, nil
 	}
-	fams, err := s.Storage.ListRefreshFamilies(ctx, conn, uid)
+	var (
+		fams []storage.RefreshFamily
+		err  error
+	)
+	if s.Claim == "sub" {
+		uid, conn, derr := issuer.DecodeSubject(value)
+		if derr != nil {
+			return nil, nil // not a subject gatehouse issued
+		}
+		fams, err = s.Storage.ListRefreshFamilies(ctx, conn, uid)
+	} else {
+		fams, err = s.Storage.ListRefreshFamiliesByClaim(ctx, s.Claim, value)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	if len(fams) > maxSessions {
+		fams = fams[:maxSessions]
 	}
 	out := make([]audit.Session, 0, len(fams))
 	for _, f := range fams {
@@ -144,7 +181,7 @@ func (s auditSessions) Sessions(ctx context.Context, auditUser string) ([]audit.
 		if t.IsZero() {
 			t = f.CreatedAt
 		}
-		out = append(out, audit.Session{Connector: f.ConnectorID, UpstreamLogin: login, ClientID: f.ClientID, Time: t, LastUsed: f.LastUsed, SourceIP: f.ClientIP})
+		out = append(out, audit.Session{Connector: f.ConnectorID, UpstreamLogin: login, ClientID: f.ClientID, Time: t, LastUsed: f.LastUsed, SourceIP: f.ClientIP, Revoked: f.Revoked})
 	}
 	return out, nil
 }

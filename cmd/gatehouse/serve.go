@@ -171,7 +171,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
-	auditSvc, err := mountAudit(ctx, cfg, pages, mux, srv, km, reg, log)
+	auditSvc, err := mountAudit(ctx, cfg, pages, mux, srv, km, store, reg, log)
 	if err != nil {
 		return err
 	}

@@ -116,13 +116,9 @@ func newAuditPages(cfg *config.Config) (*auditPages, error) {
 
 // mountAudit serves the audit sink, the /audit page and its login when
 // the audit section is on.
-func mountAudit(ctx context.Context, cfg *config.Config, pages *auditPages, mux *http.ServeMux, srv *issuer.Server, km *keys.Manager, reg prometheus.Registerer, log *slog.Logger) (*audit.Service, error) {
+func mountAudit(ctx context.Context, cfg *config.Config, pages *auditPages, mux *http.ServeMux, srv *issuer.Server, km *keys.Manager, st storage.Storage, reg prometheus.Registerer, log *slog.Logger) (*audit.Service, error) {
 	if pages == nil {
 		return nil, nil
-	}
-	o, err := auditOptions(cfg)
-	if err != nil {
-		return nil, err
 	}
 	auth, err := webauth.New(webauth.Options{
 		Issuer: srv, IssuerURL: cfg.Issuer, Keys: km, ClientID: pages.client.ID, ClientSecret: pages.client.Secret,
@@ -131,20 +127,18 @@ func mountAudit(ctx context.Context, cfg *config.Config, pages *auditPages, mux 
 	if err != nil {
 		return nil, err
 	}
-	o.PagePath = pages.prefix
-	o.Authenticate = func(r *http.Request) (audit.Viewer, bool) {
-		v, ok := auth.Authenticate(r)
-		return audit.Viewer{User: v.User, Groups: v.Groups}, ok
-	}
-	o.Unauthenticated = auth.LoginRedirect()
-	o.Registry, o.Logger = reg, log.With("component", "audit")
-	svc, err := audit.New(ctx, o)
+	svc, err := serveAudit(ctx, cfg, mux, st, reg, log, auditPage{
+		Path: pages.prefix,
+		Authenticate: func(r *http.Request) (audit.Viewer, bool) {
+			v, ok := auth.Authenticate(r)
+			return audit.Viewer{User: v.User, Groups: v.Groups}, ok
+		},
+		Unauthenticated: auth.LoginRedirect(),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
+		return nil, err
 	}
 	auth.Mount(mux)
-	svc.Mount(mux)
-	go svc.Run(ctx)
-	log.Info("audit trail enabled", "webhook", o.WebhookPath, "page", o.PagePath, "storage", o.StorageType)
+	log.Info("audit trail enabled", "webhook", cfg.Audit.Webhook.Path, "page", pages.prefix, "storage", cfg.Audit.Storage.Type)
 	return svc, nil
 }

@@ -28,6 +28,21 @@ type Audit struct {
 	ViewerGroups []string `json:"viewerGroups"`
 	// Forward sends the same batches on to other webhooks (Falco, a SIEM).
 	Forward []AuditForward `json:"forward"`
+	// Users says how kube-apiserver names the users in audit events, so
+	// that the /audit page can show a user's login sessions: the same
+	// claim and prefix as kube-apiserver's OIDC settings (what
+	// `gatehouse cluster render` writes).
+	Users AuditUsers `json:"users"`
+}
+
+// AuditUsers is kube-apiserver's username mapping.
+type AuditUsers struct {
+	// Claim that became the username: preferred_username (the default,
+	// as `gatehouse cluster render` sets it), email or sub.
+	Claim string `json:"claim"`
+	// Prefix put before the claim (default "oidc:"; "" for none; with the
+	// legacy flags, email gets none).
+	Prefix *string `json:"prefix"`
 }
 
 // AuditWebhook is the audit sink endpoint. It must be authenticated: with
@@ -81,6 +96,10 @@ const (
 	DefaultAuditMaxAge        = 720 * time.Hour
 	DefaultAuditMaxEvents     = 10_000_000
 	DefaultAuditMaxQueueBytes = 100 << 20
+	// DefaultAuditUsersClaim and DefaultAuditUsersPrefix match the
+	// defaults of `gatehouse cluster render`.
+	DefaultAuditUsersClaim  = "preferred_username"
+	DefaultAuditUsersPrefix = "oidc:"
 )
 
 func (c *Config) applyAuditDefaults() {
@@ -96,6 +115,13 @@ func (c *Config) applyAuditDefaults() {
 	}
 	if a.Retention.MaxEvents == 0 {
 		a.Retention.MaxEvents = DefaultAuditMaxEvents
+	}
+	if a.Users.Claim == "" {
+		a.Users.Claim = DefaultAuditUsersClaim
+	}
+	if a.Users.Prefix == nil {
+		p := DefaultAuditUsersPrefix
+		a.Users.Prefix = &p
 	}
 	if a.Storage == nil {
 		switch c.Storage.Type {
@@ -179,6 +205,11 @@ func (c *Config) validateAudit(v *validator) {
 	}
 	if a.Retention.MaxEvents < 0 {
 		v.fail("audit.retention.maxEvents", "must not be negative")
+	}
+	switch a.Users.Claim {
+	case "preferred_username", "email", "sub":
+	default:
+		v.fail("audit.users.claim", "%q: login sessions can be found by preferred_username, email or sub; set the claim kube-apiserver's username comes from", a.Users.Claim)
 	}
 	for i, g := range a.ViewerGroups {
 		if strings.TrimSpace(g) == "" {

@@ -211,6 +211,8 @@ func TestLoadErrors(t *testing.T) {
 		{"audit client CA missing", `audit: {enabled: true, webhook: {clientCAFile: /nonexistent/ca.pem}}`, []string{"audit.webhook.clientCAFile: open /nonexistent/ca.pem: no such file or directory"}},
 		{"audit unknown key", `audit: {enabled: true, retention: {maxAgee: 1h}, webhook: {bearerTokens: [0123456789abcdef0123]}}`, []string{"audit.retention.maxAgee: unknown key; did you mean maxAge?"}},
 		{"audit bad retention", `audit: {enabled: true, retention: {maxAge: forever}, webhook: {bearerTokens: [0123456789abcdef0123]}}`, []string{`audit.retention.maxAge: "forever" is not a duration`}},
+		{"audit users claim", `audit: {enabled: true, users: {claim: groups}, webhook: {bearerTokens: [0123456789abcdef0123]}}`, []string{`audit.users.claim: "groups": login sessions can be found by preferred_username, email or sub`}},
+		{"audit users unknown key", `audit: {enabled: true, users: {claimm: email}, webhook: {bearerTokens: [0123456789abcdef0123]}}`, []string{"audit.users.claimm: unknown key; did you mean claim?"}},
 		{"audit forward", `audit:
   enabled: true
   webhook: {bearerTokens: [0123456789abcdef0123]}
@@ -647,6 +649,8 @@ audit:
 		{"audit maxAge", c.Audit.Retention.MaxAge.D(), 720 * time.Hour},
 		{"audit storage is the main postgres", c.Audit.Storage.Postgres.Host, "db:5433"},
 		{"forward queue bytes", c.Audit.Forward[0].MaxQueueBytes, int64(100 << 20)},
+		{"audit users claim", c.Audit.Users.Claim, "preferred_username"},
+		{"audit users prefix", *c.Audit.Users.Prefix, "oidc:"},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {

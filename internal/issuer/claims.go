@@ -53,6 +53,10 @@ func appendProtoString(buf []byte, field int, v string) []byte {
 	return append(buf, v...)
 }
 
+// DecodeSubject returns the user id and connector id that a "sub" claim
+// issued by gatehouse (or Dex) encodes.
+func DecodeSubject(sub string) (userID, connID string, err error) { return decodeSubject(sub) }
+
 // decodeSubject reverses encodeSubject.
 func decodeSubject(sub string) (userID, connID string, err error) {
 	b, err := base64.RawURLEncoding.DecodeString(sub)

@@ -252,6 +252,14 @@ func TestVanishedFileRestartsSafely(t *testing.T) {
 			errc <- ship.Run(ctx, ship.Options{File: file, StateDir: state, URL: s.url, Token: token, PollInterval: 5 * time.Millisecond, FlushInterval: 10 * time.Millisecond})
 		}()
 		waitCount(t, s, want, errc)
+		// The sink counts a batch before its answer reaches the shipper,
+		// which saves the position only then; stopping in between would
+		// (rightly) resend the batch next time, so wait for the save.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(state, "audit-ship.state")); err == nil {
+				break
+			}
+		}
 		cancel()
 		if err := <-errc; err != nil {
 			t.Fatal(err)

@@ -51,11 +51,12 @@ type Session struct {
 	Time          time.Time // when the user logged in
 	LastUsed      time.Time
 	SourceIP      string
+	Revoked       bool // logged out, or revoked after a replayed token
 }
 
 // Sessions lists the login sessions of the user named in audit events
 // (e.g. "oidc:alice"), newest first. gatehouse implements it from
-// storage.ListRefreshFamilies.
+// its storage's refresh families (cmd/gatehouse, auditSessions).
 type Sessions interface {
 	Sessions(ctx context.Context, auditUser string) ([]Session, error)
 }
