@@ -210,13 +210,19 @@ func (s *Storage) ListRefreshFamilies(_ context.Context, connectorID, userID str
 			out = append(out, canon.RefreshFamily(f))
 		}
 	}
-	slices.SortFunc(out, func(a, b storage.RefreshFamily) int {
+	sortNewestFirst(out)
+	return out, nil
+}
+
+// sortNewestFirst orders families as the SQL backends do: newest first,
+// then by id.
+func sortNewestFirst(fams []storage.RefreshFamily) {
+	slices.SortFunc(fams, func(a, b storage.RefreshFamily) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	return out, nil
 }
 
 // ListRefreshFamiliesByClaim lists the families whose claim equals
@@ -233,12 +239,7 @@ func (s *Storage) ListRefreshFamiliesByClaim(_ context.Context, claim, value str
 			out = append(out, canon.RefreshFamily(f))
 		}
 	}
-	slices.SortFunc(out, func(a, b storage.RefreshFamily) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	sortNewestFirst(out)
 	return out, nil
 }
 
