@@ -129,10 +129,16 @@ type auditSessions struct {
 	Storage storage.Storage
 	Claim   string // preferred_username, email or sub
 	Prefix  string
+	// IdleLimit and AbsoluteLimit are the refresh tokens' expiry
+	// (expiry.refreshTokens; 0: none): a session past either is marked
+	// expired until garbage collection removes it.
+	IdleLimit, AbsoluteLimit time.Duration
+	Now                      func() time.Time // default time.Now
 }
 
 func newAuditSessions(cfg *config.Config, st storage.Storage) auditSessions {
-	s := auditSessions{Storage: st, Claim: cfg.Audit.Users.Claim}
+	s := auditSessions{Storage: st, Claim: cfg.Audit.Users.Claim,
+		IdleLimit: cfg.Expiry.RefreshTokens.ValidIfNotUsedFor.D(), AbsoluteLimit: cfg.Expiry.RefreshTokens.AbsoluteLifetime.D()}
 	if s.Claim == "" {
 		s.Claim = config.DefaultAuditUsersClaim
 	}
@@ -163,13 +169,17 @@ func (s auditSessions) Sessions(ctx context.Context, auditUser string) ([]audit.
 		}
 		fams, err = s.Storage.ListRefreshFamilies(ctx, conn, uid)
 	} else {
-		fams, err = s.Storage.ListRefreshFamiliesByClaim(ctx, s.Claim, value)
+		fams, err = s.Storage.ListRefreshFamiliesByClaim(ctx, s.Claim, value, maxSessions)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
 	if len(fams) > maxSessions {
 		fams = fams[:maxSessions]
+	}
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
 	}
 	out := make([]audit.Session, 0, len(fams))
 	for _, f := range fams {
@@ -181,7 +191,8 @@ func (s auditSessions) Sessions(ctx context.Context, auditUser string) ([]audit.
 		if t.IsZero() {
 			t = f.CreatedAt
 		}
-		out = append(out, audit.Session{Connector: f.ConnectorID, UpstreamLogin: login, ClientID: f.ClientID, Time: t, LastUsed: f.LastUsed, SourceIP: f.ClientIP, Revoked: f.Revoked})
+		out = append(out, audit.Session{Connector: f.ConnectorID, UpstreamLogin: login, ClientID: f.ClientID, Time: t, LastUsed: f.LastUsed, SourceIP: f.ClientIP, Revoked: f.Revoked,
+			Expired: s.IdleLimit > 0 && now.Sub(f.LastUsed) > s.IdleLimit || s.AbsoluteLimit > 0 && now.Sub(f.CreatedAt) > s.AbsoluteLimit})
 	}
 	return out, nil
 }

@@ -186,6 +186,70 @@ func TestAuditSessionsFromStorage(t *testing.T) {
 	}
 }
 
+// TestAuditSessionsMarksEnded marks the sessions that can no longer be
+// used (logged out or revoked, or past the refresh tokens' idle or
+// absolute lifetime) and lists the newest maxSessions of a user.
+func TestAuditSessionsMarksEnded(t *testing.T) {
+	st := memory.New()
+	ctx := context.Background()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	fam := func(id string, created, lastUsed time.Time, revoked bool) storage.RefreshFamily {
+		return storage.RefreshFamily{ID: id, ClientID: "kubectl", ConnectorID: "github", Claims: storage.Claims{UserID: "1234", PreferredUsername: "alice"},
+			AuthTime: created, CreatedAt: created, LastUsed: lastUsed, ClientIP: "192.0.2.7", Revoked: revoked}
+	}
+	for _, f := range []storage.RefreshFamily{
+		fam("live", now.Add(-time.Hour), now.Add(-time.Minute), false),
+		fam("revoked", now.Add(-2*time.Hour), now.Add(-time.Minute), true),
+		fam("idle", now.Add(-3*time.Hour), now.Add(-25*time.Hour), false),
+		fam("old", now.Add(-800*time.Hour), now.Add(-time.Minute), false),
+	} {
+		if err := st.CreateRefreshFamily(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type mark struct{ revoked, expired bool }
+	for _, tc := range []struct {
+		name           string
+		idle, absolute time.Duration
+		want           []mark // newest first: live, revoked, idle, old
+	}{
+		{"no expiry", 0, 0, []mark{{}, {revoked: true}, {}, {}}},
+		{"idle limit", 24 * time.Hour, 0, []mark{{}, {revoked: true}, {expired: true}, {}}},
+		{"absolute limit", 0, 720 * time.Hour, []mark{{}, {revoked: true}, {}, {expired: true}}},
+		{"both", 24 * time.Hour, 720 * time.Hour, []mark{{}, {revoked: true}, {expired: true}, {expired: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := auditSessions{Storage: st, Claim: "preferred_username", Prefix: "oidc:", IdleLimit: tc.idle, AbsoluteLimit: tc.absolute, Now: func() time.Time { return now }}
+			got, err := s.Sessions(ctx, "oidc:alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var marks []mark
+			for _, g := range got {
+				marks = append(marks, mark{g.Revoked, g.Expired})
+			}
+			if !slices.Equal(marks, tc.want) {
+				t.Fatalf("marks %v, want %v", marks, tc.want)
+			}
+		})
+	}
+
+	// Many logins: the newest maxSessions are listed.
+	for i := range maxSessions + 5 {
+		created := now.Add(time.Duration(i) * time.Second)
+		if err := st.CreateRefreshFamily(ctx, fam(fmt.Sprintf("many-%03d", i), created, created, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := auditSessions{Storage: st, Claim: "preferred_username", Prefix: "oidc:"}.Sessions(ctx, "oidc:alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != maxSessions || !got[0].Time.Equal(now.Add((maxSessions+4)*time.Second)) {
+		t.Fatalf("%d sessions, first at %v", len(got), got[0].Time)
+	}
+}
+
 // issuerSubject is the sub claim gatehouse issues for a user of a
 // connector, read from a real ID token of the in-process issuer would be
 // circular here; DecodeSubject's inverse is checked in internal/issuer.

@@ -236,9 +236,10 @@ type Storage interface {
 	ListRefreshFamilies(ctx context.Context, connectorID, userID string) ([]RefreshFamily, error)
 	// ListRefreshFamiliesByClaim lists the sessions, of any connector,
 	// whose claim (ClaimPreferredUsername or ClaimEmail) is exactly
-	// value, newest first: the sessions behind a kube-apiserver user name
-	// made from that claim. Another claim is an error.
-	ListRefreshFamiliesByClaim(ctx context.Context, claim, value string) ([]RefreshFamily, error)
+	// value, newest first and at most limit of them (limit must be
+	// positive): the sessions behind a kube-apiserver user name made from
+	// that claim. Another claim or a limit below 1 is an error.
+	ListRefreshFamiliesByClaim(ctx context.Context, claim, value string, limit int) ([]RefreshFamily, error)
 
 	CreateDeviceRequest(ctx context.Context, d DeviceRequest) error
 	GetDeviceRequestByUserCode(ctx context.Context, userCode string) (DeviceRequest, error)
@@ -282,6 +283,18 @@ func (c Claims) ClaimValue(claim string) (string, bool) {
 		return c.Email, true
 	}
 	return "", false
+}
+
+// CheckListByClaim returns the error ListRefreshFamiliesByClaim gives
+// for an unsupported claim or a limit below 1, or nil.
+func CheckListByClaim(claim string, limit int) error {
+	if _, ok := (Claims{}).ClaimValue(claim); !ok {
+		return UnsupportedClaimError(claim)
+	}
+	if limit < 1 {
+		return fmt.Errorf("storage: sessions listed by claim need a positive limit, not %d", limit)
+	}
+	return nil
 }
 
 // UnsupportedClaimError is returned for a claim that sessions cannot be

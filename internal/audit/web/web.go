@@ -52,6 +52,7 @@ type Session struct {
 	LastUsed      time.Time
 	SourceIP      string
 	Revoked       bool // logged out, or revoked after a replayed token
+	Expired       bool // past the refresh token's idle or absolute lifetime
 }
 
 // Sessions lists the login sessions of the user named in audit events

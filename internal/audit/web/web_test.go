@@ -72,8 +72,11 @@ func newServer(t *testing.T, db *store.DB, viewer *web.Viewer, groups []string) 
 			return *viewer, true
 		},
 		ViewerGroups: groups,
-		Sessions: fakeSessions{"oidc:alice": {{Connector: "github", UpstreamLogin: "alice-gh", ClientID: "kubectl",
-			Time: t0.Add(-time.Hour), LastUsed: t0, SourceIP: "192.0.2.10"}}},
+		Sessions: fakeSessions{"oidc:alice": {
+			{Connector: "github", UpstreamLogin: "alice-gh", ClientID: "kubectl", Time: t0.Add(-time.Hour), LastUsed: t0, SourceIP: "192.0.2.10"},
+			{Connector: "github", UpstreamLogin: "alice-gh", ClientID: "kubectl", Time: t0.Add(-48 * time.Hour), LastUsed: t0.Add(-47 * time.Hour), SourceIP: "192.0.2.11", Expired: true},
+			{Connector: "local", UpstreamLogin: "alice", ClientID: "kubectl", Time: t0.Add(-72 * time.Hour), LastUsed: t0.Add(-71 * time.Hour), SourceIP: "192.0.2.12", Revoked: true},
+		}},
 		Now: func() time.Time { return t0.Add(time.Hour) },
 	})
 	if err != nil {
@@ -211,7 +214,8 @@ func TestPageInBrowser(t *testing.T) {
 		}
 	}
 	// The user's login sessions sit next to their actions.
-	if s := cells("tr.session"); len(s) != 1 || !strings.Contains(s[0], "alice-gh") || !strings.Contains(s[0], "github") || !strings.Contains(s[0], "192.0.2.10") {
+	if s := cells("tr.session"); len(s) != 3 || !strings.Contains(s[0], "alice-gh") || !strings.Contains(s[0], "github") || !strings.Contains(s[0], "192.0.2.10") ||
+		strings.Contains(s[0], "(e") || !strings.Contains(s[1], "(expired)") || !strings.Contains(s[2], "(ended)") {
 		t.Errorf("sessions: %q", s)
 	}
 	// Legend of the chart by verb.

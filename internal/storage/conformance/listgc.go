@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -82,26 +83,29 @@ func testListFamiliesByClaim(t *testing.T, s storage.Storage) {
 	}
 	for _, tc := range []struct {
 		claim, value string
+		limit        int
 		want         []string
 	}{
-		{storage.ClaimPreferredUsername, "alice-login", []string{"f-desktop", "f-local", "f-laptop"}},
-		{storage.ClaimEmail, "alice@example.com", []string{"f-desktop", "f-local", "f-laptop"}},
-		{storage.ClaimPreferredUsername, "alice2-login", []string{"f-alice2"}},
-		{storage.ClaimPreferredUsername, "ALICE-login", []string{"f-upper"}},
-		{storage.ClaimPreferredUsername, "alice", nil},  // no prefix match
-		{storage.ClaimPreferredUsername, "alice%", nil}, // no pattern match
-		{storage.ClaimEmail, "alice-login", nil},        // the other claim's value
-		{storage.ClaimPreferredUsername, "", nil},
+		{storage.ClaimPreferredUsername, "alice-login", 10, []string{"f-desktop", "f-local", "f-laptop"}},
+		{storage.ClaimPreferredUsername, "alice-login", 2, []string{"f-desktop", "f-local"}}, // the newest
+		{storage.ClaimPreferredUsername, "alice-login", 1, []string{"f-desktop"}},
+		{storage.ClaimEmail, "alice@example.com", 10, []string{"f-desktop", "f-local", "f-laptop"}},
+		{storage.ClaimPreferredUsername, "alice2-login", 10, []string{"f-alice2"}},
+		{storage.ClaimPreferredUsername, "ALICE-login", 10, []string{"f-upper"}},
+		{storage.ClaimPreferredUsername, "alice", 10, nil},  // no prefix match
+		{storage.ClaimPreferredUsername, "alice%", 10, nil}, // no pattern match
+		{storage.ClaimEmail, "alice-login", 10, nil},        // the other claim's value
+		{storage.ClaimPreferredUsername, "", 10, nil},
 	} {
-		got, err := s.ListRefreshFamiliesByClaim(ctx, tc.claim, tc.value)
-		noErr(t, "ListRefreshFamiliesByClaim "+tc.claim+"="+tc.value, err)
+		got, err := s.ListRefreshFamiliesByClaim(ctx, tc.claim, tc.value, tc.limit)
+		noErr(t, fmt.Sprintf("ListRefreshFamiliesByClaim %s=%s limit %d", tc.claim, tc.value, tc.limit), err)
 		var ids []string
 		for _, f := range got {
 			ids = append(ids, f.ID)
 		}
-		mustEqual(t, tc.claim+"="+tc.value, ids, tc.want)
+		mustEqual(t, fmt.Sprintf("%s=%s limit %d", tc.claim, tc.value, tc.limit), ids, tc.want)
 	}
-	got, err := s.ListRefreshFamiliesByClaim(ctx, storage.ClaimPreferredUsername, "alice-login")
+	got, err := s.ListRefreshFamiliesByClaim(ctx, storage.ClaimPreferredUsername, "alice-login", 10)
 	noErr(t, "ListRefreshFamiliesByClaim", err)
 	mustEqual(t, "whole families", got, []storage.RefreshFamily{fams[1], fams[2], fams[0]})
 
@@ -110,15 +114,20 @@ func testListFamiliesByClaim(t *testing.T, s storage.Storage) {
 		f.Claims.PreferredUsername = "alice-login"
 		return f, nil
 	}))
-	got, err = s.ListRefreshFamiliesByClaim(ctx, storage.ClaimPreferredUsername, "alice-login")
+	got, err = s.ListRefreshFamiliesByClaim(ctx, storage.ClaimPreferredUsername, "alice-login", 10)
 	noErr(t, "ListRefreshFamiliesByClaim", err)
 	if len(got) != 4 || got[0].ID != "f-bob" {
 		t.Fatalf("after renaming bob: %d families, first %v", len(got), got)
 	}
 
 	for _, claim := range []string{"sub", "name", "groups", "preferred_username = '' OR 1=1 --"} {
-		if _, err := s.ListRefreshFamiliesByClaim(ctx, claim, "x"); err == nil {
+		if _, err := s.ListRefreshFamiliesByClaim(ctx, claim, "x", 10); err == nil {
 			t.Errorf("ListRefreshFamiliesByClaim(%q): no error", claim)
+		}
+	}
+	for _, limit := range []int{0, -1} {
+		if _, err := s.ListRefreshFamiliesByClaim(ctx, storage.ClaimPreferredUsername, "alice-login", limit); err == nil {
+			t.Errorf("ListRefreshFamiliesByClaim limit %d: no error", limit)
 		}
 	}
 }

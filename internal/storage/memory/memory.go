@@ -226,10 +226,10 @@ func sortNewestFirst(fams []storage.RefreshFamily) {
 }
 
 // ListRefreshFamiliesByClaim lists the families whose claim equals
-// value, newest first.
-func (s *Storage) ListRefreshFamiliesByClaim(_ context.Context, claim, value string) ([]storage.RefreshFamily, error) {
-	if _, ok := (storage.Claims{}).ClaimValue(claim); !ok {
-		return nil, storage.UnsupportedClaimError(claim)
+// value, newest first, at most limit.
+func (s *Storage) ListRefreshFamiliesByClaim(_ context.Context, claim, value string, limit int) ([]storage.RefreshFamily, error) {
+	if err := storage.CheckListByClaim(claim, limit); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -240,6 +240,9 @@ func (s *Storage) ListRefreshFamiliesByClaim(_ context.Context, claim, value str
 		}
 	}
 	sortNewestFirst(out)
+	if len(out) > limit {
+		out = out[:limit]
+	}
 	return out, nil
 }
 

@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	s.listFamiliesByClaim = map[string]string{}
 	for _, c := range []string{storage.ClaimPreferredUsername, storage.ClaimEmail} {
 		// The column carries the claim's name (migration 0002 indexes it).
-		s.listFamiliesByClaim[c] = "SELECT " + s.families.Cols + " FROM refresh_families WHERE " + c + " = $1 ORDER BY created_at DESC, id"
+		s.listFamiliesByClaim[c] = "SELECT " + s.families.Cols + " FROM refresh_families WHERE " + c + " = $1 ORDER BY created_at DESC, id LIMIT $2"
 	}
 	s.listPasswords = "SELECT " + s.pwds.Cols + " FROM passwords ORDER BY email"
 	s.byCode = "SELECT " + s.devices.Cols + " FROM device_requests WHERE user_code = $1"
@@ -365,13 +365,13 @@ func (s *Storage) ListRefreshFamilies(ctx context.Context, connectorID, userID s
 }
 
 // ListRefreshFamiliesByClaim lists the families whose claim equals
-// value, newest first.
-func (s *Storage) ListRefreshFamiliesByClaim(ctx context.Context, claim, value string) ([]storage.RefreshFamily, error) {
-	q, ok := s.listFamiliesByClaim[claim]
-	if !ok {
-		return nil, storage.UnsupportedClaimError(claim)
+// value, newest first, at most limit.
+func (s *Storage) ListRefreshFamiliesByClaim(ctx context.Context, claim, value string, limit int) ([]storage.RefreshFamily, error) {
+	if err := storage.CheckListByClaim(claim, limit); err != nil {
+		return nil, err
 	}
-	return list(ctx, s, sqlrow.RefreshFamilies, q, value)
+	q := s.listFamiliesByClaim[claim]
+	return list(ctx, s, sqlrow.RefreshFamilies, q, value, limit)
 }
 
 // CreateDeviceRequest stores a device request; user codes are unique.
