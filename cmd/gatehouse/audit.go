@@ -192,7 +192,7 @@ func (s auditSessions) Sessions(ctx context.Context, auditUser string) ([]audit.
 			t = f.CreatedAt
 		}
 		out = append(out, audit.Session{Connector: f.ConnectorID, UpstreamLogin: login, ClientID: f.ClientID, Time: t, LastUsed: f.LastUsed, SourceIP: f.ClientIP, Revoked: f.Revoked,
-			Expired: s.IdleLimit > 0 && now.Sub(f.LastUsed) > s.IdleLimit || s.AbsoluteLimit > 0 && now.Sub(f.CreatedAt) > s.AbsoluteLimit})
+			Expired: f.IdleExpired(now, s.IdleLimit) || f.AbsoluteExpired(now, s.AbsoluteLimit)})
 	}
 	return out, nil
 }

@@ -88,10 +88,10 @@ func (s *Server) grantRefreshToken(r *http.Request, client *Client) (issuedToken
 	}
 	now := s.now()
 	exp := s.opts.Expiry
-	if exp.RefreshValidIfNotUsed > 0 && now.Sub(f.LastUsed) > exp.RefreshValidIfNotUsed {
+	if f.IdleExpired(now, exp.RefreshValidIfNotUsed) {
 		return issuedTokens{}, badRequest(errInvalidGrant, "the refresh token expired because it was not used for too long; log in again")
 	}
-	if exp.RefreshAbsoluteLife > 0 && now.Sub(f.CreatedAt) > exp.RefreshAbsoluteLife {
+	if f.AbsoluteExpired(now, exp.RefreshAbsoluteLife) {
 		return issuedTokens{}, badRequest(errInvalidGrant, "the login session reached its maximum lifetime; log in again")
 	}
 	if !clientAllowsConnector(client, f.ConnectorID) {

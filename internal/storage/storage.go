@@ -302,3 +302,16 @@ func CheckListByClaim(claim string, limit int) error {
 func UnsupportedClaimError(claim string) error {
 	return fmt.Errorf("storage: sessions cannot be listed by claim %q: want %s or %s", claim, ClaimPreferredUsername, ClaimEmail)
 }
+
+// IdleExpired reports whether f went unused for longer than idle (0: no
+// limit) at now; AbsoluteExpired whether it is older than life (0: no
+// limit). The issuer refuses such a family's refresh token; the audit
+// page marks it expired.
+func (f RefreshFamily) IdleExpired(now time.Time, idle time.Duration) bool {
+	return idle > 0 && now.Sub(f.LastUsed) > idle
+}
+
+// AbsoluteExpired: see IdleExpired.
+func (f RefreshFamily) AbsoluteExpired(now time.Time, life time.Duration) bool {
+	return life > 0 && now.Sub(f.CreatedAt) > life
+}
