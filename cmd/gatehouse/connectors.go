@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/connector/ldap"
 	"github.com/gatehouse-dev/gatehouse/internal/connector/local"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
@@ -22,6 +23,8 @@ func buildConnectors(cfg *config.Config, store storage.Storage, log *slog.Logger
 		switch c.Type {
 		case config.ConnectorLocal:
 			impl, err = localConnector(cfg, store)
+		case config.ConnectorLDAP:
+			impl, err = ldapConnector(c, log)
 		default:
 			impl, err = openConnector(c, log, reg)
 		}
@@ -52,4 +55,15 @@ func localConnector(cfg *config.Config, store storage.Storage) (*local.Connector
 		db = store
 	}
 	return local.New(users, db)
+}
+
+// ldapConnector opens an LDAP or Active Directory connector. It does not
+// connect yet: a directory that is down at start-up fails logins, not
+// start-up.
+func ldapConnector(c config.Connector, log *slog.Logger) (*ldap.Connector, error) {
+	var lc ldap.Config
+	if err := c.DecodeConfig(&lc); err != nil {
+		return nil, err
+	}
+	return ldap.New(lc, c.KeyPath(), log.With("connector", c.ID))
 }

@@ -287,6 +287,7 @@ type LocalSigner struct {
 const (
 	ConnectorGitHub = "github"
 	ConnectorOIDC   = "oidc"
+	ConnectorLDAP   = "ldap"
 	ConnectorLocal  = "local"
 )
 

@@ -338,7 +338,7 @@ func (c *Config) validateOAuth2(v *validator) {
 	for i, g := range o.GrantTypes {
 		p := fmt.Sprintf("oauth2.grantTypes[%d]", i)
 		if checkGrant(v, p, g) && g == GrantPassword && o.PasswordConnector == "" {
-			v.fail(p, "the password grant needs oauth2.passwordConnector (the connector that checks passwords, e.g. local)")
+			v.fail(p, "the password grant needs oauth2.passwordConnector (the connector that checks passwords, e.g. local or an ldap connector's id)")
 		}
 	}
 	if o.PasswordConnector != "" {
@@ -346,8 +346,8 @@ func (c *Config) validateOAuth2(v *validator) {
 		switch {
 		case !ok:
 			v.fail("oauth2.passwordConnector", "%q names no connector; use the id of a connector (%s)", o.PasswordConnector, strings.Join(c.connectorIDs(), ", "))
-		case k.Type != ConnectorLocal:
-			v.fail("oauth2.passwordConnector", "%q is a %s connector, which cannot check passwords; use a local connector (enablePasswordDB: true gives one with id local)", o.PasswordConnector, k.Type)
+		case k.Type != ConnectorLocal && k.Type != ConnectorLDAP:
+			v.fail("oauth2.passwordConnector", "%q is a %s connector, which cannot check passwords; use an ldap or local connector (enablePasswordDB: true gives one with id local)", o.PasswordConnector, k.Type)
 		}
 	}
 }
@@ -429,7 +429,6 @@ var connectorAdvice = map[string]string{
 	"google":           "use type oidc with issuer https://accounts.google.com",
 	"microsoft":        "use type oidc with issuer https://login.microsoftonline.com/<tenant>/v2.0",
 	"gitlab":           "use type oidc with issuer https://gitlab.com (or your GitLab's URL)",
-	"ldap":             "put an OpenID Connect provider in front of LDAP (e.g. Keycloak) and use type oidc",
 	"saml":             "use the provider's OpenID Connect endpoint with type oidc",
 	"samlExperimental": "use the provider's OpenID Connect endpoint with type oidc",
 }
@@ -444,15 +443,19 @@ func (c *Config) validateConnectors(v *validator) {
 			if isEmptyJSON(k.Config) {
 				v.fail(p+".config", "required for a %s connector (clientID, clientSecret, redirectURI, ...)", k.Type)
 			}
+		case ConnectorLDAP:
+			if isEmptyJSON(k.Config) {
+				v.fail(p+".config", "required for an ldap connector (host, bindDN, bindPW, userSearch, groupSearch; see docs/ldap.md)")
+			}
 		case ConnectorLocal:
 			hasLocal = true
 		case "":
-			v.fail(p+".type", "required: github, oidc or local")
+			v.fail(p+".type", "required: github, oidc, ldap or local")
 		default:
-			msg := fmt.Sprintf("%q is not supported by gatehouse (it supports github, oidc and local)", k.Type)
+			msg := fmt.Sprintf("%q is not supported by gatehouse (it supports github, oidc, ldap and local)", k.Type)
 			if advice, ok := connectorAdvice[k.Type]; ok {
 				msg += "; " + advice
-			} else if s := suggest(k.Type, []string{ConnectorGitHub, ConnectorOIDC, ConnectorLocal}); s != "" {
+			} else if s := suggest(k.Type, []string{ConnectorGitHub, ConnectorOIDC, ConnectorLDAP, ConnectorLocal}); s != "" {
 				msg += "; did you mean " + s + "?"
 			}
 			v.fail(p+".type", "%s", msg)

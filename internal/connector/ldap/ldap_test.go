@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,8 +19,10 @@ import (
 
 	goldap "github.com/go-ldap/ldap/v3"
 
+	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/connector"
 	"github.com/gatehouse-dev/gatehouse/internal/testutil/slapd"
+	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
 )
 
 // orgConfig is the OpenLDAP organisation over LDAPS, users by uid,
@@ -93,12 +97,12 @@ func TestLoginClaims(t *testing.T) {
 	adMemberOf.GroupSearch.UserMatchers = []UserMatcher{{UserAttr: "memberOf", GroupAttr: "entryDN"}}
 
 	tests := []struct {
-		name               string
-		cfg                Config
-		login, password    string
-		id, name_, email   string
-		preferred          string
-		groups             []string
+		name             string
+		cfg              Config
+		login, password  string
+		id, name_, email string
+		preferred        string
+		groups           []string
 	}{
 		{"nested groups and a cycle", orgConfig(s), "jane", "jane-password", "jane", "Jane Doe", "jane@example.org", "jane",
 			[]string{"all-staff", "infra-team", "loop-a", "loop-b", "platform"}},
@@ -632,5 +636,80 @@ func TestIDValue(t *testing.T) {
 		if got := idValue(e, tt.attr); got != tt.want {
 			t.Errorf("idValue(%s, %x) = %q, want %q", tt.attr, tt.v, got, tt.want)
 		}
+	}
+}
+
+// TestDexExampleConfigs loads Dex v2.45.1's own LDAP examples
+// (examples/config-ad-kubelogin.yaml, examples/ldap/config-ldap.yaml,
+// copied unchanged into testdata) through gatehouse's config loader, with
+// only the server address and the web TLS files pointed at this test's,
+// and logs in against slapd's fixtures, whose bind accounts are the
+// examples' own.
+func TestDexExampleConfigs(t *testing.T) {
+	s := slapd.Shared(t)
+	dir := t.TempDir()
+	tlsDir := filepath.Join(dir, "web")
+	bundle, err := tlsutil.NewBundle([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := bundle.WriteDir(tlsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		file, host, login, password string
+		id, name, email             string
+		groups                      []string
+	}{
+		{"dex-config-ad-kubelogin.yaml", "localhost:636", "jdoe@example.com", "jdoe-password",
+			"cn=Jane Doe,cn=Users,dc=example,dc=com", "Jane Doe", "jdoe@example.com", []string{"Kube Admins", "Staff"}},
+		{"dex-config-ldap.yaml", "localhost:389", "jane@example.org", "jane-password",
+			"uid=jane,ou=People,dc=example,dc=org", "Jane Doe", "jane@example.org", []string{"infra-team", "loop-a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := s.Host
+			if strings.HasSuffix(tt.host, ":636") {
+				target = "localhost:" + strings.Split(s.TLSHost, ":")[1] // the certificate names localhost
+			}
+			yaml := strings.NewReplacer(tt.host, target, "openid-ca.pem", paths.ServerCert, "openid-key.pem", paths.ServerKey,
+				"examples/dex.db", filepath.Join(dir, "dex.db")).Replace(string(data))
+			file := filepath.Join(dir, tt.file)
+			if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(file)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			k := cfg.Connectors[0]
+			if k.Type != config.ConnectorLDAP {
+				t.Fatalf("type %q", k.Type)
+			}
+			var lc Config
+			if err := k.DecodeConfig(&lc); err != nil {
+				t.Fatalf("DecodeConfig: %v", err)
+			}
+			c, err := New(lc, k.KeyPath(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if c.Prompt() != "Email Address" {
+				t.Errorf("prompt %q", c.Prompt())
+			}
+			id, ok, err := c.Login(context.Background(), allScopes, tt.login, tt.password)
+			if err != nil || !ok {
+				t.Fatalf("Login = %v, %v", ok, err)
+			}
+			if id.UserID != tt.id || id.Username != tt.name || id.Email != tt.email || !slices.Equal(sorted(id.Groups), tt.groups) {
+				t.Errorf("identity %+v", id)
+			}
+		})
 	}
 }

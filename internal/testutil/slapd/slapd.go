@@ -43,7 +43,7 @@ const (
 	OrgSuffix = "dc=example,dc=org"
 	// OrgAdminDN/AdminPassword: the org database's rootdn.
 	OrgAdminDN    = "cn=admin,dc=example,dc=org"
-	AdminPassword = "admin-password"
+	AdminPassword = "admin"
 	// ServiceDN/ServicePassword: the read-only account connectors bind as.
 	ServiceDN       = "cn=gatehouse,ou=Services,dc=example,dc=org"
 	ServicePassword = "service-password"
