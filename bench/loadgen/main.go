@@ -44,10 +44,11 @@ func main() {
 		password = flag.String("password", "", "password")
 		workers  = flag.Int("workers", 16, "concurrent workers")
 		duration = flag.Duration("duration", 20*time.Second, "how long to run (bounded)")
-		mode     = flag.String("mode", "refresh", "refresh | discovery | jwks")
+		mode     = flag.String("mode", "refresh", "refresh | discovery | jwks | password (each request a password grant, no refresh token: a login through the password connector)")
 		label    = flag.String("label", "", "name printed with the result")
 		started  = flag.String("started", "", "create this file when the timed run (warm-up included) begins, e.g. to start a profile")
 		warmup   = flag.Duration("warmup", 2*time.Second, "run this long before recording (connection set-up, server pools and caches); not counted")
+		xff      = flag.Bool("xff", false, "send each request with its own X-Forwarded-For address (10.x.y.z), as users behind a proxy; for servers that trust 127.0.0.1 as that proxy (web.clientRemoteIP), so that per-address login limits do not cap a password-mode run")
 	)
 	flag.Parse()
 	if *duration > 5*time.Minute {
@@ -72,7 +73,7 @@ func main() {
 				tok, err = grant(client, tokenURL, *clientID, *secret, url.Values{
 					"grant_type": {"password"}, "username": {userFor(*username, i)}, "password": {*password},
 					"scope": {"openid email profile groups offline_access"},
-				})
+				}, "")
 				var rl *rateLimited
 				if !errors.As(err, &rl) || time.Now().Add(rl.wait).After(deadline) {
 					break
@@ -117,7 +118,7 @@ func main() {
 		go func(w int) {
 			defer wg.Done()
 			var local []time.Duration
-			refresh := ""
+			refresh, n := "", 0
 			if starts != nil {
 				refresh = starts[w]
 			}
@@ -127,10 +128,20 @@ func main() {
 				switch *mode {
 				case "refresh":
 					var next string
-					next, err = grant(client, tokenURL, *clientID, *secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})
+					next, err = grant(client, tokenURL, *clientID, *secret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}, "")
 					if err == nil {
 						refresh = next
 					}
+				case "password":
+					from := ""
+					if *xff {
+						n++
+						from = fmt.Sprintf("10.%d.%d.%d", w%256, (n>>8)%256, n%256)
+					}
+					_, err = grant(client, tokenURL, *clientID, *secret, url.Values{
+						"grant_type": {"password"}, "username": {userFor(*username, w)}, "password": {*password},
+						"scope": {"openid email profile groups"},
+					}, from)
 				case "discovery":
 					err = get(client, strings.TrimSuffix(*issuer, "/")+"/.well-known/openid-configuration")
 				case "jwks":
@@ -220,10 +231,14 @@ func httpClient(caFile string, workers int) (*http.Client, error) {
 }
 
 // grant posts to the token endpoint and returns the new refresh token.
-func grant(c *http.Client, tokenURL, id, secret string, form url.Values) (string, error) {
+// forwardedFor, when set, is sent as X-Forwarded-For.
+func grant(c *http.Client, tokenURL, id, secret string, form url.Values, forwardedFor string) (string, error) {
 	req, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", err
+	}
+	if forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", forwardedFor)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
@@ -256,7 +271,8 @@ func grant(c *http.Client, tokenURL, id, secret string, form url.Values) (string
 	if err := json.Unmarshal(body, &tr); err != nil {
 		return "", err
 	}
-	if tr.RefreshToken == "" || tr.IDToken == "" {
+	wantRefresh := form.Get("grant_type") == "refresh_token" || strings.Contains(form.Get("scope"), "offline_access")
+	if tr.IDToken == "" || (wantRefresh && tr.RefreshToken == "") {
 		return "", fmt.Errorf("token response lacks a refresh or ID token: %s", body)
 	}
 	return tr.RefreshToken, nil

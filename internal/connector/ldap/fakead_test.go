@@ -94,14 +94,14 @@ func (f *fakeAD) serve(c net.Conn) {
 		var out []*ber.Packet
 		switch op.Tag {
 		case goldap.ApplicationBindRequest:
-			dn, pw := string(op.Children[1].Data.Bytes()), string(op.Children[2].Data.Bytes())
+			dn, pw := op.Children[1].Data.String(), op.Children[2].Data.String()
 			code := goldap.LDAPResultInvalidCredentials
 			if want, ok := f.passwords[strings.ToLower(dn)]; ok && pw != "" && pw == want {
 				code = goldap.LDAPResultSuccess
 			}
 			out = append(out, result(goldap.ApplicationBindResponse, code))
 		case goldap.ApplicationSearchRequest:
-			base := strings.ToLower(string(op.Children[0].Data.Bytes()))
+			base := strings.ToLower(op.Children[0].Data.String())
 			filter := op.Children[6]
 			s, _ := goldap.DecompileFilter(filter)
 			f.mu.Lock()
@@ -109,7 +109,7 @@ func (f *fakeAD) serve(c net.Conn) {
 			f.mu.Unlock()
 			var attrs []string
 			for _, a := range op.Children[7].Children {
-				attrs = append(attrs, strings.ToLower(string(a.Data.Bytes())))
+				attrs = append(attrs, strings.ToLower(a.Data.String()))
 			}
 			for ldn, e := range f.entries {
 				if !strings.HasSuffix(ldn, ","+base) || !f.match(filter, ldn, e) {
@@ -177,21 +177,21 @@ func (f *fakeAD) match(p *ber.Packet, dn string, e map[string][]string) bool {
 	case goldap.FilterNot:
 		return !f.match(p.Children[0], dn, e)
 	case goldap.FilterPresent:
-		_, ok := e[strings.ToLower(string(p.Data.Bytes()))]
+		_, ok := e[strings.ToLower(p.Data.String())]
 		return ok
 	case goldap.FilterEqualityMatch:
-		attr, v := strings.ToLower(string(p.Children[0].Data.Bytes())), string(p.Children[1].Data.Bytes())
+		attr, v := strings.ToLower(p.Children[0].Data.String()), p.Children[1].Data.String()
 		return slices.ContainsFunc(e[attr], func(x string) bool { return strings.EqualFold(x, v) })
 	case goldap.FilterExtensibleMatch:
 		var rule, attr, v string
 		for _, c := range p.Children {
 			switch c.Tag {
 			case 1:
-				rule = string(c.Data.Bytes())
+				rule = c.Data.String()
 			case 2:
-				attr = strings.ToLower(string(c.Data.Bytes()))
+				attr = strings.ToLower(c.Data.String())
 			case 3:
-				v = string(c.Data.Bytes())
+				v = c.Data.String()
 			}
 		}
 		return rule == matchingRuleInChain && f.inChain(dn, attr, strings.ToLower(v), map[string]bool{})
