@@ -3,8 +3,8 @@
 # an ldap connector: user search, bind as the user, group search) against a
 # real slapd, gatehouse and then Dex, one server at a time on 127.0.0.1,
 # with the same Dex-format config for both apart from ports and storage file.
-# The directory is the tests' fixture (internal/testutil/slapd) plus one
-# user per worker in group bench-team; the connector speaks LDAPS to it.
+# The directory is the tests' fixture (internal/testutil/slapd) plus USERS
+# users in group bench-team; the connector speaks LDAPS to it.
 #
 #   bench/ldap-login.sh                          # gatehouse only
 #   DEX_BIN=/path/to/dex bench/ldap-login.sh     # gatehouse, then Dex
@@ -12,7 +12,9 @@
 # Environment:
 #   DEX_BIN        Dex binary to compare with (not built here); unset: gatehouse only
 #   GATEHOUSE_BIN  gatehouse binary (default: built from this tree into the work dir)
-#   WORKERS        concurrent workers, each its own user (8)
+#   WORKERS        concurrent workers (8)
+#   USERS          directory users the workers rotate through (1000): gatehouse
+#                  allows 10 login attempts a minute per user
 #   DURATION       run length per server (20s); WARMUP not counted (2s)
 #   WORK           work dir (default: a new temp dir; kept, it holds logs and results)
 #
@@ -21,6 +23,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 WORKERS=${WORKERS:-8}
+USERS=${USERS:-1000}
 DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-2s}
 WORK=${WORK:-$(mktemp -d /tmp/gatehouse-ldap-bench.XXXXXX)}
@@ -48,7 +51,7 @@ timeout 300 go build -o "$WORK/loadgen" ./bench/loadgen
 timeout 300 go build -o "$WORK/ldapdir" ./bench/ldapdir
 
 mkdir -p "$WORK/slapd"
-"$WORK/ldapdir" -dir "$WORK/slapd" -users "$WORKERS" -password "$PASSWORD" >"$WORK/ldapdir.json" 2>"$WORK/ldapdir.log" &
+"$WORK/ldapdir" -dir "$WORK/slapd" -users "$USERS" -password "$PASSWORD" >"$WORK/ldapdir.json" 2>"$WORK/ldapdir.log" &
 PIDS+=("$!")
 for _ in $(seq 1 300); do [ -s "$WORK/ldapdir.json" ] && break; sleep 0.1; done
 [ -s "$WORK/ldapdir.json" ] || { log "slapd did not start:"; cat "$WORK/ldapdir.log" >&2; exit 1; }
@@ -146,7 +149,7 @@ bench_target() { # name binary-and-args...
 	local line
 	line=$(timeout 400 "$WORK/loadgen" -issuer "$issuer" -ca "$WORK/ca.crt" -client kubernetes -secret "$SECRET" \
 		-username 'bench%d' -password "$PASSWORD" -workers "$WORKERS" -duration "$DURATION" -warmup "$WARMUP" \
-		-mode password -xff -label "$name")
+		-mode password -xff -users "$USERS" -label "$name")
 	echo "$line" >&2
 	echo "$line" | jq -c --arg t "$name" '. + {target: $t}' >>"$RESULTS"
 	kill "$pid"
@@ -159,7 +162,7 @@ if [ -n "${DEX_BIN:-}" ]; then
 fi
 
 echo
-echo "ldap login (password grant), workers=$WORKERS duration=$DURATION warmup=$WARMUP cpus=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) (slapd and the load generator on the same machine)"
+echo "ldap login (password grant), workers=$WORKERS users=$USERS duration=$DURATION warmup=$WARMUP cpus=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) (slapd and the load generator on the same machine)"
 jq -r -s '
   ["target","logins/s","p50 ms","p90 ms","p99 ms","max ms","errors"],
   (.[] | [.target, (.rps*10|round/10), .p50_ms, .p90_ms, .p99_ms, .max_ms, .errors])

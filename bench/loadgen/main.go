@@ -48,6 +48,7 @@ func main() {
 		label    = flag.String("label", "", "name printed with the result")
 		started  = flag.String("started", "", "create this file when the timed run (warm-up included) begins, e.g. to start a profile")
 		warmup   = flag.Duration("warmup", 2*time.Second, "run this long before recording (connection set-up, server pools and caches); not counted")
+		users    = flag.Int("users", 0, "password mode: rotate each worker through this many users (the %d in -username runs over 0..users-1), so per-user login limits do not cap the run; 0: one user per worker")
 		xff      = flag.Bool("xff", false, "send each request with its own X-Forwarded-For address (10.x.y.z), as users behind a proxy; for servers that trust 127.0.0.1 as that proxy (web.clientRemoteIP), so that per-address login limits do not cap a password-mode run")
 	)
 	flag.Parse()
@@ -118,7 +119,7 @@ func main() {
 		go func(w int) {
 			defer wg.Done()
 			var local []time.Duration
-			refresh, n := "", 0
+			refresh, n, logins := "", 0, 0
 			if starts != nil {
 				refresh = starts[w]
 			}
@@ -138,8 +139,13 @@ func main() {
 						n++
 						from = fmt.Sprintf("10.%d.%d.%d", w%256, (n>>8)%256, n%256)
 					}
+					user := w
+					if *users > 0 {
+						user = (w + *workers*logins) % *users
+					}
+					logins++
 					_, err = grant(client, tokenURL, *clientID, *secret, url.Values{
-						"grant_type": {"password"}, "username": {userFor(*username, w)}, "password": {*password},
+						"grant_type": {"password"}, "username": {userFor(*username, user)}, "password": {*password},
 						"scope": {"openid email profile groups"},
 					}, from)
 				case "discovery":

@@ -10,7 +10,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -72,27 +71,7 @@ enablePasswordDB: true`, 1)
 		return codeFlowClaims(t, s, filepath.Join(dir, "tls", "ca.crt"), gh)
 	}
 	ours := claimsFrom("gatehouse", func(path string, s served) func() { return run(t, path, s) })
-	dex := claimsFrom("dex", func(path string, s served) func() {
-		cmd := exec.Command(dexBin, "serve", path)
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if resp, err := s.client.Get(s.issuer + "/.well-known/openid-configuration"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("dex never answered")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		return func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	})
+	dex := claimsFrom("dex", func(path string, s served) func() { return runDex(t, dexBin, path, s) })
 	// Claims that depend on the instance or the moment.
 	for _, k := range []string{"iss", "exp", "iat", "at_hash", "c_hash"} {
 		delete(ours, k)

@@ -31,36 +31,7 @@ type fakeAD struct {
 func startFakeAD(t *testing.T) *fakeAD {
 	t.Helper()
 	f := &fakeAD{entries: map[string]map[string][]string{}, dns: map[string]string{}, passwords: map[string]string{}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.addr = l.Addr().String()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() { defer wg.Done(); f.serve(c) }()
-		}
-	}()
+	f.addr = serveTCP(t, func(c net.Conn, _ func(net.Conn)) { f.serve(c) })
 	return f
 }
 

@@ -366,22 +366,22 @@ func TestTransports(t *testing.T) {
 	}
 }
 
-// countingProxy forwards TCP connections to target and counts them.
-type countingProxy struct {
-	addr     string
-	accepted atomic.Int64
-}
-
-func startProxy(t *testing.T, target string) *countingProxy {
+// serveTCP listens on a free loopback port and hands each connection to
+// handle; every connection is closed when the test ends.
+func serveTCP(t *testing.T, handle func(net.Conn, func(net.Conn))) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &countingProxy{addr: l.Addr().String()}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var open []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		open = append(open, c)
+		mu.Unlock()
+	}
 	t.Cleanup(func() {
 		l.Close()
 		mu.Lock()
@@ -393,24 +393,39 @@ func startProxy(t *testing.T, target string) *countingProxy {
 	})
 	go func() {
 		for {
-			in, err := l.Accept()
+			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			p.accepted.Add(1)
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			mu.Lock()
-			open = append(open, in, out)
-			mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(out, in); out.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(in, out); in.Close() }()
+			track(c)
+			wg.Add(1)
+			go func() { defer wg.Done(); handle(c, track) }()
 		}
 	}()
+	return l.Addr().String()
+}
+
+// countingProxy forwards TCP connections to target and counts them.
+type countingProxy struct {
+	addr     string
+	accepted atomic.Int64
+}
+
+func startProxy(t *testing.T, target string) *countingProxy {
+	t.Helper()
+	p := &countingProxy{}
+	p.addr = serveTCP(t, func(in net.Conn, track func(net.Conn)) {
+		p.accepted.Add(1)
+		out, err := net.Dial("tcp", target)
+		if err != nil {
+			in.Close()
+			return
+		}
+		track(out)
+		go func() { _, _ = io.Copy(out, in); out.Close() }()
+		_, _ = io.Copy(in, out)
+		in.Close()
+	})
 	return p
 }
 
@@ -442,33 +457,7 @@ func TestConnectionReuse(t *testing.T) {
 // hungDirectory accepts connections and never answers.
 func hungDirectory(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	return l.Addr().String()
+	return serveTCP(t, func(c net.Conn, _ func(net.Conn)) { _, _ = io.Copy(io.Discard, c) })
 }
 
 // TestHungDirectory: a directory that accepts connections and never
