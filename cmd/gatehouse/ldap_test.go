@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer/issuertest"
 	"github.com/gatehouse-dev/gatehouse/internal/testutil/slapd"
 )
@@ -266,6 +267,29 @@ func TestLDAPClaimsMatchDex(t *testing.T) {
 			out := passwordGrant(t, srv, url.Values{"grant_type": {"password"}, "username": {up[0]}, "password": {up[1]}, "scope": {"openid"}})
 			t.Logf("Dex v2.45.1, password grant for %q: %v %v (gatehouse logs this user in: TestServeLDAP, TestLoginClaims)", up[0], out["status"], out["error"])
 		}
+	})
+	t.Run("objectGUID as the id", func(t *testing.T) {
+		guidConfig := func(dir string) (string, served) {
+			path, srv := ldapConfig(t, dir, s, "ad")
+			data, _ := os.ReadFile(path)
+			if err := os.WriteFile(path, []byte(strings.Replace(string(data), "idAttr: DN", "idAttr: objectGUID", 1)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return path, srv
+		}
+		path, srv := guidConfig(t.TempDir())
+		stop := run(t, path, srv)
+		_, ours := grantClaims(t, srv, "jdoe@example.com", "jdoe-password")
+		stop()
+		sub, _ := ours["sub"].(string)
+		if id, conn, err := issuer.DecodeSubject(sub); err != nil || id != "4b2c1a9e-3e7d-4f11-a2b3-c4d5e6f7ff08" || conn != "ad" {
+			t.Errorf("gatehouse sub %q is user %q at %q (%v); want the GUID string at ad", sub, id, conn, err)
+		}
+		path, srv = guidConfig(t.TempDir())
+		stop = runDex(t, dexBin, path, srv)
+		defer stop()
+		out := passwordGrant(t, srv, url.Values{"grant_type": {"password"}, "username": {"jdoe@example.com"}, "password": {"jdoe-password"}, "scope": {"openid"}})
+		t.Logf("Dex v2.45.1 with idAttr objectGUID: %v %v %v", out["status"], out["error"], out["error_description"])
 	})
 }
 

@@ -26,12 +26,13 @@ type fakeAD struct {
 
 	mu      sync.Mutex
 	filters []string
+	binds   []string // DNs bound as
 }
 
 func startFakeAD(t *testing.T) *fakeAD {
 	t.Helper()
 	f := &fakeAD{entries: map[string]map[string][]string{}, dns: map[string]string{}, passwords: map[string]string{}}
-	f.addr = serveTCP(t, func(c net.Conn, _ func(net.Conn)) { f.serve(c) })
+	f.addr, _ = serveTCP(t, func(c net.Conn, _ func(net.Conn)) { f.serve(c) })
 	return f
 }
 
@@ -45,6 +46,12 @@ func (f *fakeAD) add(dn, password string, attrs map[string][]string) {
 	if password != "" {
 		f.passwords[strings.ToLower(dn)] = password
 	}
+}
+
+func (f *fakeAD) bindDNs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.binds)
 }
 
 func (f *fakeAD) searches() []string {
@@ -66,6 +73,9 @@ func (f *fakeAD) serve(c net.Conn) {
 		switch op.Tag {
 		case goldap.ApplicationBindRequest:
 			dn, pw := op.Children[1].Data.String(), op.Children[2].Data.String()
+			f.mu.Lock()
+			f.binds = append(f.binds, dn)
+			f.mu.Unlock()
 			code := goldap.LDAPResultInvalidCredentials
 			if want, ok := f.passwords[strings.ToLower(dn)]; ok && pw != "" && pw == want {
 				code = goldap.LDAPResultSuccess
@@ -244,6 +254,47 @@ func TestMatchingRuleInChain(t *testing.T) {
 			}
 			if got[1] != want {
 				t.Errorf("group filter %q, want %q", got[1], want)
+			}
+		})
+	}
+}
+
+// TestUnknownNameStillBinds: a login for a name the directory does not
+// have binds all the same (to a DN under userSearch.baseDN that names no
+// entry, with the typed password), so that it takes the round trips a
+// wrong password takes and its timing does not tell that the name is
+// unknown. A name that matches two entries is treated the same way.
+func TestUnknownNameStillBinds(t *testing.T) {
+	ad := startFakeAD(t)
+	const users = "cn=Users,dc=example,dc=com"
+	svc := "cn=svc," + users
+	ad.add(svc, "svc-password", map[string][]string{"objectClass": {"user"}})
+	for _, n := range []string{"one", "two"} {
+		ad.add("cn="+n+","+users, n+"-password", map[string][]string{"objectClass": {"person"}, "sAMAccountName": {n}, "mail": {"same@example.com"}, "uid": {n}})
+	}
+	c := open(t, Config{
+		Host: ad.addr, InsecureNoSSL: true, BindDN: svc, BindPW: "svc-password",
+		UserSearch: UserSearch{BaseDN: users, Username: UsernameAttributes{"sAMAccountName", "mail"}, IDAttr: "uid", EmailAttr: "mail"},
+	})
+	for _, tt := range []struct{ name, login, password string }{
+		{"unknown", "nobody", "some-password"},
+		{"ambiguous", "same@example.com", "one-password"},
+		{"wrong password", "one", "wrong"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(ad.bindDNs())
+			if _, ok, err := c.Login(context.Background(), allScopes, tt.login, tt.password); ok || err != nil {
+				t.Fatalf("Login = %v, %v", ok, err)
+			}
+			binds := ad.bindDNs()[before:]
+			var userBinds []string
+			for _, dn := range binds {
+				if dn != svc {
+					userBinds = append(userBinds, dn)
+				}
+			}
+			if len(userBinds) != 1 || !strings.HasSuffix(userBinds[0], ","+users) {
+				t.Errorf("user binds %q, want exactly one, under %s", userBinds, users)
 			}
 		})
 	}

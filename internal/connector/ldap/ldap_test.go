@@ -367,8 +367,9 @@ func TestTransports(t *testing.T) {
 }
 
 // serveTCP listens on a free loopback port and hands each connection to
-// handle; every connection is closed when the test ends.
-func serveTCP(t *testing.T, handle func(net.Conn, func(net.Conn))) string {
+// handle; every connection is closed when the test ends, or when dropAll
+// is called.
+func serveTCP(t *testing.T, handle func(net.Conn, func(net.Conn))) (addr string, dropAll func()) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -382,13 +383,17 @@ func serveTCP(t *testing.T, handle func(net.Conn, func(net.Conn))) string {
 		open = append(open, c)
 		mu.Unlock()
 	}
-	t.Cleanup(func() {
-		l.Close()
+	dropAll = func() {
 		mu.Lock()
 		for _, c := range open {
 			c.Close()
 		}
+		open = nil
 		mu.Unlock()
+	}
+	t.Cleanup(func() {
+		l.Close()
+		dropAll()
 		wg.Wait()
 	})
 	go func() {
@@ -402,19 +407,22 @@ func serveTCP(t *testing.T, handle func(net.Conn, func(net.Conn))) string {
 			go func() { defer wg.Done(); handle(c, track) }()
 		}
 	}()
-	return l.Addr().String()
+	return l.Addr().String(), dropAll
 }
 
 // countingProxy forwards TCP connections to target and counts them.
 type countingProxy struct {
 	addr     string
 	accepted atomic.Int64
+	// dropAll closes every proxied connection, as a directory restart or
+	// an idle timeout would.
+	dropAll func()
 }
 
 func startProxy(t *testing.T, target string) *countingProxy {
 	t.Helper()
 	p := &countingProxy{}
-	p.addr = serveTCP(t, func(in net.Conn, track func(net.Conn)) {
+	p.addr, p.dropAll = serveTCP(t, func(in net.Conn, track func(net.Conn)) {
 		p.accepted.Add(1)
 		out, err := net.Dial("tcp", target)
 		if err != nil {
@@ -452,12 +460,24 @@ func TestConnectionReuse(t *testing.T) {
 	if n := proxy.accepted.Load(); n != 2 {
 		t.Errorf("20 logins and refreshes opened %d connections, want 2 (one service, one for binds)", n)
 	}
+	// The directory drops the idle connections (a restart, an idle
+	// timeout): the next logins open new ones and succeed.
+	for round := range 3 {
+		proxy.dropAll()
+		if _, ok, err := c.Login(context.Background(), allScopes, "jane", "jane-password"); err != nil || !ok {
+			t.Fatalf("login after the directory dropped its connections (round %d): %v %v", round, ok, err)
+		}
+	}
+	if n := proxy.accepted.Load(); n != 2+3*2 {
+		t.Errorf("%d connections after three drops, want %d", n, 2+3*2)
+	}
 }
 
 // hungDirectory accepts connections and never answers.
 func hungDirectory(t *testing.T) string {
 	t.Helper()
-	return serveTCP(t, func(c net.Conn, _ func(net.Conn)) { _, _ = io.Copy(io.Discard, c) })
+	addr, _ := serveTCP(t, func(c net.Conn, _ func(net.Conn)) { _, _ = io.Copy(io.Discard, c) })
+	return addr
 }
 
 // TestHungDirectory: a directory that accepts connections and never
