@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -126,6 +128,37 @@ func TestServeLDAP(t *testing.T) {
 	s := slapd.StartT(t)
 	dir := t.TempDir()
 	path, srv := ldapConfig(t, dir, s, "ldap")
+	// A third directory accepts connections and never answers.
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	data, _ := os.ReadFile(path)
+	cfg := strings.Replace(string(data), "enablePasswordDB: true", `- type: ldap
+  id: hung
+  name: Slow directory
+  config:
+    host: `+hung.Addr().String()+`
+    insecureNoSSL: true
+    timeout: 2s
+    bindDN: cn=x
+    bindPW: x
+    userSearch: {baseDN: "dc=example,dc=org", username: uid, idAttr: uid, emailAttr: mail}
+enablePasswordDB: true`, 1)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	stop := run(t, path, srv)
 	defer stop()
 
@@ -186,6 +219,28 @@ func TestServeLDAP(t *testing.T) {
 	code := passwordGrant(t, srv, url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "redirect_uri": {"http://localhost:8000"}})
 	if idt, _ := code["id_token"].(string); idt == "" || jwtClaims(t, idt)["email"] != "john@example.org" {
 		t.Errorf("code exchange: %v", code)
+	}
+
+	// A login on the directory that never answers ends with a 503 page
+	// after its timeout; meanwhile the other directory serves logins.
+	hungDone := make(chan error, 1)
+	go func() {
+		hb := &http.Client{Timeout: 60 * time.Second, Transport: srv.client.Transport, CheckRedirect: browser.CheckRedirect}
+		hb.Jar, _ = cookiejar.New(nil)
+		hl := &issuertest.Server{URL: srv.issuer, Username: "jane", Password: "jane-password"}
+		_, page, err := hl.LoginPage(hb, strings.Replace(start, "connector_id=ldap", "connector_id=hung", 1))
+		if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(page, "Directory not available") {
+			err = fmt.Errorf("login on a directory that never answers: %v\n%s", err, page)
+		} else {
+			err = nil
+		}
+		hungDone <- err
+	}()
+	for range 3 {
+		grantClaims(t, srv, "john", "john-password")
+	}
+	if err := <-hungDone; err != nil {
+		t.Error(err)
 	}
 
 	// alice leaves infra-team: the refreshed token lacks it and its parents.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -720,5 +721,47 @@ func TestDexExampleConfigs(t *testing.T) {
 				t.Errorf("identity %+v", id)
 			}
 		})
+	}
+}
+
+// TestConcurrentLogins runs logins, refused logins and refreshes of
+// several users at once through a pool of two connections each: every
+// answer is the right one for its user (no identity crosses over on a
+// shared connection).
+func TestConcurrentLogins(t *testing.T) {
+	s := slapd.Shared(t)
+	cfg := orgConfig(s)
+	cfg.PoolSize = 2
+	c := open(t, cfg)
+	users := map[string]string{"jane": "jane-password", "john": "john-password", "zoë": "zoë-pässword", `s*(p)e\c`: "special-password"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for round := range 4 {
+		for name, pw := range users {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if round%2 == 1 {
+					if _, ok, err := c.Login(context.Background(), allScopes, name, pw+"x"); ok || err != nil {
+						errs <- fmt.Errorf("%s with a wrong password: %v %v", name, ok, err)
+					}
+					return
+				}
+				id, ok, err := c.Login(context.Background(), allScopes, name, pw)
+				if err != nil || !ok || id.UserID != name {
+					errs <- fmt.Errorf("%s: %+v %v %v", name, id, ok, err)
+					return
+				}
+				r, err := c.Refresh(context.Background(), allScopes, id)
+				if err != nil || r.UserID != name || !slices.Equal(sorted(r.Groups), sorted(id.Groups)) {
+					errs <- fmt.Errorf("%s refresh: %+v %v", name, r, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
