@@ -127,7 +127,8 @@ func StartT(t testing.TB) *Server {
 // Shared returns one slapd for the whole test binary, for tests that only
 // read the fixtures; tests that change entries should use StartT. It is
 // not stopped by a test: the kernel stops it when the test process ends
-// (Pdeathsig, see Start), and its directory is left in the temp dir.
+// (Pdeathsig, see Start). Its directory is removed once slapd has started
+// and holds its files open, except the CA file, which tests read.
 func Shared(t testing.TB) *Server {
 	t.Helper()
 	requireAvailable(t)
@@ -138,11 +139,26 @@ func Shared(t testing.TB) *Server {
 			return
 		}
 		shared.srv, shared.err = Start(dir)
+		if shared.err == nil {
+			removeAllBut(dir, shared.srv.CAFile)
+		}
 	})
 	if shared.err != nil {
 		t.Fatalf("slapd: %v", shared.err)
 	}
 	return shared.srv
+}
+
+// removeAllBut removes what slapd no longer needs to find by name: its
+// config and fixtures (read at start) and its database (held open).
+func removeAllBut(dir, keep string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if p != filepath.Dir(keep) {
+			_ = os.RemoveAll(p)
+		}
+	}
 }
 
 func requireAvailable(t testing.TB) {
