@@ -121,6 +121,8 @@ type rig struct {
 	clock *fakeClock
 	dir   string
 	br    *httpBrowser
+	// keyring is the OS keyring's stand-in (--token-cache-storage=keyring).
+	keyring *memKeyring
 }
 
 func newRig(t *testing.T, ttl time.Duration) *rig {
@@ -150,8 +152,11 @@ type result struct {
 func (r *rig) run(ctx context.Context, execInfo string, args []string) result {
 	r.t.Helper()
 	var out, errb bytes.Buffer
+	if r.keyring == nil {
+		r.keyring = &memKeyring{}
+	}
 	env := cli.Env{
-		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Now: r.clock.Now, Opener: r.br,
+		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Now: r.clock.Now, Opener: r.br, Keyring: r.keyring,
 		Getenv: func(k string) string {
 			if k == "KUBERNETES_EXEC_INFO" {
 				return execInfo
@@ -540,8 +545,7 @@ func TestHelpAndErrors(t *testing.T) {
 	}{
 		{[]string{"kubectl-gatehouse", "get-token", "--help"}, 0, "--oidc-issuer-url"},
 		{[]string{"kubectl-gatehouse", "get-token"}, 1, "--oidc-issuer-url is missing"},
-		{[]string{"kubectl-gatehouse", "get-token", "--oidc-issuer-url=https://x", "--oidc-client-id=y", "--token-cache-storage=keyring"}, 1, "keyring is not supported"},
-		{[]string{"kubectl-gatehouse", "get-token", "--oidc-issuer-url=https://x", "--oidc-client-id=y", "--grant-type=client-credentials"}, 1, "not supported"},
+		{[]string{"kubectl-gatehouse", "get-token", "--oidc-issuer-url=https://x", "--oidc-client-id=y", "--token-cache-storage=cloud"}, 1, "token-cache-storage must be one of"},
 		{[]string{"kubectl-gatehouse", "get-token", "--oidc-issuer-url=https://x", "--oidc-client-id=y", "--grant-type=magic"}, 1, "grant-type must be one of"},
 		{[]string{"kubectl-gatehouse", "get-token", "--oidc-issuer-url=https://x", "--oidc-client-id=y", "--no-such-flag"}, 1, "unknown flag"},
 		{[]string{"kubectl-gatehouse", "nope"}, 1, "unknown command"},

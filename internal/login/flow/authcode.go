@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -40,6 +41,13 @@ type AuthCode struct {
 	Extra  map[string]string
 	Opener Opener
 	Stderr io.Writer
+	// LocalServerCert and LocalServerKey, when set, make the loopback
+	// listener HTTPS with this certificate (kubelogin's --local-server-cert
+	// and --local-server-key), and the default redirect https://localhost:PORT.
+	LocalServerCert, LocalServerKey string
+	// OpenURLAfterAuthentication, when set, is where the loopback page
+	// sends the browser after a successful login.
+	OpenURLAfterAuthentication string
 }
 
 type callbackResult struct {
@@ -53,6 +61,10 @@ func (f AuthCode) Run(ctx context.Context) (oidcclient.TokenSet, error) {
 	if len(addrs) == 0 {
 		addrs = DefaultListenAddresses
 	}
+	tlsConfig, err := localServerTLS(f.LocalServerCert, f.LocalServerKey)
+	if err != nil {
+		return oidcclient.TokenSet{}, err
+	}
 	ln, err := listenFirst(addrs)
 	if err != nil {
 		return oidcclient.TokenSet{}, err
@@ -61,6 +73,10 @@ func (f AuthCode) Run(ctx context.Context) (oidcclient.TokenSet, error) {
 
 	port := ln.Addr().(*net.TCPAddr).Port
 	redirect := "http://localhost:" + strconv.Itoa(port)
+	if tlsConfig != nil {
+		redirect = "https://localhost:" + strconv.Itoa(port)
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	path := "/"
 	if f.RedirectURL != "" {
 		u, err := url.Parse(f.RedirectURL)
@@ -80,7 +96,7 @@ func (f AuthCode) Run(ctx context.Context) (oidcclient.TokenSet, error) {
 	results := make(chan callbackResult, 1)
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: &callback{
 		path: path, state: req.State, issuer: f.Client.Issuer(), issRequired: f.Client.ISSParameterRequired(),
-		results: results, stderr: f.Stderr,
+		results: results, stderr: f.Stderr, successURL: f.OpenURLAfterAuthentication,
 	}}
 	serveDone := make(chan struct{})
 	go func() { _ = srv.Serve(ln); close(serveDone) }()
@@ -137,6 +153,7 @@ type callback struct {
 	issRequired bool
 	results     chan callbackResult
 	stderr      io.Writer
+	successURL  string
 }
 
 func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -175,6 +192,10 @@ func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if res.err != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintf(w, "<!doctype html><title>Login failed</title><p id=\"result\">Login failed: %s</p>", html.EscapeString(res.err.Error()))
+		return
+	}
+	if c.successURL != "" {
+		writeRedirectPage(w, c.successURL)
 		return
 	}
 	fmt.Fprint(w, `<!doctype html><title>Logged in</title><p id="result">Logged in. You can close this window and go back to the terminal.</p>`)

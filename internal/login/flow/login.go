@@ -22,6 +22,8 @@ const (
 	GrantKeyboard   = "authcode-keyboard"
 	GrantDeviceCode = "device-code"
 	GrantPassword   = "password"
+	// GrantClientCredentials is the client's own token (no person).
+	GrantClientCredentials = "client-credentials"
 )
 
 // Options configure a Login.
@@ -43,6 +45,9 @@ type Options struct {
 	Password        string
 	// Timeout bounds one interactive login (--authentication-timeout-sec).
 	Timeout time.Duration
+	// LocalServerCert, LocalServerKey and OpenURLAfterAuthentication are
+	// kubelogin's flags for the authcode loopback listener (see AuthCode).
+	LocalServerCert, LocalServerKey, OpenURLAfterAuthentication string
 
 	// Opener, when set, replaces the browser that the flags choose (tests).
 	Opener Opener
@@ -72,7 +77,13 @@ func (l *Login) Grant() string {
 
 // NeedsUser says whether the login needs the person at the terminal.
 func (l *Login) NeedsUser() bool {
-	return !(l.Grant() == GrantPassword && l.Password != "")
+	switch l.Grant() {
+	case GrantClientCredentials:
+		return false
+	case GrantPassword:
+		return l.Password == ""
+	}
+	return true
 }
 
 // Client discovers the issuer (once).
@@ -139,7 +150,8 @@ func (l *Login) Interactive(ctx context.Context) (oidcclient.TokenSet, error) {
 	}
 	switch g := l.Grant(); g {
 	case GrantAuthCode:
-		return AuthCode{Client: c, ListenAddresses: l.ListenAddresses, RedirectURL: l.RedirectURL, Extra: l.Extra, Opener: opener, Stderr: l.Stderr}.Run(ctx)
+		return AuthCode{Client: c, ListenAddresses: l.ListenAddresses, RedirectURL: l.RedirectURL, Extra: l.Extra, Opener: opener, Stderr: l.Stderr,
+			LocalServerCert: l.LocalServerCert, LocalServerKey: l.LocalServerKey, OpenURLAfterAuthentication: l.OpenURLAfterAuthentication}.Run(ctx)
 	case GrantKeyboard:
 		return Keyboard{Client: c, RedirectURL: l.RedirectURL, Extra: l.Extra, Stdin: l.Stdin, Stderr: l.Stderr}.Run(ctx)
 	case GrantDeviceCode:
@@ -149,8 +161,10 @@ func (l *Login) Interactive(ctx context.Context) (oidcclient.TokenSet, error) {
 		return Device{Client: c, Opener: opener, Stderr: l.Stderr}.Run(ctx)
 	case GrantPassword:
 		return Password{Client: c, Username: l.Username, Password: l.Password, ReadPassword: l.ReadPassword}.Run(ctx)
+	case GrantClientCredentials:
+		return c.ClientCredentials(ctx, l.Extra)
 	default:
-		return oidcclient.TokenSet{}, fmt.Errorf("grant-type must be one of (auto|authcode|authcode-keyboard|password|device-code), not %q", g)
+		return oidcclient.TokenSet{}, fmt.Errorf("grant-type must be one of (auto|authcode|authcode-keyboard|password|device-code|client-credentials), not %q", g)
 	}
 }
 

@@ -25,7 +25,9 @@ type Flags struct {
 	IssuerURL, ClientID, ClientSecret, RedirectURL string
 	ExtraScopes                                    []string
 	UseAccessToken, ForceRefresh                   bool
-	RequestHeaders                                 map[string]string
+	// RequestHeaders and AuthRequestExtraParams keep the command line's
+	// order, which kubelogin's cache file name depends on.
+	RequestHeaders tokencache.Pairs
 
 	CacheDir, CacheStorage string
 	Margin, LockTimeout    time.Duration
@@ -43,9 +45,8 @@ type Flags struct {
 	TimeoutSec                      int
 	LocalServerCert, LocalServerKey string
 	OpenURLAfterAuthentication      string
-	AuthRequestExtraParams          map[string]string
+	AuthRequestExtraParams          tokencache.Pairs
 	Username, Password              string
-	Verbosity                       int
 }
 
 // Add registers the flags; withCache adds the token cache flags.
@@ -56,34 +57,50 @@ func (o *Flags) Add(f *pflag.FlagSet, withCache bool) {
 	f.StringVar(&o.RedirectURL, "oidc-redirect-url", "", "[authcode, authcode-keyboard] Redirect URL")
 	f.StringSliceVar(&o.ExtraScopes, "oidc-extra-scope", nil, "Scopes to request to the provider")
 	f.BoolVar(&o.UseAccessToken, "oidc-use-access-token", false, "Instead of using the id_token, use the access_token to authenticate to Kubernetes")
-	f.StringToStringVar(&o.RequestHeaders, "oidc-request-header", nil, "HTTP headers to send with an authentication request")
+	f.Var(newPairsValue(&o.RequestHeaders), "oidc-request-header", "HTTP headers to send with an authentication request")
 	if withCache {
 		f.BoolVar(&o.ForceRefresh, "force-refresh", false, "If set, refresh the ID token regardless of its expiration time")
 		f.StringVar(&o.CacheDir, "token-cache-dir", tokencache.DefaultDir(), "Path to a directory of the token cache")
-		f.StringVar(&o.CacheStorage, "token-cache-storage", "disk", "Storage for the token cache. One of (disk|keyring|none); keyring is not supported")
+		f.StringVar(&o.CacheStorage, "token-cache-storage", "disk", "Storage for the token cache. One of (disk|keyring|none)")
 		f.DurationVar(&o.Margin, "token-expiry-margin", 60*time.Second, "[gatehouse] Use a cached token only while it is valid for longer than this")
 		f.DurationVar(&o.LockTimeout, "token-cache-lock-timeout", 0, "[gatehouse] How long to wait for another run holding the token cache entry (default: the authentication timeout plus 30s)")
 	}
+	o.addTLS(f)
+	f.BoolVar(&o.UsePKCE, "oidc-use-pkce", false, "Force PKCE S256 code challenge method")
+	_ = f.MarkDeprecated("oidc-use-pkce", "use --oidc-pkce-method instead")
+	f.StringVar(&o.PKCEMethod, "oidc-pkce-method", "auto", "PKCE code challenge method. Automatically determined by default. One of (auto|no|S256)")
+	o.addAuthentication(f)
+}
+
+// AddStandalone registers the flags of kubelogin's standalone mode (its
+// root command): the TLS and authentication flags, not the provider's,
+// which come from the kubeconfig.
+func (o *Flags) AddStandalone(f *pflag.FlagSet) {
+	o.PKCEMethod = "auto"
+	o.addTLS(f)
+	o.addAuthentication(f)
+}
+
+func (o *Flags) addTLS(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.CAFiles, "certificate-authority", nil, "Path to a cert file for the certificate authority")
 	f.StringArrayVar(&o.CAData, "certificate-authority-data", nil, "Base64 encoded cert for the certificate authority")
 	f.BoolVar(&o.Insecure, "insecure-skip-tls-verify", false, "[SECURITY RISK] If set, the server's certificate will not be checked for validity")
 	f.BoolVar(&o.RenegOnce, "tls-renegotiation-once", false, "If set, allow a remote server to request renegotiation once per connection")
 	f.BoolVar(&o.RenegFreely, "tls-renegotiation-freely", false, "If set, allow a remote server to repeatedly request renegotiation")
-	f.BoolVar(&o.UsePKCE, "oidc-use-pkce", false, "Force PKCE S256 code challenge method")
-	_ = f.MarkDeprecated("oidc-use-pkce", "use --oidc-pkce-method instead")
-	f.StringVar(&o.PKCEMethod, "oidc-pkce-method", "auto", "PKCE code challenge method. Automatically determined by default. One of (auto|no|S256)")
-	f.StringVar(&o.GrantType, "grant-type", "auto", "Authorization grant type to use. One of (auto|authcode|authcode-keyboard|password|device-code)")
+}
+
+func (o *Flags) addAuthentication(f *pflag.FlagSet) {
+	f.StringVar(&o.GrantType, "grant-type", "auto", "Authorization grant type to use. One of (auto|authcode|authcode-keyboard|password|device-code|client-credentials)")
 	f.StringSliceVar(&o.ListenAddress, "listen-address", DefaultListenAddresses, "[authcode] Address to bind to the local server. If multiple addresses are set, it will try binding in order")
 	f.BoolVar(&o.SkipOpenBrowser, "skip-open-browser", false, "[authcode] Do not open the browser automatically")
 	f.StringVar(&o.BrowserCommand, "browser-command", "", "[authcode] Command to open the browser")
 	f.IntVar(&o.TimeoutSec, "authentication-timeout-sec", 180, "[authcode] Timeout of authentication in seconds")
-	f.StringVar(&o.LocalServerCert, "local-server-cert", "", "[authcode] Certificate path for the local server (not supported)")
-	f.StringVar(&o.LocalServerKey, "local-server-key", "", "[authcode] Certificate key path for the local server (not supported)")
-	f.StringVar(&o.OpenURLAfterAuthentication, "open-url-after-authentication", "", "[authcode] If set, open the URL in the browser after authentication (not supported)")
-	f.StringToStringVar(&o.AuthRequestExtraParams, "oidc-auth-request-extra-params", nil, "[authcode, authcode-keyboard] Extra query parameters to send with an authentication request")
+	f.StringVar(&o.LocalServerCert, "local-server-cert", "", "[authcode] Certificate path for the local server")
+	f.StringVar(&o.LocalServerKey, "local-server-key", "", "[authcode] Certificate key path for the local server")
+	f.StringVar(&o.OpenURLAfterAuthentication, "open-url-after-authentication", "", "[authcode] If set, open the URL in the browser after authentication")
+	f.Var(newPairsValue(&o.AuthRequestExtraParams), "oidc-auth-request-extra-params", "[authcode, authcode-keyboard, client-credentials] Extra query parameters to send with an authentication request")
 	f.StringVar(&o.Username, "username", "", "[password] Username for resource owner password credentials grant")
 	f.StringVar(&o.Password, "password", "", "[password] Password for resource owner password credentials grant")
-	f.IntVarP(&o.Verbosity, "v", "v", 0, "Log level (kubelogin's klog -v): 1 or more logs each decision on stderr")
 }
 
 // Validate checks the flags.
@@ -97,20 +114,14 @@ func (o *Flags) Validate() error {
 	switch o.PKCEMethod {
 	case "auto", "no", "S256":
 	default:
-		return errors.New("oidc-pkce-method must be one of (auto|no|S256)")
+		if !o.UsePKCE { // kubelogin reads no method with --oidc-use-pkce
+			return errors.New("oidc-pkce-method must be one of (auto|no|S256)")
+		}
 	}
 	switch o.GrantType {
-	case "auto", "authcode", "authcode-keyboard", "device-code", "password":
-	case "client-credentials":
-		return errors.New("--grant-type=client-credentials is not supported by kubectl-gatehouse (a person logs in; use a ServiceAccount token for machines)")
+	case "auto", "authcode", "authcode-keyboard", "device-code", "password", "client-credentials":
 	default:
-		return fmt.Errorf("grant-type must be one of (auto|authcode|authcode-keyboard|password|device-code), not %q", o.GrantType)
-	}
-	if o.LocalServerCert != "" || o.LocalServerKey != "" {
-		return errors.New("--local-server-cert/--local-server-key are not supported: the loopback redirect is plain HTTP on 127.0.0.1, as RFC 8252 allows")
-	}
-	if o.OpenURLAfterAuthentication != "" {
-		return errors.New("--open-url-after-authentication is not supported")
+		return fmt.Errorf("grant-type must be one of (auto|authcode|authcode-keyboard|password|device-code|client-credentials), not %q", o.GrantType)
 	}
 	return nil
 }
@@ -132,6 +143,8 @@ func (o *Flags) PKCE() (method string, enum int) {
 // ExpandHome expands ~ in the path flags.
 func (o *Flags) ExpandHome() {
 	o.CacheDir = tokencache.ExpandHome(o.CacheDir)
+	o.LocalServerCert = tokencache.ExpandHome(o.LocalServerCert)
+	o.LocalServerKey = tokencache.ExpandHome(o.LocalServerKey)
 	for i, f := range o.CAFiles {
 		o.CAFiles[i] = tokencache.ExpandHome(f)
 	}
@@ -170,6 +183,13 @@ func (o *Flags) Key() tokencache.Key {
 		}
 	case "password":
 		k.Username = o.Username
+	case "client-credentials":
+		// kubelogin passes the parameters on as a new map, empty but not
+		// nil when there are none.
+		k.AuthRequestExtraParams = o.AuthRequestExtraParams
+		if k.AuthRequestExtraParams == nil {
+			k.AuthRequestExtraParams = tokencache.Pairs{}
+		}
 	}
 	return k
 }

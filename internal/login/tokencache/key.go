@@ -3,7 +3,6 @@ package tokencache
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"sort"
 )
 
 // Key identifies one cache entry. Its fields and their order are
@@ -18,7 +17,7 @@ type Key struct {
 	RedirectURL    string
 	PKCEMethod     int // kubelogin's enum: 0 auto, 1 no, 2 S256
 	UseAccessToken bool
-	RequestHeaders map[string]string
+	RequestHeaders Pairs
 
 	CACertFilename []string
 	CACertData     []string
@@ -26,7 +25,42 @@ type Key struct {
 	Renegotiation  int // crypto/tls.RenegotiationSupport
 
 	Username               string
-	AuthRequestExtraParams map[string]string
+	AuthRequestExtraParams Pairs
+}
+
+// Pairs are the entries of one of kubelogin's map flags
+// (--oidc-request-header, --oidc-auth-request-extra-params) in the order
+// kubelogin's gob encoding writes them most often: the order in which the
+// keys first appear on the command line (see Checksum). nil is kubelogin's
+// nil map (left out of the encoding); an empty non-nil Pairs is an empty
+// map (written, with no entries).
+type Pairs []Pair
+
+// Pair is one key=value entry.
+type Pair struct{ Key, Value string }
+
+// With returns p with k set to v: in its place if k is there, else
+// appended (how a Go map built in that order keeps its first slot).
+func (p Pairs) With(k, v string) Pairs {
+	for i := range p {
+		if p[i].Key == k {
+			p[i].Value = v
+			return p
+		}
+	}
+	return append(p, Pair{k, v})
+}
+
+// Map returns the entries as a map (nil for nil).
+func (p Pairs) Map() map[string]string {
+	if p == nil {
+		return nil
+	}
+	m := make(map[string]string, len(p))
+	for _, kv := range p {
+		m[kv.Key] = kv.Value
+	}
+	return m
 }
 
 // gobTypes is the type section that encoding/gob writes before the first
@@ -44,9 +78,20 @@ const gobTypes = "\\\x7f\x03\x01\x01\x03Key\x01\xff\x80\x00\x01\x04\x01\bProvide
 
 // Checksum is the entry's file name: the hex SHA-256 of the key's gob
 // encoding, as kubelogin computes it. As in gob, a nil map is left out and
-// an empty one is not. Map entries are written in sorted key
-// order (gob's order is random, so kubelogin's name for a key with several
-// extra parameters or headers varies from run to run; ours does not).
+// an empty one is not.
+//
+// gob writes a map in Go's map iteration order, which is random, so
+// kubelogin's own name for a key whose map flag has two or more entries
+// changes from run to run (kubelogin issue #1638). It is not uniform,
+// though: pflag builds the map in command-line order, and iterating a Go
+// map of up to 8 entries starts at a random one of its 8 slots and wraps
+// around, so kubelogin writes the entries in command-line order in (9-n)/8
+// of its runs (7 in 8 for two entries) and in one of the other n-1
+// rotations of that order otherwise. Checksum always writes the
+// command-line order: the name kubelogin uses most, so the entries
+// kubelogin cached are found after a switch. With more than 8 entries
+// kubelogin's order follows the map's random hash seed and has no most
+// likely value; Checksum still writes the command-line order.
 func (k Key) Checksum() string {
 	var e gobEncoder
 	// Key struct value.
@@ -125,24 +170,18 @@ func (e *gobEncoder) strs(delta uint64, ss []string) {
 	}
 }
 
-func (e *gobEncoder) strmap(delta uint64, m map[string]string) {
+func (e *gobEncoder) strmap(delta uint64, m Pairs) {
 	if m == nil { // gob leaves out a nil map but sends an empty one
-
 		e.skip(delta)
 		return
 	}
 	e.field(delta)
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	e.buf = appendUint(e.buf, uint64(len(m)))
-	for _, k := range keys {
-		e.buf = appendUint(e.buf, uint64(len(k)))
-		e.buf = append(e.buf, k...)
-		e.buf = appendUint(e.buf, uint64(len(m[k])))
-		e.buf = append(e.buf, m[k]...)
+	for _, kv := range m {
+		e.buf = appendUint(e.buf, uint64(len(kv.Key)))
+		e.buf = append(e.buf, kv.Key...)
+		e.buf = appendUint(e.buf, uint64(len(kv.Value)))
+		e.buf = append(e.buf, kv.Value...)
 	}
 }
 

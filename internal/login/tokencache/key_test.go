@@ -40,17 +40,30 @@ func gobChecksum(t *testing.T, k Key) string {
 	v := Key{
 		Provider: Provider{
 			IssuerURL: k.IssuerURL, ClientID: k.ClientID, ClientSecret: k.ClientSecret, ExtraScopes: k.ExtraScopes,
-			RedirectURL: k.RedirectURL, PKCEMethod: k.PKCEMethod, UseAccessToken: k.UseAccessToken, RequestHeaders: k.RequestHeaders,
+			RedirectURL: k.RedirectURL, PKCEMethod: k.PKCEMethod, UseAccessToken: k.UseAccessToken, RequestHeaders: insertInOrder(k.RequestHeaders),
 		},
 		TLSClientConfig:        Config{CACertFilename: k.CACertFilename, CACertData: k.CACertData, SkipTLSVerify: k.SkipTLSVerify, Renegotiation: k.Renegotiation},
 		Username:               k.Username,
-		AuthRequestExtraParams: k.AuthRequestExtraParams,
+		AuthRequestExtraParams: insertInOrder(k.AuthRequestExtraParams),
 	}
 	h := sha256.New()
 	if err := gob.NewEncoder(h).Encode(&v); err != nil {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// insertInOrder builds the map as pflag does: one insertion per entry, in
+// command-line order.
+func insertInOrder(p Pairs) map[string]string {
+	if p == nil {
+		return nil
+	}
+	m := make(map[string]string, len(p))
+	for _, kv := range p {
+		m[kv.Key] = kv.Value
+	}
+	return m
 }
 
 func TestChecksumMatchesGob(t *testing.T) {
@@ -63,20 +76,55 @@ func TestChecksumMatchesGob(t *testing.T) {
 		{"seed article", Key{IssuerURL: "https://dex.example.com", ClientID: "kubernetes", ClientSecret: "s3cret", ExtraScopes: []string{"groups", "profile"}}},
 		{"all fields", Key{
 			IssuerURL: "https://a", ClientID: "c", ClientSecret: "s", ExtraScopes: []string{"email"}, RedirectURL: "urn:ietf:wg:oauth:2.0:oob",
-			PKCEMethod: 2, UseAccessToken: true, RequestHeaders: map[string]string{"X-A": "1"},
+			PKCEMethod: 2, UseAccessToken: true, RequestHeaders: Pairs{{"X-A", "1"}},
 			CACertFilename: []string{"/ca.crt", "/ca2.crt"}, CACertData: []string{"Zm9v"}, SkipTLSVerify: true, Renegotiation: 1,
-			Username: "alice", AuthRequestExtraParams: map[string]string{"prompt": "login"},
+			Username: "alice", AuthRequestExtraParams: Pairs{{"prompt", "login"}},
 		}},
 		{"only later fields", Key{SkipTLSVerify: true, Username: "bob"}},
 		{"long strings", Key{IssuerURL: long, ClientSecret: long, ExtraScopes: []string{long}}},
 		{"pkce no", Key{IssuerURL: "https://a", PKCEMethod: 1}},
 		{"empty slices", Key{IssuerURL: "https://a", ExtraScopes: []string{}, CACertData: []string{}}},
-		{"empty map", Key{IssuerURL: "https://a", RequestHeaders: map[string]string{}, AuthRequestExtraParams: map[string]string{}}},
+		{"empty map", Key{IssuerURL: "https://a", RequestHeaders: Pairs{}, AuthRequestExtraParams: Pairs{}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got, want := tt.key.Checksum(), gobChecksum(t, tt.key); got != want {
 				t.Errorf("Checksum() = %s, encoding/gob gives %s", got, want)
+			}
+		})
+	}
+}
+
+// TestChecksumManyEntries: with two or more entries in a map, gob (and so
+// kubelogin) writes them in Go's random map order: one of the rotations of
+// the insertion order, the insertion order itself most often. Checksum is
+// always that most frequent name, and never a name gob does not give.
+func TestChecksumManyEntries(t *testing.T) {
+	three := Pairs{{"X-Tenant", "a"}, {"Authorization-Extra", "b"}, {"x-b", "c"}}
+	tests := []struct {
+		name string
+		key  Key
+		// names is how many names gob gives at most (the rotations).
+		names int
+	}{
+		{"two headers", Key{IssuerURL: "https://a", ClientID: "c", RequestHeaders: Pairs{{"X-B", "2"}, {"X-A", "1"}}}, 2},
+		{"three extra params", Key{IssuerURL: "https://a", ClientID: "c", AuthRequestExtraParams: three}, 3},
+		{"both", Key{IssuerURL: "https://a", ClientID: "c", RequestHeaders: Pairs{{"b", "1"}, {"a", "2"}}, AuthRequestExtraParams: Pairs{{"prompt", "login"}, {"audience", "x"}}}, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			counts := map[string]int{}
+			for range 400 {
+				counts[gobChecksum(t, tt.key)]++
+			}
+			got := tt.key.Checksum()
+			if len(counts) > tt.names {
+				t.Errorf("gob gave %d names, want at most %d", len(counts), tt.names)
+			}
+			for name, n := range counts {
+				if n > counts[got] {
+					t.Errorf("Checksum() = %s (gob's name %d times in 400), but gob gave %s %d times", got, counts[got], name, n)
+				}
 			}
 		})
 	}

@@ -107,8 +107,10 @@ func TestLoadUnusable(t *testing.T) {
 }
 
 func TestStorage(t *testing.T) {
-	if _, err := ParseStorage("keyring"); !errors.Is(err, ErrKeyringUnsupported) {
-		t.Fatalf("keyring: %v", err)
+	for _, name := range []string{"disk", "keyring", "none"} {
+		if st, err := ParseStorage(name); err != nil || string(st) != name {
+			t.Fatalf("%s: %v %v", name, st, err)
+		}
 	}
 	if _, err := ParseStorage("cloud"); err == nil {
 		t.Fatal("unknown storage accepted")
@@ -122,6 +124,122 @@ func TestStorage(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(s.Dir); len(entries) != 0 {
 		t.Fatalf("storage none wrote %d files", len(entries))
+	}
+}
+
+// fakeKeyring is an in-memory keyring that behaves like go-keyring's
+// Secret Service provider: items by (service, user), ErrNotFound when
+// absent, and an error for everything while "locked".
+type fakeKeyring struct {
+	items  map[[2]string]string
+	locked error
+}
+
+func (k *fakeKeyring) Get(service, user string) (string, error) {
+	if k.locked != nil {
+		return "", k.locked
+	}
+	v, ok := k.items[[2]string{service, user}]
+	if !ok {
+		return "", fmt.Errorf("%w: secret not found in keyring", ErrNotFound)
+	}
+	return v, nil
+}
+
+func (k *fakeKeyring) Set(service, user, secret string) error {
+	if k.locked != nil {
+		return k.locked
+	}
+	if k.items == nil {
+		k.items = map[[2]string]string{}
+	}
+	k.items[[2]string{service, user}] = secret
+	return nil
+}
+
+func (k *fakeKeyring) Delete(service, user string) error {
+	if k.locked != nil {
+		return k.locked
+	}
+	if _, ok := k.items[[2]string{service, user}]; !ok {
+		return fmt.Errorf("%w: secret not found in keyring", ErrNotFound)
+	}
+	delete(k.items, [2]string{service, user})
+	return nil
+}
+
+func (k *fakeKeyring) DeleteAll(service string) error {
+	if k.locked != nil {
+		return k.locked
+	}
+	for key := range k.items {
+		if key[0] == service {
+			delete(k.items, key)
+		}
+	}
+	return nil
+}
+
+// The keyring storage keeps kubelogin's JSON under kubelogin's service and
+// item names, and nothing but the lock on disk.
+func TestKeyringStorage(t *testing.T) {
+	kr := &fakeKeyring{}
+	s := Store{Dir: t.TempDir(), Storage: StorageKeyring, Keyring: kr}
+	if _, err := s.Load(testKey); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("empty keyring: %v", err)
+	}
+	e := Entry{IDToken: "id", RefreshToken: "refresh"}
+	if err := s.Save(testKey, e); err != nil {
+		t.Fatal(err)
+	}
+	item := "kubelogin/tokencache/" + testKey.Checksum()
+	if got := kr.items[[2]string{"kubelogin", item}]; got != `{"id_token":"id","refresh_token":"refresh"}` {
+		t.Fatalf("keyring item %s = %q", item, got)
+	}
+	if got, err := s.Load(testKey); err != nil || got != e {
+		t.Fatalf("Load = %+v, %v", got, err)
+	}
+	unlock, err := s.Lock(context.Background(), testKey, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = unlock()
+	entries, _ := os.ReadDir(s.Dir)
+	if len(entries) != 1 || entries[0].Name() != testKey.Checksum()+".lock" {
+		t.Fatalf("the keyring storage wrote %v to the cache folder; want only the lock", entries)
+	}
+	// An entry kubelogin wrote is read; a foreign one is no entry.
+	kr.items[[2]string{"kubelogin", item}] = `{"id_token":"from-kubelogin"}`
+	if got, err := s.Load(testKey); err != nil || got.IDToken != "from-kubelogin" {
+		t.Fatalf("Load = %+v, %v", got, err)
+	}
+	kr.items[[2]string{"kubelogin", item}] = `not json`
+	if _, err := s.Load(testKey); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("foreign item: %v", err)
+	}
+	if err := s.Delete(testKey); err != nil || len(kr.items) != 0 {
+		t.Fatalf("Delete: %v, left %v", err, kr.items)
+	}
+	if err := s.Delete(testKey); err != nil {
+		t.Fatalf("Delete of a missing item: %v", err)
+	}
+	// DeleteKeyring removes every kubelogin item and nothing else.
+	kr.items[[2]string{"kubelogin", "kubelogin/tokencache/a"}] = "x"
+	kr.items[[2]string{"other", "kept"}] = "y"
+	if err := s.DeleteKeyring(); err != nil || len(kr.items) != 1 {
+		t.Fatalf("DeleteKeyring: %v, left %v", err, kr.items)
+	}
+	// A keyring that cannot be reached: no entry on Load (log in), a clear
+	// error on Save.
+	kr.locked = errors.New("The name org.freedesktop.secrets was not provided by any .service files")
+	if _, err := s.Load(testKey); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unreachable keyring Load: %v", err)
+	}
+	if err := s.Save(testKey, e); err == nil || !strings.Contains(err.Error(), "--token-cache-storage=disk") {
+		t.Fatalf("unreachable keyring Save: %v", err)
+	}
+	if err := (Store{Dir: t.TempDir(), Storage: StorageKeyring}).Save(testKey, e); err == nil {
+		t.Fatal("saved to no keyring")
 	}
 }
 

@@ -49,6 +49,9 @@ type GetToken struct {
 	Stderr       io.Writer
 	// Verbose logs each decision on Stderr.
 	Verbose bool
+	// Logf, when set, takes the log lines instead (the CLI passes klog's
+	// -v 1 logger; the lines on the warm path are kubelogin's).
+	Logf func(format string, args ...any)
 	// Rerun is the command to suggest when a login is required and not
 	// allowed.
 	Rerun string
@@ -60,27 +63,37 @@ func (u *GetToken) Run(ctx context.Context) error {
 	if now == nil {
 		now = time.Now
 	}
+	u.logf("WARNING: log may contain your secrets such as token or password")
+	u.logf("credential plugin is called with apiVersion: %s", u.Info.APIVersion)
 	// Warm path: entries are replaced by rename, so reading without the
 	// lock sees a whole entry.
-	if !u.ForceRefresh {
+	if u.ForceRefresh {
+		u.logf("forcing refresh of the existing token")
+	} else {
+		u.logf("finding a token cache")
 		if e, err := u.Cache.Load(u.Key); err == nil {
+			u.logf("checking expiration of the existing token")
 			if exp, ok := u.usable(e, now()); ok {
-				u.logf("using the cached token (valid until %s)", exp.Format(time.RFC3339))
+				u.logf("you already have a valid token until %s", exp.Local())
 				return execcredential.Write(u.Stdout, u.Info, e.IDToken, exp)
 			}
 		} else {
-			u.logf("%v", err)
+			u.logf("could not find a token cache: %v", err)
 		}
 	}
 
 	if c, ok := u.Auth.(io.Closer); ok {
 		defer c.Close()
 	}
+	u.logf("acquiring the lock of token cache")
 	unlock, err := u.Cache.Lock(ctx, u.Key, u.LockTimeout)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = unlock() }()
+	defer func() {
+		u.logf("releasing the lock of token cache")
+		_ = unlock()
+	}()
 
 	// Another run may have logged in or refreshed while we waited.
 	cached, err := u.Cache.Load(u.Key)
@@ -134,6 +147,8 @@ func (u *GetToken) usable(e tokencache.Entry, now time.Time) (time.Time, bool) {
 	switch {
 	case err != nil:
 		u.logf("cached token unreadable (%v): it will be replaced", err)
+	case !ok && e.IDToken != "" && !now.Before(exp):
+		u.logf("you have an expired token at %s", exp.Local())
 	case !ok && e.IDToken != "":
 		u.logf("cached token expires at %s, within the %s margin", exp.Format(time.RFC3339), u.Margin)
 	}
@@ -141,6 +156,10 @@ func (u *GetToken) usable(e tokencache.Entry, now time.Time) (time.Time, bool) {
 }
 
 func (u *GetToken) logf(format string, args ...any) {
+	if u.Logf != nil {
+		u.Logf(format, args...)
+		return
+	}
 	if u.Verbose {
 		fmt.Fprintf(u.Stderr, "get-token: "+format+"\n", args...)
 	}

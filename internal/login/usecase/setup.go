@@ -28,8 +28,15 @@ type Setup struct {
 	ClusterRole, Namespace string
 	// GetTokenArgs are the get-token flags for the kubeconfig snippet.
 	GetTokenArgs []string
-	Stdout       io.Writer
-	Stderr       io.Writer
+	// Command runs the plugin under the name it was run as: the exec
+	// command and the arguments before get-token (default kubectl
+	// gatehouse; kubectl oidc-login when installed as kubectl-oidc_login).
+	Command []string
+	// Whoami shows the identity the cluster derives (default kubectl
+	// gatehouse whoami).
+	Whoami string
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Run executes the use case.
@@ -70,8 +77,12 @@ func (u *Setup) Run(ctx context.Context) error {
 		fmt.Fprintf(w, "  groups:   none (the token has no %q claim; request the scope that carries it, e.g. --oidc-extra-scope=groups)\n", j.ClaimMappings.Groups.Claim)
 	}
 	if len(res.CEL) > 0 {
+		whoami := u.Whoami
+		if whoami == "" {
+			whoami = "kubectl gatehouse whoami"
+		}
 		fmt.Fprintln(w, "\n  CEL expressions are evaluated by the API server, not here; after binding a role,")
-		fmt.Fprintln(w, "  run `kubectl gatehouse whoami` to see the identity the cluster derives:")
+		fmt.Fprintf(w, "  run `%s` to see the identity the cluster derives:\n", whoami)
 		for _, c := range res.CEL {
 			fmt.Fprintf(w, "    - %s\n", c)
 		}
@@ -95,7 +106,14 @@ func (u *Setup) Run(ctx context.Context) error {
 			bindingName("oidc-group", g, role), u.Namespace, role, shellQuote(g))
 	}
 
-	fmt.Fprintf(w, "\n## 4. Set up the kubeconfig\n\n  kubectl config set-credentials oidc \\\n    --exec-api-version=client.authentication.k8s.io/v1 \\\n    --exec-interactive-mode=IfAvailable \\\n    --exec-command=kubectl \\\n    --exec-arg=gatehouse \\\n    --exec-arg=get-token")
+	command := u.Command
+	if len(command) == 0 {
+		command = []string{"kubectl", "gatehouse"}
+	}
+	fmt.Fprintf(w, "\n## 4. Set up the kubeconfig\n\n  kubectl config set-credentials oidc \\\n    --exec-api-version=client.authentication.k8s.io/v1 \\\n    --exec-interactive-mode=IfAvailable \\\n    --exec-command=%s", shellQuote(command[0]))
+	for _, a := range append(append([]string(nil), command[1:]...), "get-token") {
+		fmt.Fprintf(w, " \\\n    --exec-arg=%s", shellQuote(a))
+	}
 	for _, a := range u.GetTokenArgs {
 		fmt.Fprintf(w, " \\\n    --exec-arg=%s", shellQuote(a))
 	}

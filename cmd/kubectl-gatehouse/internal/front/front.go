@@ -38,6 +38,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/execcredential"
+	"github.com/gatehouse-dev/gatehouse/internal/login/klogflag"
 	"github.com/gatehouse-dev/gatehouse/internal/login/options"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/login/warm"
@@ -78,19 +79,23 @@ func (l launcher) main(args []string) int {
 	return code
 }
 
-// warmGetToken serves a cache hit. Anything else (bad flags, no entry,
-// expiry within the margin, --force-refresh, no cache) goes to the engine,
-// which also reports errors.
+// warmGetToken serves a cache hit from the disk cache. Anything else (bad
+// flags, no entry, expiry within the margin, --force-refresh, no cache, the
+// keyring, -v 1 and up, where kubelogin logs what it does) goes to the
+// engine, which also reports errors. klog's other flags are accepted as
+// kubelogin accepts them: at -v 0 a cache hit logs nothing.
 func warmGetToken(args []string) (bool, error) {
 	var o options.Flags
+	var logFlags klogflag.Flags
 	f := pflag.NewFlagSet("get-token", pflag.ContinueOnError)
 	f.SetOutput(io.Discard)
 	o.Add(f, true)
-	if f.Parse(args) != nil || f.NArg() > 0 || o.Validate() != nil || o.ForceRefresh {
+	logFlags.Add(f)
+	if f.Parse(args) != nil || f.NArg() > 0 || o.Validate() != nil || o.ForceRefresh || logFlags.Verbose() {
 		return false, nil
 	}
 	storage, err := tokencache.ParseStorage(o.CacheStorage)
-	if err != nil || storage == tokencache.StorageNone {
+	if err != nil || storage != tokencache.StorageDisk {
 		return false, nil
 	}
 	info, err := execcredential.ReadInfo(os.Getenv("KUBERNETES_EXEC_INFO"))
