@@ -124,6 +124,12 @@ func (k Kubectl) files(explicit string) []string {
 // Find returns the oidc auth-provider of user (or of contextName's user, or
 // of the current context's user), as kubelogin resolves it.
 func (k Kubectl) Find(ctx context.Context, explicit, contextName, user string) (*AuthProvider, error) {
+	if explicit != "" {
+		// kubectl would read a missing explicit file as an empty config.
+		if _, err := os.Stat(explicit); err != nil {
+			return nil, fmt.Errorf("could not load the kubeconfig: %w", err)
+		}
+	}
 	b, err := k.view(ctx, explicit)
 	if err != nil {
 		return nil, fmt.Errorf("could not load the kubeconfig: %w", err)
