@@ -33,6 +33,9 @@ import (
 var buildDir string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(browserEnv) != "" {
+		os.Exit(helperBrowser(os.Args[len(os.Args)-1])) // run as the --browser-command
+	}
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
