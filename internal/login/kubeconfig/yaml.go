@@ -3,8 +3,10 @@ package kubeconfig
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // writeYAML writes a decoded JSON value (maps, slices, strings,
@@ -97,21 +99,41 @@ func scalarValue(v any) string {
 }
 
 // scalar writes s plain when YAML (1.1, which kubectl's YAML reader
-// follows, and 1.2) reads it back as the same string, else double-quoted
-// (a JSON string is a valid YAML double-quoted scalar).
+// follows, and 1.2) reads it back as the same string, else double-quoted,
+// with YAML's escapes for what YAML does not allow as it is.
 func scalar(s string) string {
 	if plainSafe(s) {
 		return s
 	}
-	var b bytes.Buffer
-	e := json.NewEncoder(&b)
-	e.SetEscapeHTML(false)
-	_ = e.Encode(s)
-	return strings.TrimSuffix(b.String(), "\n")
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0xfeff || r == 0xfffe || r == 0xffff || r == utf8.RuneError:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func plainSafe(s string) bool {
-	if s == "" || strings.ContainsAny(s[:1], "-?:,[]{}#&*!|>'\"%@`~=<.+0123456789 ") || strings.HasSuffix(s, " ") || strings.HasSuffix(s, ":") {
+	if s == "" || strings.ContainsAny(s[:1], ",[]{}#&*!|>'\"%@`~=<.+0123456789 ") || strings.HasSuffix(s, " ") || strings.HasSuffix(s, ":") ||
+		strings.HasPrefix(s, "---") {
+		return false
+	}
+	// "-", "?" and ":" start a plain scalar unless a space follows (or, for
+	// "-", a number: -1, -.5).
+	if strings.ContainsAny(s[:1], "-?:") && (len(s) == 1 || strings.ContainsAny(s[1:2], " \t0123456789.")) {
 		return false
 	}
 	if strings.Contains(s, ": ") || strings.Contains(s, " #") {
