@@ -358,3 +358,70 @@ func keys(m map[string]string) []string {
 }
 
 func sameKeys(a, b map[string]string) bool { return slices.Equal(keys(a), keys(b)) }
+
+// TestKubeloginCommands: kubelogin's commands, and its flags before the
+// command (klog's are on every command), exit as kubelogin exits.
+func TestKubeloginCommands(t *testing.T) {
+	bin := oneFile(t, ".")
+	kubelogin := kubeloginBin(t)
+	token := tokenExpiring(time.Now().Add(time.Hour))
+	const name = "e6d6de21fcbbb6d3a1b000edf8a52db60c0b854c71e62ee01156546b40e47695" // getTokenBase's key
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"-v1 before get-token", append([]string{"-v1"}, getTokenBase...), 0},
+		{"-v 0 before get-token", append([]string{"-v", "0"}, getTokenBase...), 0},
+		{"--logtostderr before get-token", append([]string{"--logtostderr", "--v=0"}, getTokenBase...), 0},
+		{"get-token without an issuer", []string{"get-token", "--oidc-client-id=kubernetes"}, 1},
+		{"setup without flags: its help", []string{"setup"}, 0},
+		{"setup without a client", []string{"setup", "--oidc-issuer-url=" + unreachableIssuer}, 0},
+		{"setup with an argument", []string{"setup", "extra"}, 1},
+		{"setup that cannot log in", []string{"setup", "--oidc-issuer-url=" + unreachableIssuer, "--oidc-client-id=kubernetes"}, 1},
+		{"clean", []string{"clean"}, 0},
+		{"clean with an argument", []string{"clean", "extra"}, 1},
+		{"-v1 before clean", []string{"-v1", "clean"}, 0},
+		{"version", []string{"version"}, 0},
+		{"version with an argument", []string{"version", "extra"}, 1},
+		{"--version", []string{"--version"}, 0},
+		{"help", []string{"help"}, 0},
+		{"help get-token", []string{"help", "get-token"}, 0},
+		{"--help", []string{"--help"}, 0},
+		{"unknown command", []string{"bogus"}, 1},
+		{"standalone, no kubeconfig", nil, 1},
+		{"standalone, missing kubeconfig", []string{"--kubeconfig=/nonexistent/config"}, 1},
+		{"standalone, unknown grant type", []string{"--grant-type=magic"}, 1},
+		{"standalone, unknown flag", []string{"--no-such-flag"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := isolated(t)
+			codes := map[string]int{}
+			for _, tool := range []string{"gatehouse", "kubelogin"} {
+				if tool == "kubelogin" && kubelogin == "" {
+					continue
+				}
+				dir := t.TempDir()
+				seed(t, dir, name, token)
+				args := append([]string(nil), tt.args...)
+				if (slices.Contains(args, "get-token") || slices.Contains(args, "clean")) && args[0] != "help" {
+					args = append(args, "--token-cache-dir="+dir)
+				}
+				var r result
+				if tool == "kubelogin" {
+					r = runKubelogin(t, kubelogin, env, args...)
+				} else {
+					_, r = runAs(t, bin, "kubectl-oidc_login", "", env, args...)
+				}
+				codes[tool] = r.code
+				if tool == "gatehouse" && r.code != tt.want {
+					t.Errorf("exit %d, want %d: %s%s", r.code, tt.want, r.stdout, r.stderr)
+				}
+			}
+			if kubelogin != "" && codes["kubelogin"] != codes["gatehouse"] {
+				t.Errorf("exit %d, kubelogin's %d", codes["gatehouse"], codes["kubelogin"])
+			}
+		})
+	}
+}

@@ -28,6 +28,7 @@ func commandTree(name string, env Env) *cobra.Command {
 	}
 	root := with(&cobra.Command{Use: name, Short: "Log in to the OpenID Connect provider", Args: cobra.NoArgs},
 		func(f *pflag.FlagSet) { standaloneFlags(f) })
+	root.Version = Version // --version, as kubelogin's root has
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.AddCommand(
