@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/spf13/pflag"
+
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer/issuertest"
 	"github.com/gatehouse-dev/gatehouse/internal/login/cli"
@@ -25,7 +31,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/login/options"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
-	"github.com/spf13/pflag"
 )
 
 // memKeyring stands in for the OS keyring (go-keyring's Secret Service
@@ -260,4 +265,138 @@ func runWith(opener flow.Opener, args []string) result {
 		},
 	})
 	return result{code, out.String(), errb.String()}
+}
+
+// clientCredentialsIssuer is an issuer that offers only what kubelogin's
+// --grant-type=client-credentials uses: discovery, keys, and the token
+// endpoint's client_credentials grant (gatehouse's issuer does not offer
+// that grant). It records the token requests.
+type clientCredentialsIssuer struct {
+	*httptest.Server
+	key      *rsa.PrivateKey
+	mu       sync.Mutex
+	requests []url.Values
+	auth     []string
+}
+
+func startClientCredentialsIssuer(t *testing.T) *clientCredentialsIssuer {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &clientCredentialsIssuer{key: key}
+	mux := http.NewServeMux()
+	s.Server = httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": s.URL, "authorization_endpoint": s.URL + "/auth",
+			"token_endpoint": s.URL + "/token", "jwks_uri": s.URL + "/keys", "response_types_supported": []string{"code"},
+			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"RS256"}})
+	})
+	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k", Algorithm: "RS256", Use: "sig"}}})
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		s.mu.Lock()
+		s.requests = append(s.requests, r.PostForm)
+		s.auth = append(s.auth, r.Header.Get("Authorization"))
+		s.mu.Unlock()
+		id, secret, ok := r.BasicAuth()
+		if !ok || id != "machine" || secret != "machine-secret" || r.PostForm.Get("grant_type") != "client_credentials" {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":"invalid_client"}`)
+			return
+		}
+		signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "k"}}, nil)
+		claims, _ := json.Marshal(map[string]any{"iss": s.URL, "sub": "machine", "aud": "machine", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+		jws, _ := signer.Sign(claims)
+		idToken, _ := jws.CompactSerialize()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 3600, "id_token": idToken})
+	})
+	return s
+}
+
+// --grant-type=client-credentials: the client's own token, with the
+// secret in the Authorization header and the extra parameters in the
+// form, as kubelogin sends them; no person, so kubectl's non-interactive
+// runs get it too.
+func TestClientCredentials(t *testing.T) {
+	iss := startClientCredentialsIssuer(t)
+	dir := t.TempDir()
+	args := []string{"kubectl-oidc_login", "get-token", "--oidc-issuer-url=" + iss.URL, "--oidc-client-id=machine", "--oidc-client-secret=machine-secret",
+		"--grant-type=client-credentials", "--oidc-auth-request-extra-params=audience=cluster-a", "--oidc-extra-scope=groups", "--token-cache-dir=" + dir}
+	var out, errb bytes.Buffer
+	code := cli.Main(context.Background(), args, cli.Env{Stdout: &out, Stderr: &errb, Keyring: &memKeyring{},
+		Getenv: func(k string) string { return map[string]string{"KUBERNETES_EXEC_INFO": execInfoV1NonInteract}[k] }})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	tokenV1(t, out.String())
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	if len(iss.requests) != 1 {
+		t.Fatalf("%d token requests", len(iss.requests))
+	}
+	f := iss.requests[0]
+	if f.Get("audience") != "cluster-a" || f.Get("scope") != "openid groups" || f.Get("client_secret") != "" || !strings.HasPrefix(iss.auth[0], "Basic ") {
+		t.Errorf("token request %v, Authorization %q", f, iss.auth[0])
+	}
+	if _, err := os.Stat(filepath.Join(dir, keyFor(t, args[2:]).Checksum())); err != nil {
+		t.Errorf("not cached under kubelogin's name: %v", err)
+	}
+}
+
+// setup prints commands that work under the name it runs as.
+func TestSetupPrintsItsName(t *testing.T) {
+	r := newRig(t, time.Hour)
+	authn := filepath.Join(t.TempDir(), "authn.yaml")
+	if err := os.WriteFile(authn, []byte(`apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+- issuer:
+    url: `+r.srv.URL+`
+    audiences: [kubernetes]
+  claimMappings:
+    username:
+      expression: "'oidc:' + claims.email"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		want, not []string
+	}{
+		{"kubectl-oidc_login", []string{"--exec-command=kubectl \\\n    --exec-arg=oidc-login \\\n    --exec-arg=get-token", "`kubectl auth whoami`"}, []string{"gatehouse whoami", "--exec-arg=gatehouse"}},
+		{"kubectl-gatehouse", []string{"--exec-command=kubectl \\\n    --exec-arg=gatehouse \\\n    --exec-arg=get-token", "`kubectl gatehouse whoami`"}, []string{"oidc-login"}},
+		{"kubelogin", []string{"--exec-command=kubelogin \\\n    --exec-arg=get-token", "`kubectl auth whoami`"}, []string{"--exec-arg=gatehouse", "--exec-arg=oidc-login"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout string
+			// With a CEL mapping setup points to whoami; with the flags'
+			// mapping it prints the kubeconfig command.
+			for _, cluster := range []string{"--authentication-config=" + authn, "--apiserver-oidc-username-claim=email"} {
+				res := r.run(context.Background(), "", []string{"/usr/local/bin/" + tt.name, "setup", "--oidc-issuer-url=" + r.srv.URL, "--oidc-client-id=" + r.srv.ClientID,
+					"--oidc-client-secret=" + r.srv.ClientSecret, "--certificate-authority=" + r.srv.CAFile, "--listen-address=127.0.0.1:0",
+					"--oidc-extra-scope=email", cluster})
+				if res.code != 0 {
+					t.Fatalf("exit %d: %s", res.code, res.stderr)
+				}
+				stdout += res.stdout
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("output lacks %q:\n%s", w, stdout)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(stdout, n) {
+					t.Errorf("output has %q:\n%s", n, stdout)
+				}
+			}
+		})
+	}
 }
