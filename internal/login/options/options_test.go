@@ -13,13 +13,19 @@ import (
 
 func parse(t *testing.T, args ...string) *Flags {
 	t.Helper()
+	o, _ := parseFlags(t, args)
+	return o
+}
+
+func parseFlags(t *testing.T, args []string) (*Flags, *pflag.FlagSet) {
+	t.Helper()
 	var o Flags
 	f := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	o.Add(f, true)
 	if err := f.Parse(args); err != nil {
 		t.Fatal(err)
 	}
-	return &o
+	return &o, f
 }
 
 // The flags are kubelogin's, so the seed article's arguments give the
@@ -132,12 +138,7 @@ func pairs(kv ...string) tokencache.Pairs {
 
 func mustFlag(t *testing.T, args []string) *pflag.FlagSet {
 	t.Helper()
-	var o Flags
-	f := pflag.NewFlagSet("t", pflag.ContinueOnError)
-	o.Add(f, true)
-	if err := f.Parse(args); err != nil {
-		t.Fatal(err)
-	}
+	_, f := parseFlags(t, args)
 	return f
 }
 

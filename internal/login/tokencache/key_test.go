@@ -40,30 +40,17 @@ func gobChecksum(t *testing.T, k Key) string {
 	v := Key{
 		Provider: Provider{
 			IssuerURL: k.IssuerURL, ClientID: k.ClientID, ClientSecret: k.ClientSecret, ExtraScopes: k.ExtraScopes,
-			RedirectURL: k.RedirectURL, PKCEMethod: k.PKCEMethod, UseAccessToken: k.UseAccessToken, RequestHeaders: insertInOrder(k.RequestHeaders),
+			RedirectURL: k.RedirectURL, PKCEMethod: k.PKCEMethod, UseAccessToken: k.UseAccessToken, RequestHeaders: k.RequestHeaders.Map(), // built as pflag builds it: one insertion per entry, in order
 		},
 		TLSClientConfig:        Config{CACertFilename: k.CACertFilename, CACertData: k.CACertData, SkipTLSVerify: k.SkipTLSVerify, Renegotiation: k.Renegotiation},
 		Username:               k.Username,
-		AuthRequestExtraParams: insertInOrder(k.AuthRequestExtraParams),
+		AuthRequestExtraParams: k.AuthRequestExtraParams.Map(),
 	}
 	h := sha256.New()
 	if err := gob.NewEncoder(h).Encode(&v); err != nil {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// insertInOrder builds the map as pflag does: one insertion per entry, in
-// command-line order.
-func insertInOrder(p Pairs) map[string]string {
-	if p == nil {
-		return nil
-	}
-	m := make(map[string]string, len(p))
-	for _, kv := range p {
-		m[kv.Key] = kv.Value
-	}
-	return m
 }
 
 func TestChecksumMatchesGob(t *testing.T) {
