@@ -54,8 +54,8 @@ type Env struct {
 // kubelogin (`kubectl oidc-login ...`).
 const KubeloginName = "kubectl-oidc_login"
 
-// kubeloginNames are the names under which the plugin is kubelogin: its
-// kubectl plugin name and its own (a kubeconfig may run `kubelogin
+// isKubeloginName reports whether the plugin runs as kubelogin: under its
+// kubectl plugin name or its own (a kubeconfig may run `kubelogin
 // get-token ...`). Under any other name it is kubectl-gatehouse, which
 // adds whoami and logout.
 func isKubeloginName(name string) bool { return name == KubeloginName || name == "kubelogin" }
