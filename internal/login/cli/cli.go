@@ -233,7 +233,6 @@ func getToken(ctx context.Context, argv, args []string, env Env) error {
 		Auth:         newLogin(o, env),
 		Stdout:       env.Stdout,
 		Stderr:       env.Stderr,
-		Verbose:      verbose(),
 		Logf:         vlog,
 		Rerun:        shellQuote(argv),
 	}

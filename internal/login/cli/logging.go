@@ -63,9 +63,6 @@ func vlog(format string, args ...any) {
 	}
 }
 
-// verbose reports whether -v 1 is on (ignoring --vmodule).
-func verbose() bool { return klog.V(1).Enabled() }
-
 // flushLogs writes out klog's buffered log files before the process
 // exits. (kubelogin exits without it and so loses what it wrote to
 // --log_file or --log_dir; losing log lines is no part of its meaning.)
