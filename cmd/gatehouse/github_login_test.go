@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -138,19 +139,25 @@ func TestGitHubLoginInChromium(t *testing.T) {
 	}
 }
 
-// TestGitHubErrorPagesInChromium shows each refusal's page in the browser.
-func TestGitHubErrorPagesInChromium(t *testing.T) {
+// TestGitHubRefusalsInChromium: each way GitHub refuses a person ends the
+// login at once. A browser login goes back to the client's redirect URI
+// with the error and a one-line reason (RFC 6749 4.1.2.1), so kubectl's
+// plugin stops waiting; a device login, whose client has no redirect,
+// shows the page that explains, and its device code ends with
+// access_denied and the same reason.
+func TestGitHubRefusalsInChromium(t *testing.T) {
 	ctx := browser.New(t)
 	gh, s := githubSetup(t, "    showRequiredGroups: true")
-	redirect, _ := loopback(t)
+	redirect, got := loopback(t)
 	for _, tc := range []struct {
 		name, login string
 		setup       func()
-		want        []string
+		code, desc  string
+		page        []string
 	}{
-		{"outside the org", "outsider", nil, []string{"exampleorg"}},
-		{"cancelled at GitHub", fakegithub.Deny, nil, []string{"cancelled"}},
-		{"rate limited", "hubot", func() { _ = gh.SetRateLimitRemaining("hubot", 0) }, []string{"rate limit"}},
+		{"outside the org", "outsider", nil, "access_denied", "membership in exampleorg required; signed in to GitHub as outsider", []string{"exampleorg", "outsider"}},
+		{"cancelled at GitHub", fakegithub.Deny, nil, "access_denied", "authorization cancelled at GitHub", []string{"cancelled"}},
+		{"rate limited", "hubot", func() { _ = gh.SetRateLimitRemaining("hubot", 0) }, "temporarily_unavailable", "GitHub rate limit reached", []string{"rate limit"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gh.SetLogin(tc.login)
@@ -160,21 +167,71 @@ func TestGitHubErrorPagesInChromium(t *testing.T) {
 			step, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
 			// connector_id skips the choice page.
-			if err := chromedp.Do(step, chromedp.Navigate(authStart(s, redirect)+"&connector_id=github"), chromedp.WaitVisible(chromedp.ID("error-message"))); err != nil {
+			if err := chromedp.Do(step, chromedp.Navigate(authStart(s, redirect)+"&connector_id=github"), chromedp.WaitVisible(chromedp.ID("done"))); err != nil {
 				loc, _ := chromedp.Run(step, chromedp.Location())
-				t.Fatalf("no error page (at %s): %v", loc, err)
+				t.Fatalf("the login did not end at the client (at %s): %v", loc, err)
+			}
+			var q url.Values
+			select {
+			case q = <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no redirect to the client")
+			}
+			if q.Get("error") != tc.code || !strings.Contains(q.Get("error_description"), tc.desc) || q.Get("state") != "st" || q.Get("iss") != s.issuer {
+				t.Errorf("client got %v, want error=%s with %q", q, tc.code, tc.desc)
+			}
+
+			// The device flow: the page explains, the device hears access_denied.
+			if tc.setup != nil {
+				tc.setup()
+			}
+			da := deviceCode(t, s)
+			if err := chromedp.Do(step,
+				chromedp.Navigate(da.VerificationURIComplete),
+				chromedp.Click(chromedp.ID("submit-code")),
+				chromedp.Click(chromedp.CSS(`a[data-connector="github"]`)),
+				chromedp.WaitVisible(chromedp.ID("error-message")),
+			); err != nil {
+				loc, _ := chromedp.Run(step, chromedp.Location())
+				t.Fatalf("no error page for the device login (at %s): %v", loc, err)
 			}
 			text, err := chromedp.Run(step, chromedp.Text(chromedp.CSS("main")))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, w := range tc.want {
+			for _, w := range tc.page {
 				if !strings.Contains(strings.ToLower(text), strings.ToLower(w)) {
 					t.Errorf("page %q lacks %q", text, w)
 				}
 			}
+			tok := passwordGrant(t, s, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da.DeviceCode}})
+			if tok["status"] != 400 || tok["error"] != "access_denied" || !strings.Contains(fmt.Sprint(tok["error_description"]), tc.desc) {
+				t.Errorf("device poll: %v, want access_denied with %q", tok, tc.desc)
+			}
 		})
 	}
+}
+
+type deviceAuth struct {
+	DeviceCode              string `json:"device_code"`
+	VerificationURIComplete string `json:"verification_uri_complete"`
+}
+
+func deviceCode(t *testing.T, s served) deviceAuth {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.issuer+"/device/code", strings.NewReader("scope=openid+groups"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("kubernetes", "kube-secret")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var da deviceAuth
+	if err := json.NewDecoder(resp.Body).Decode(&da); err != nil || da.DeviceCode == "" {
+		t.Fatalf("device authorization: %d %v", resp.StatusCode, err)
+	}
+	return da
 }
 
 func jwtClaims(t *testing.T, jwt string) map[string]any {

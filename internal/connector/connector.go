@@ -66,8 +66,11 @@ type RefreshConnector interface {
 	Refresh(ctx context.Context, s Scopes, id Identity) (Identity, error)
 }
 
-// UserError is an error the user can act on, shown on a page rather than
-// as a server error: not in an allowed org, rate limited, login cancelled.
+// UserError is an error the user can act on, rather than a server error:
+// not in an allowed org, rate limited, login cancelled. The issuer ends the
+// login with it: the client application gets Description (and the error
+// code that Status implies), and where the client cannot be told, the
+// browser shows Title and Message on a page.
 type UserError struct {
 	// Status is the HTTP status of the page (403, 429, 400, ...).
 	Status int
@@ -75,6 +78,12 @@ type UserError struct {
 	Title string
 	// Message explains what happened and what to do.
 	Message string
+	// Description is the one-line reason sent to the client application
+	// with the error (OAuth's error_description), e.g. "membership in
+	// exampleorg required; signed in to GitHub as mallory". It reaches the
+	// application and whoever runs it: no tokens, no internal detail.
+	// Empty: Title is sent.
+	Description string
 	// Reason is a short machine label for metrics and logs
 	// ("not_in_org", "rate_limited", "access_denied").
 	Reason string

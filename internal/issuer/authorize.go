@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/connector"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
@@ -244,7 +245,7 @@ func (s *Server) handleConnectorLogin(w http.ResponseWriter, r *http.Request) {
 		callback := s.absURL("/callback")
 		loginURL, connData, err := impl.LoginURL(r.Context(), s.scopes(req.Scopes), callback, req.ID)
 		if err != nil {
-			s.connectorError(w, r, conn, err)
+			s.connectorError(w, r, req, conn, err)
 			return
 		}
 		err = s.opts.Storage.UpdateAuthRequest(r.Context(), req.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
@@ -331,7 +332,7 @@ func (s *Server) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ident, valid, err := pc.Login(r.Context(), s.scopes(req.Scopes), username, password)
 	if err != nil {
-		s.connectorError(w, r, conn, err)
+		s.connectorError(w, r, req, conn, err)
 		return
 	}
 	if !valid {
@@ -369,18 +370,11 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusBadRequest, "Unexpected callback", "This login did not expect a reply from that identity provider. Start again from your application.")
 		return
 	}
-	if e := q.Get("error"); e != "" {
-		s.opts.Metrics.loginsFailed.WithLabelValues("upstream_" + safeLabel(e)).Inc()
-		msg := "The identity provider did not complete the login"
-		if e == "access_denied" {
-			msg = "The login was cancelled or access was denied at " + conn.Name + "."
-		}
-		s.renderError(w, r, http.StatusForbidden, "Login not completed", msg+" You can start again from your application.")
-		return
-	}
+	// An error= from upstream (the user cancelled, the provider refused)
+	// is the connector's to explain: it answers with a UserError.
 	ident, err := cc.HandleCallback(r.Context(), s.scopes(req.Scopes), req.ConnectorData, r)
 	if err != nil {
-		s.connectorError(w, r, conn, err)
+		s.connectorError(w, r, req, conn, err)
 		return
 	}
 	s.finishLogin(w, r, req, conn.ID, ident)
@@ -394,38 +388,96 @@ func (c *Connector) implCallback() (connector.CallbackConnector, bool) {
 	return cc, ok
 }
 
-// safeLabel keeps metric label values to a small known alphabet.
-func safeLabel(v string) string {
-	switch v {
-	case "access_denied", "temporarily_unavailable", "server_error", "invalid_request", "unauthorized_client", "invalid_scope", "login_required", "consent_required":
-		return v
-	}
-	return "other"
+// refusal is how a login ends when its connector refuses or fails: the
+// error for the client (RFC 6749 4.1.2.1) and the page for the browser
+// when the client cannot be told.
+type refusal struct {
+	oauth           authError
+	status          int
+	heading, detail string
+	retryAfter      time.Duration
 }
 
-// connectorError shows a connector's failure: a UserError's own page, or
-// a generic one (details only in the log).
-func (s *Server) connectorError(w http.ResponseWriter, r *http.Request, conn *Connector, err error) {
+// connectorError ends a login its connector refused (a UserError: not in
+// an allowed org, cancelled upstream, rate limited) or failed (any other
+// error; the details go to the log only). See endLogin.
+func (s *Server) connectorError(w http.ResponseWriter, r *http.Request, req storage.AuthRequest, conn *Connector, err error) {
+	rid := requestIDFrom(r.Context())
 	if ue, ok := connector.AsUserError(err); ok {
 		reason := ue.Reason
 		if reason == "" {
 			reason = "denied"
 		}
 		s.opts.Metrics.loginsFailed.WithLabelValues(reason).Inc()
-		s.log.Info("login refused by connector", "connector", conn.ID, "reason", reason, "err", ue.Err, "request_id", requestIDFrom(r.Context()))
-		if ue.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(ue.RetryAfter.Seconds())+1))
-		}
+		s.log.Info("login refused by connector", "connector", conn.ID, "reason", reason, "client_id", req.ClientID, "err", ue.Err, "request_id", rid)
 		status := ue.Status
 		if status < 400 || status > 599 {
 			status = http.StatusForbidden
 		}
-		s.renderError(w, r, status, ue.Title, ue.Message)
+		desc := ue.Description
+		if desc == "" {
+			desc = ue.Title
+		}
+		s.endLogin(w, r, req, refusal{
+			oauth:  authError{oauthCodeForStatus(status), desc},
+			status: status, heading: ue.Title, detail: ue.Message, retryAfter: ue.RetryAfter,
+		})
 		return
 	}
 	s.opts.Metrics.loginsFailed.WithLabelValues("connector_error").Inc()
-	s.log.Error("connector failed", "connector", conn.ID, "err", err, "request_id", requestIDFrom(r.Context()))
-	s.renderError(w, r, http.StatusBadGateway, "Login failed", "Logging in with "+conn.Name+" failed. Try again; if it keeps failing, tell your administrator the request ID below.")
+	s.log.Error("connector failed", "connector", conn.ID, "client_id", req.ClientID, "err", err, "request_id", rid)
+	s.endLogin(w, r, req, refusal{
+		oauth:  authError{errServerError, "logging in with " + conn.Name + " failed; tell your administrator request ID " + rid},
+		status: http.StatusBadGateway, heading: "Login failed",
+		detail: "Logging in with " + conn.Name + " failed. Try again; if it keeps failing, tell your administrator the request ID below.",
+	})
+}
+
+// oauthCodeForStatus picks the RFC 6749 4.1.2.1 error for a refusal's
+// HTTP status: a person refused (403, 401, 400) is access_denied; a
+// provider that is busy or down (429, 503) is temporarily_unavailable;
+// anything else that failed is server_error.
+func oauthCodeForStatus(status int) string {
+	switch {
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		return errTemporarilyUnavailable
+	case status >= 500:
+		return errServerError
+	default:
+		return errAccessDenied
+	}
+}
+
+// endLogin ends a login at once with an error, so that the application
+// waiting for it (kubectl's loopback listener, a web app) hears why instead
+// of timing out. The auth request is consumed. The client's redirect URI
+// gets the error with state and iss (RFC 6749 4.1.2.1, RFC 9207) when it
+// can be trusted: the client is still registered and the URI still
+// allowed for it. Otherwise (and for the out-of-band URN) the browser gets
+// the explanatory page. A device login marks its device code denied, so
+// the device's next poll gets access_denied with the same reason.
+func (s *Server) endLogin(w http.ResponseWriter, r *http.Request, req storage.AuthRequest, f refusal) {
+	if err := s.opts.Storage.DeleteAuthRequest(r.Context(), req.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.Error("delete auth request", "err", err)
+	}
+	s.clearBinding(w, req)
+	page := func() {
+		if f.retryAfter > 0 {
+			w.Header().Set("Retry-After", formatSeconds(f.retryAfter))
+		}
+		s.renderError(w, r, f.status, f.heading, f.detail)
+	}
+	if req.RedirectURI == s.absURL("/device/callback") {
+		s.refuseDevice(r, req, f.oauth.description)
+		page()
+		return
+	}
+	client := s.clients[req.ClientID]
+	if client == nil || req.RedirectURI == redirectOOB || !redirectURIAllowed(client, req.RedirectURI) {
+		page()
+		return
+	}
+	s.redirectWithError(w, r, req.RedirectURI, req.State, f.oauth)
 }
 
 // finishLogin records the identity on the auth request and goes on to
@@ -582,15 +634,12 @@ func (s *Server) completeAuthRequest(w http.ResponseWriter, r *http.Request, req
 		s.render(w, http.StatusOK, web.PageOOB, "Your code", web.OOBData{Code: code})
 		return
 	}
-	u, _ := url.Parse(req.RedirectURI) // validated at /auth
-	v := u.Query()
-	v.Set("code", code)
+	v := url.Values{"code": {code}}
 	if req.State != "" {
 		v.Set("state", req.State)
 	}
 	v.Set("iss", s.opts.Issuer) // RFC 9207
-	u.RawQuery = v.Encode()
-	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+	http.Redirect(w, r, withQuery(req.RedirectURI, v), http.StatusSeeOther)
 }
 
 // internalScopeAuthTime marks, inside a stored code's scopes, that the
@@ -613,22 +662,15 @@ func (s *Server) redirectWithError(w http.ResponseWriter, r *http.Request, redir
 		s.renderError(w, r, http.StatusBadRequest, "Login failed", e.description+" ("+e.code+")")
 		return
 	}
-	u, err := url.Parse(redirectURI)
-	if err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "Login failed", e.description)
-		return
-	}
-	v := u.Query()
-	v.Set("error", e.code)
-	if e.description != "" {
-		v.Set("error_description", e.description)
+	v := url.Values{"error": {e.code}}
+	if d := oauthDescription(e.description); d != "" {
+		v.Set("error_description", d)
 	}
 	if state != "" {
 		v.Set("state", state)
 	}
 	v.Set("iss", s.opts.Issuer)
-	u.RawQuery = v.Encode()
-	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+	http.Redirect(w, r, withQuery(redirectURI, v), http.StatusSeeOther)
 }
 
 // validateScopes refuses unknown scopes and cross-client scopes for peers

@@ -149,7 +149,11 @@ func (s *Server) grantDeviceCode(r *http.Request, client *Client) (issuedTokens,
 			}
 			d.LastPoll = now
 		case storage.DeviceDenied:
-			return d, badRequest(errAccessDenied, "the user denied the request")
+			reason := "the user denied the request"
+			if len(d.ConnectorData) > 0 {
+				reason = string(d.ConnectorData) // see refuseDevice
+			}
+			return d, badRequest(errAccessDenied, reason)
 		case storage.DeviceApproved:
 			d.Status = storage.DeviceRedeemed
 		default:
@@ -273,6 +277,24 @@ func (s *Server) denyDevice(w http.ResponseWriter, r *http.Request, req storage.
 	s.render(w, http.StatusOK, web.PageDone, "Cancelled", web.DoneData{
 		Heading: "Request cancelled", Message: "The device was not given access. You can close this window.",
 	})
+}
+
+// refuseDevice ends a device login that its connector refused: the
+// device's next poll gets access_denied with reason as error_description.
+// A denied request has no connector state to keep, so its ConnectorData
+// holds the reason.
+func (s *Server) refuseDevice(r *http.Request, req storage.AuthRequest, reason string) {
+	err := s.opts.Storage.UpdateDeviceRequest(r.Context(), req.State, func(d storage.DeviceRequest) (storage.DeviceRequest, error) {
+		if d.Status != storage.DevicePending {
+			return d, errDeviceNotPending
+		}
+		d.Status = storage.DeviceDenied
+		d.ConnectorData = []byte(reason)
+		return d, nil
+	})
+	if err != nil && !errors.Is(err, errDeviceNotPending) && !errors.Is(err, storage.ErrNotFound) {
+		s.log.Error("refuse device request", "err", err)
+	}
 }
 
 func formatSeconds(d time.Duration) string {

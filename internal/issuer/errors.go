@@ -45,7 +45,7 @@ func writeOAuthError(w http.ResponseWriter, status int, code, description string
 	_ = json.NewEncoder(w).Encode(struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description,omitempty"`
-	}{code, description})
+	}{code, oauthDescription(description)})
 }
 
 // writeRateLimited is 429 with Retry-After, in the token endpoint's shape.

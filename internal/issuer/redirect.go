@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
@@ -122,4 +124,62 @@ func (s *Server) cookie(name, value string, maxAge time.Duration) *http.Cookie {
 		}
 	}
 	return c
+}
+
+// responseParams are the parameters gatehouse adds to a redirect back to
+// the client; the same names in the registered URI's own query are dropped
+// so that the client reads gatehouse's values (a mix-up attacker's iss or
+// state placed first would otherwise be what url.Values.Get returns).
+var responseParams = []string{"code", "state", "iss", "error", "error_description"}
+
+// withQuery adds v to a redirect URI, keeping the URI's own query as it
+// is written (RFC 6749 3.1.2: it MUST be retained). Written by hand
+// because url.URL.Query().Encode() would re-encode and reorder it.
+func withQuery(redirectURI string, v url.Values) string {
+	base, query, _ := strings.Cut(redirectURI, "?")
+	var b strings.Builder
+	b.WriteString(base)
+	b.WriteByte('?')
+	for _, part := range strings.Split(query, "&") {
+		if part == "" {
+			continue
+		}
+		k, _, _ := strings.Cut(part, "=")
+		if name, err := url.QueryUnescape(k); err == nil && slices.Contains(responseParams, name) {
+			continue
+		}
+		b.WriteString(part)
+		b.WriteByte('&')
+	}
+	b.WriteString(v.Encode())
+	return b.String()
+}
+
+// maxDescription bounds error_description: a reason, not a document.
+const maxDescription = 300
+
+// oauthDescription makes text fit RFC 6749's error_description: printable
+// ASCII except '"' and '\' (%x20-21 / %x23-5B / %x5D-7E). Other
+// characters become '?', quotes become apostrophes; the result is cut to
+// maxDescription bytes.
+func oauthDescription(text string) string {
+	var b strings.Builder
+	for _, c := range text {
+		switch {
+		case c == '"':
+			b.WriteByte('\'')
+		case c == '\\':
+			b.WriteByte('/')
+		case c == '\t' || c == '\n' || c == '\r':
+			b.WriteByte(' ')
+		case c < 0x20 || c > 0x7e:
+			b.WriteByte('?')
+		default:
+			b.WriteRune(c)
+		}
+		if b.Len() > maxDescription {
+			return strings.TrimSpace(b.String()[:maxDescription-3]) + "..."
+		}
+	}
+	return strings.TrimSpace(b.String())
 }

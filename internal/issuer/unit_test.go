@@ -3,6 +3,7 @@ package issuer
 import (
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,34 @@ func TestSuccessfulLoginsDoNotSpendTheUserBudget(t *testing.T) {
 	}
 	if ok, _, _ := l.attempt("robot", "10.0.0.1"); ok {
 		t.Fatal("fourth failed attempt allowed")
+	}
+}
+
+func TestOAuthDescription(t *testing.T) {
+	long := strings.Repeat("x", 400)
+	for _, tc := range []struct{ in, want string }{
+		{"membership in exampleorg required; signed in to GitHub as mallory", "membership in exampleorg required; signed in to GitHub as mallory"},
+		{`say "no" \ now`, "say 'no' / now"},
+		{"zoë\x00\nend", "zo?? end"},
+		{long, long[:maxDescription-3] + "..."},
+		{"", ""},
+	} {
+		if got := oauthDescription(tc.in); got != tc.want {
+			t.Errorf("oauthDescription(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestWithQuery(t *testing.T) {
+	v := url.Values{"code": {"c"}, "state": {"s"}, "iss": {"https://issuer"}}
+	for _, tc := range []struct{ in, want string }{
+		{"http://localhost:8000", "http://localhost:8000?code=c&iss=https%3A%2F%2Fissuer&state=s"},
+		{"https://app/cb?b=2&a=1", "https://app/cb?b=2&a=1&code=c&iss=https%3A%2F%2Fissuer&state=s"},                   // kept as written
+		{"https://app/cb?x=%41&state=evil&i%73s=evil", "https://app/cb?x=%41&code=c&iss=https%3A%2F%2Fissuer&state=s"}, // ours replace theirs
+		{"https://app/cb?", "https://app/cb?code=c&iss=https%3A%2F%2Fissuer&state=s"},
+	} {
+		if got := withQuery(tc.in, v); got != tc.want {
+			t.Errorf("withQuery(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

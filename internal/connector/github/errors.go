@@ -98,9 +98,10 @@ func unavailable(err error) error {
 	}
 	return &connector.UserError{
 		Status: http.StatusBadGateway, Reason: "github_unavailable",
-		Title:   "GitHub did not answer",
-		Message: "GitHub could not be reached in time. Try again in a minute.",
-		Err:     err,
+		Title:       "GitHub did not answer",
+		Message:     "GitHub could not be reached in time. Try again in a minute.",
+		Description: "GitHub did not answer in time; try again in a minute",
+		Err:         err,
 	}
 }
 
@@ -119,7 +120,8 @@ func (c *Connector) rateLimited(ctx context.Context, kind string, wait time.Dura
 	return &connector.UserError{
 		Status: http.StatusTooManyRequests, Reason: "rate_limited",
 		Title: "GitHub rate limit reached", Message: msg, RetryAfter: wait,
-		Err: fmt.Errorf("github: %s: %w", what, err),
+		Description: "GitHub rate limit reached; try again in " + humanWait(wait),
+		Err:         fmt.Errorf("github: %s: %w", what, err),
 	}
 }
 
@@ -139,9 +141,10 @@ func humanWait(d time.Duration) string {
 func tokenInvalid(err error) error {
 	return &connector.UserError{
 		Status: http.StatusUnauthorized, Reason: "token_revoked",
-		Title:   "GitHub authorization no longer valid",
-		Message: "GitHub no longer accepts this app's authorization for your account (it was revoked or has expired). Log in again.",
-		Err:     err,
+		Title:       "GitHub authorization no longer valid",
+		Message:     "GitHub no longer accepts this app's authorization for your account (it was revoked or has expired). Log in again.",
+		Description: "GitHub no longer accepts this app's authorization; log in again",
+		Err:         err,
 	}
 }
 
@@ -153,9 +156,10 @@ func (c *Connector) tokenError(ctx context.Context, what string, err error) erro
 		case "bad_verification_code":
 			return &connector.UserError{
 				Status: http.StatusBadRequest, Reason: "bad_verification_code",
-				Title:   "Login expired",
-				Message: "GitHub's authorization code was already used or has expired. Start the login again.",
-				Err:     fmt.Errorf("github: %s: %w", what, err),
+				Title:       "Login expired",
+				Message:     "GitHub's authorization code was already used or has expired. Start the login again.",
+				Description: "GitHub's authorization code was already used or has expired; start the login again",
+				Err:         fmt.Errorf("github: %s: %w", what, err),
 			}
 		case "bad_refresh_token":
 			return tokenInvalid(fmt.Errorf("github: %s: %w", what, err))
@@ -183,14 +187,35 @@ func (c *Connector) denied(login string, inSomeOrg bool) error {
 	}
 	settings := c.cfg.webURL + "/settings/connections/applications/" + url.PathEscape(c.cfg.ClientID)
 	if c.cfg.ShowRequiredGroups {
+		ue.Description = fmt.Sprintf("membership in %s required; signed in to GitHub as %s", c.requiredShort(), login)
 		ue.Message = fmt.Sprintf("You are signed in to GitHub as %s. Logging in here needs membership in %s. Ask an owner to add you, then log in again. If you are already a member, the organization may not have approved this app (see %s).",
 			login, c.required(), settings)
 	} else {
+		ue.Description = "not in an organization or team allowed to log in; signed in to GitHub as " + login
 		ue.Message = fmt.Sprintf("You are signed in to GitHub as %s, which is not in an organization or team allowed to log in here. Ask your administrator for access. If you should have it, the organization may not have approved this app (see %s).",
 			login, settings)
 	}
 	ue.Err = fmt.Errorf("github: user %q not in required orgs or teams", login)
 	return ue
+}
+
+// requiredShort names the allowed orgs and teams in a few words, for the
+// client application ("exampleorg", "exampleorg/infra-team or exampleorg/sre").
+func (c *Connector) requiredShort() string {
+	if c.cfg.Org != "" {
+		return c.cfg.Org
+	}
+	var parts []string
+	for _, o := range c.cfg.Orgs {
+		if len(o.Teams) == 0 {
+			parts = append(parts, o.Name)
+			continue
+		}
+		for _, t := range o.Teams {
+			parts = append(parts, o.Name+"/"+t)
+		}
+	}
+	return strings.Join(parts, " or ")
 }
 
 // required describes the allowed orgs and teams for the denial page.

@@ -220,17 +220,27 @@ func (c *Connector) HandleCallback(ctx context.Context, s connector.Scopes, conn
 		if e == "access_denied" {
 			return connector.Identity{}, &connector.UserError{
 				Status: http.StatusForbidden, Reason: "access_denied",
-				Title:   "GitHub authorization cancelled",
-				Message: "You did not authorize this app on GitHub, so you are not logged in. Start again and choose Authorize to log in.",
-				Err:     fmt.Errorf("github: %s: %s", e, q.Get("error_description")),
+				Title:       "GitHub authorization cancelled",
+				Message:     "You did not authorize this app on GitHub, so you are not logged in. Start again and choose Authorize to log in.",
+				Description: "authorization cancelled at GitHub",
+				Err:         fmt.Errorf("github: %s: %s", e, q.Get("error_description")),
 			}
 		}
-		return connector.Identity{}, fmt.Errorf("github: authorize returned %s: %s", e, q.Get("error_description"))
+		return connector.Identity{}, &connector.UserError{
+			Status: http.StatusBadGateway, Reason: "upstream_error",
+			Title:   "GitHub did not complete the login",
+			Message: "GitHub sent you back with an error instead of a login. Start again; if it keeps happening, tell your administrator the request ID below.",
+			// GitHub's error codes are a short fixed list
+			// (redirect_uri_mismatch, application_suspended, ...).
+			Description: "GitHub returned error " + e,
+			Err:         fmt.Errorf("github: authorize returned %s: %s", e, q.Get("error_description")),
+		}
 	}
 	code := q.Get("code")
 	if code == "" {
 		return connector.Identity{}, &connector.UserError{Status: http.StatusBadRequest, Reason: "missing_code",
-			Title: "Login incomplete", Message: "GitHub did not send an authorization code back. Start the login again."}
+			Title: "Login incomplete", Message: "GitHub did not send an authorization code back. Start the login again.",
+			Description: "GitHub sent no authorization code; start the login again"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

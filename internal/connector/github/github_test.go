@@ -164,6 +164,17 @@ func TestDenialMessage(t *testing.T) {
 			if strings.Contains(ue.Message, name) != show {
 				t.Errorf("show=%v: message %q, mentions %s: %v", show, ue.Message, name, !show)
 			}
+			if strings.Contains(ue.Description, name) != show {
+				t.Errorf("show=%v: description %q, mentions %s: %v", show, ue.Description, name, !show)
+			}
+		}
+		// The one line the client application gets.
+		want := "not in an organization or team allowed to log in; signed in to GitHub as alice"
+		if show {
+			want = "membership in acme/Developers or acme/Platform or initech required; signed in to GitHub as alice"
+		}
+		if ue.Description != want {
+			t.Errorf("show=%v: description %q, want %q", show, ue.Description, want)
 		}
 	}
 }
@@ -227,7 +238,7 @@ func TestCallbackAttacks(t *testing.T) {
 		e := newEnv(t, Config{}, envOpts{})
 		req, connData := e.authorize(t, noScopes, fakegithub.Deny)
 		_, err := e.c.HandleCallback(context.Background(), noScopes, connData, req)
-		if ue := userError(t, err); ue.Reason != "access_denied" {
+		if ue := userError(t, err); ue.Reason != "access_denied" || ue.Description != "authorization cancelled at GitHub" {
 			t.Fatalf("%+v", ue)
 		}
 	})

@@ -74,8 +74,9 @@ func (c *Connector) email(ctx context.Context, client *gh.Client, login string) 
 	}
 	return "", &connector.UserError{
 		Status: http.StatusForbidden, Reason: "no_verified_email",
-		Title:   "No verified email address",
-		Message: fmt.Sprintf("Your GitHub account %s has no verified primary email address. Verify one in GitHub's email settings, then log in again.", login),
+		Title:       "No verified email address",
+		Message:     fmt.Sprintf("Your GitHub account %s has no verified primary email address. Verify one in GitHub's email settings, then log in again.", login),
+		Description: "no verified primary email address on GitHub account " + login,
 	}
 }
 

@@ -57,9 +57,10 @@ func (s *settings) mapClaims(claims map[string]any) (connector.Identity, error) 
 	case found && !verified && email != "" && !s.skipEmailVerified:
 		return id, &connector.UserError{
 			Status: http.StatusForbidden, Reason: "email_not_verified",
-			Title:   "Email address not verified",
-			Message: "Your identity provider says the email address " + email + " is not verified. Verify it there, then log in again.",
-			Err:     fmt.Errorf("oidc: email_verified is false for %q (insecureSkipEmailVerified is off)", email),
+			Title:       "Email address not verified",
+			Message:     "Your identity provider says the email address " + email + " is not verified. Verify it there, then log in again.",
+			Description: "email address " + email + " is not verified at the identity provider",
+			Err:         fmt.Errorf("oidc: email_verified is false for %q (insecureSkipEmailVerified is off)", email),
 		}
 	case !found && s.skipEmailVerified:
 		verified = true
@@ -83,9 +84,10 @@ func (s *settings) mapClaims(claims map[string]any) (connector.Identity, error) 
 			if len(kept) == 0 {
 				return id, &connector.UserError{
 					Status: http.StatusForbidden, Reason: "not_in_allowed_groups",
-					Title:   "Not a member of an allowed group",
-					Message: "Your account is not in any group allowed to log in here. Ask your administrator for access.",
-					Err:     fmt.Errorf("oidc: user %q is in none of allowedGroups", id.UserID),
+					Title:       "Not a member of an allowed group",
+					Message:     "Your account is not in any group allowed to log in here. Ask your administrator for access.",
+					Description: "not in a group allowed to log in",
+					Err:         fmt.Errorf("oidc: user %q is in none of allowedGroups", id.UserID),
 				}
 			}
 			groups = kept

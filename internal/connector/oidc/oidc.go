@@ -219,9 +219,10 @@ func (c *Connector) HandleCallback(ctx context.Context, _ connector.Scopes, conn
 	if code == "" {
 		return connector.Identity{}, &connector.UserError{
 			Status: http.StatusBadRequest, Reason: "no_code",
-			Title:   "Login not completed",
-			Message: "The identity provider sent you back without a login code. Start again from your application.",
-			Err:     errors.New("oidc: callback without code or error"),
+			Title:       "Login not completed",
+			Message:     "The identity provider sent you back without a login code. Start again from your application.",
+			Description: "the identity provider sent no authorization code",
+			Err:         errors.New("oidc: callback without code or error"),
 		}
 	}
 	var ld loginData
@@ -236,33 +237,52 @@ func (c *Connector) HandleCallback(ctx context.Context, _ connector.Scopes, conn
 	return c.identity(ctx, token, ld.Nonce, "")
 }
 
-// upstreamError maps an error= on the callback.
+// upstreamError maps an error= on the callback. The provider's own
+// error_description goes to the client with access_denied: providers
+// write it for people ("AADSTS50105: ... not assigned to a role for the
+// application"), and it is often the only useful word on why.
 func upstreamError(code, desc string) error {
 	cause := fmt.Errorf("oidc: the provider returned error=%s: %s", code, desc)
 	switch code {
 	case "access_denied":
+		d := "access denied at the identity provider"
+		if desc != "" {
+			d += ": " + desc
+		}
 		return &connector.UserError{
 			Status: http.StatusForbidden, Reason: "access_denied",
-			Title:   "Login cancelled",
-			Message: "The login was cancelled or access was denied at your identity provider. Start again from your application to retry.",
-			Err:     cause,
+			Title:       "Login cancelled",
+			Message:     "The login was cancelled or access was denied at your identity provider. Start again from your application to retry.",
+			Description: d,
+			Err:         cause,
 		}
 	case "login_required", "consent_required", "interaction_required", "account_selection_required":
 		return &connector.UserError{
 			Status: http.StatusForbidden, Reason: code,
-			Title:   "Login not completed",
-			Message: "Your identity provider needs you to log in or consent again. Start again from your application.",
-			Err:     cause,
+			Title:       "Login not completed",
+			Message:     "Your identity provider needs you to log in or consent again. Start again from your application.",
+			Description: "the identity provider needs you to log in or consent again (" + code + ")",
+			Err:         cause,
 		}
 	case "temporarily_unavailable":
 		return &connector.UserError{
 			Status: http.StatusServiceUnavailable, Reason: code, RetryAfter: time.Minute,
-			Title:   "Identity provider unavailable",
-			Message: "Your identity provider is temporarily unavailable. Try again in a minute.",
-			Err:     cause,
+			Title:       "Identity provider unavailable",
+			Message:     "Your identity provider is temporarily unavailable. Try again in a minute.",
+			Description: "the identity provider is temporarily unavailable; try again in a minute",
+			Err:         cause,
 		}
 	}
-	return cause
+	// invalid_request, unauthorized_client, invalid_scope, server_error,
+	// ...: the provider refused gatehouse's request (a configuration to
+	// fix) or failed itself; the user can only tell the administrator.
+	return &connector.UserError{
+		Status: http.StatusBadGateway, Reason: "upstream_error",
+		Title:       "Login failed at your identity provider",
+		Message:     "Your identity provider sent you back with an error instead of a login. Try again; if it keeps failing, tell your administrator the request ID below.",
+		Description: "the identity provider returned error " + code,
+		Err:         cause,
+	}
 }
 
 // tokenError explains a refused token request.
@@ -273,9 +293,10 @@ func (c *Connector) tokenError(what string, err error) error {
 		case "invalid_grant":
 			return &connector.UserError{
 				Status: http.StatusBadRequest, Reason: "invalid_grant",
-				Title:   "Login expired",
-				Message: "Your identity provider no longer accepts this login or session. Log in again from your application.",
-				Err:     fmt.Errorf("oidc: %s: %w", what, err),
+				Title:       "Login expired",
+				Message:     "Your identity provider no longer accepts this login or session. Log in again from your application.",
+				Description: "the identity provider no longer accepts this login; log in again",
+				Err:         fmt.Errorf("oidc: %s: %w", what, err),
 			}
 		case "invalid_client", "unauthorized_client":
 			return fmt.Errorf("oidc: %s: the provider refused the client (check clientID, clientSecret, basicAuthUnsupported): %w", what, err)
@@ -288,9 +309,10 @@ func (c *Connector) tokenError(what string, err error) error {
 func verifyError(err error) error {
 	return &connector.UserError{
 		Status: http.StatusForbidden, Reason: "id_token_invalid",
-		Title:   "Login could not be verified",
-		Message: "The reply from your identity provider did not pass gatehouse's checks. Start the login again; if it keeps failing, tell your administrator.",
-		Err:     err,
+		Title:       "Login could not be verified",
+		Message:     "The reply from your identity provider did not pass gatehouse's checks. Start the login again; if it keeps failing, tell your administrator.",
+		Description: "the identity provider's reply failed verification",
+		Err:         err,
 	}
 }
 
@@ -365,9 +387,10 @@ func (c *Connector) Refresh(ctx context.Context, _ connector.Scopes, id connecto
 	if len(sd.RefreshToken) == 0 {
 		return connector.Identity{}, &connector.UserError{
 			Status: http.StatusBadRequest, Reason: "no_upstream_refresh_token",
-			Title:   "Log in again",
-			Message: "Your identity provider gave no refresh token for this session, so it cannot be extended. Log in again.",
-			Err:     errors.New("oidc: refresh: the session has no upstream refresh token"),
+			Title:       "Log in again",
+			Message:     "Your identity provider gave no refresh token for this session, so it cannot be extended. Log in again.",
+			Description: "the identity provider gave no refresh token for this session; log in again",
+			Err:         errors.New("oidc: refresh: the session has no upstream refresh token"),
 		}
 	}
 	ctx = oidc.ClientContext(ctx, c.client)

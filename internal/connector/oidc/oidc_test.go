@@ -468,20 +468,23 @@ func TestCallbackAttacks(t *testing.T) {
 	})
 }
 
-// TestCallbackErrors: the provider's error= replies.
+// TestCallbackErrors: the provider's error= replies end the login with a
+// UserError whose Description tells the client application why.
 func TestCallbackErrors(t *testing.T) {
 	u := startUpstream(t)
 	c := newConnector(t, u.config())
 	tests := []struct {
 		query      string
-		wantReason string // "" means a plain error
+		wantReason string
 		wantStatus int
+		wantDesc   string
 	}{
-		{"error=access_denied&error_description=user+cancelled", "access_denied", http.StatusForbidden},
-		{"error=login_required", "login_required", http.StatusForbidden},
-		{"error=temporarily_unavailable", "temporarily_unavailable", http.StatusServiceUnavailable},
-		{"error=invalid_scope&error_description=bad+scope", "", 0},
-		{"state=x", "no_code", http.StatusBadRequest},
+		{"error=access_denied&error_description=user+cancelled", "access_denied", http.StatusForbidden, "access denied at the identity provider: user cancelled"},
+		{"error=access_denied", "access_denied", http.StatusForbidden, "access denied at the identity provider"},
+		{"error=login_required", "login_required", http.StatusForbidden, "(login_required)"},
+		{"error=temporarily_unavailable", "temporarily_unavailable", http.StatusServiceUnavailable, "temporarily unavailable"},
+		{"error=invalid_scope&error_description=bad+scope", "upstream_error", http.StatusBadGateway, "returned error invalid_scope"},
+		{"state=x", "no_code", http.StatusBadRequest, "no authorization code"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -491,17 +494,11 @@ func TestCallbackErrors(t *testing.T) {
 				t.Fatal("accepted")
 			}
 			ue, ok := connector.AsUserError(err)
-			if tt.wantReason == "" {
-				if ok {
-					t.Errorf("err = %v, want a plain error", err)
-				}
-				if !strings.Contains(err.Error(), "invalid_scope") {
-					t.Errorf("err = %v, want it to name the provider's error", err)
-				}
-				return
-			}
 			if !ok || ue.Reason != tt.wantReason || ue.Status != tt.wantStatus || ue.Message == "" {
-				t.Errorf("err = %#v, want a UserError %q with status %d", err, tt.wantReason, tt.wantStatus)
+				t.Fatalf("err = %#v, want a UserError %q with status %d", err, tt.wantReason, tt.wantStatus)
+			}
+			if !strings.Contains(ue.Description, tt.wantDesc) {
+				t.Errorf("Description = %q, want it to contain %q", ue.Description, tt.wantDesc)
 			}
 		})
 	}
