@@ -51,7 +51,11 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirectURI := q.Get("redirect_uri")
-	if !redirectURIAllowed(client, redirectURI) {
+	// The device flow's own callback is gatehouse's, never a client's: a
+	// request naming it (a public client's loopback default would let
+	// http://127.0.0.1/dex/device/callback through on a loopback issuer)
+	// could approve someone's device code with the attacker's login.
+	if !redirectURIAllowed(client, redirectURI) || redirectURI == s.absURL("/device/callback") {
 		s.renderError(w, r, http.StatusBadRequest, "Unregistered redirect URI", "The application asked to return to an address that is not registered for it. Ask its administrator to add the exact redirect URI to the client's redirectURIs.")
 		return
 	}

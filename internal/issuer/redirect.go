@@ -1,8 +1,8 @@
 package issuer
 
 import (
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,67 +12,120 @@ import (
 )
 
 // redirectURIAllowed matches a redirect URI against a client's registered
-// ones exactly: same scheme, host, path and query, byte for byte (no
-// prefix match, no case folding). The one exception is RFC 8252 7.3: for a
-// registered loopback redirect (http on 127.0.0.1, [::1] or localhost) any
-// port is accepted, because a native app picks a free port at run time.
+// ones as strings, byte for byte (RFC 9700 4.1.3): no case folding of
+// scheme or host, no normalisation of dot segments, percent-encoding or a
+// trailing slash, no prefix match. The one exception is RFC 8252 7.3: for
+// a registered loopback redirect (http on 127.0.0.1, [::1] or localhost,
+// see splitLoopback) any port is accepted, the rest of the string being
+// identical, because a native app picks a free port at run time.
 // Public clients with no registered redirect URIs get Dex's defaults:
-// loopback on any port, and the out-of-band URN.
+// any loopback redirect, and the out-of-band URN.
+//
+// The comparison is on the raw strings, not on url.Parse results: Go's
+// parser lowercases the scheme ("HTTP://localhost" would match "http://")
+// and decodes percent-escapes in the host.
 func redirectURIAllowed(c *Client, got string) bool {
 	if got == "" || len(got) > 2048 {
 		return false
 	}
-	u, err := url.Parse(got)
-	if err != nil || u.Fragment != "" || u.User != nil {
-		return false
-	}
 	if got == redirectOOB {
-		return c.Public && len(c.RedirectURIs) == 0 || containsExact(c.RedirectURIs, got)
+		return c.Public && len(c.RedirectURIs) == 0 || slices.Contains(c.RedirectURIs, got)
 	}
-	if u.Scheme == "" || u.Host == "" || u.Opaque != "" {
-		return false
+	u, err := url.Parse(got)
+	if err != nil || u.Scheme == "" || u.User != nil || strings.Contains(got, "#") {
+		return false // relative (Dex's "/device/callback" is no client's), or never registrable
 	}
-	if containsExact(c.RedirectURIs, got) {
-		return true
+	if slices.Contains(c.RedirectURIs, got) {
+		return true // including private-use schemes (com.example.app:/cb, RFC 8252 7.1)
 	}
-	if !isLoopbackRedirect(u) {
+	gotLB, ok := splitLoopback(got)
+	if !ok {
 		return false
 	}
 	if c.Public && len(c.RedirectURIs) == 0 {
 		return true
 	}
 	for _, reg := range c.RedirectURIs {
-		ru, err := url.Parse(reg)
-		if err != nil || !isLoopbackRedirect(ru) {
-			continue
-		}
-		if ru.Scheme == u.Scheme && ru.Hostname() == u.Hostname() && ru.EscapedPath() == u.EscapedPath() && ru.RawQuery == u.RawQuery {
+		if regLB, ok := splitLoopback(reg); ok && regLB.host == gotLB.host && regLB.rest == gotLB.rest {
 			return true
 		}
 	}
 	return false
 }
 
-func containsExact(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
+// loopbackURI is a loopback redirect URI split around its port.
+type loopbackURI struct {
+	host string // as written: "127.0.0.1", "[::1]", "localhost"
+	rest string // path and query, as written
 }
 
-// isLoopbackRedirect is an http URL on a loopback host with a port.
-func isLoopbackRedirect(u *url.URL) bool {
-	if u.Scheme != "http" || u.User != nil {
-		return false
+// splitLoopback splits a loopback redirect URI (RFC 8252 7.3) written
+// exactly as "http://" HOST [":" PORT] [PATH] ["?" QUERY], where HOST is
+// "localhost", an IPv4 loopback address in dotted decimal, or an IPv6
+// loopback address in brackets, and PORT is 1 to 65535 in decimal without
+// leading zeros. Anything else is not a loopback redirect: an upper-case
+// scheme or host, "localhost.", userinfo, a zone, percent-escapes in the
+// authority, a fragment.
+func splitLoopback(raw string) (loopbackURI, bool) {
+	rest, ok := strings.CutPrefix(raw, "http://")
+	if !ok || strings.ContainsAny(rest, "#") {
+		return loopbackURI{}, false
 	}
-	host := u.Hostname()
+	i := strings.IndexAny(rest, "/?")
+	if i < 0 {
+		i = len(rest)
+	}
+	authority, tail := rest[:i], rest[i:]
+	if strings.ContainsAny(authority, "@%") {
+		return loopbackURI{}, false
+	}
+	host, port := authority, ""
+	if strings.HasPrefix(authority, "[") {
+		end := strings.IndexByte(authority, ']')
+		if end < 0 {
+			return loopbackURI{}, false
+		}
+		host, port = authority[:end+1], authority[end+1:]
+	} else if j := strings.IndexByte(authority, ':'); j >= 0 {
+		host, port = authority[:j], authority[j:]
+	}
+	if port != "" && !validPort(strings.TrimPrefix(port, ":")) || port != "" && port[0] != ':' {
+		return loopbackURI{}, false
+	}
+	if !loopbackHost(host) {
+		return loopbackURI{}, false
+	}
+	return loopbackURI{host: host, rest: tail}, true
+}
+
+// loopbackHost: "localhost", or a loopback IP literal that netip parses
+// (which refuses leading zeros and zones). IPv4 in dotted form only,
+// IPv6 in brackets only.
+func loopbackHost(host string) bool {
 	if host == "localhost" {
 		return true
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	if inner, ok := strings.CutPrefix(host, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		a, err := netip.ParseAddr(inner)
+		return ok && err == nil && a.Is6() && a.IsLoopback()
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Is4() && a.IsLoopback()
+}
+
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 || p[0] == '0' {
+		return false
+	}
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 65535
 }
 
 // Binding of an auth request to the browser that started it. The cookie's

@@ -27,10 +27,17 @@ func noFollow(s *issuertest.Server) *http.Client {
 func TestNoOpenRedirect(t *testing.T) {
 	s := issuertest.Start(t, issuertest.Options{})
 	p := newPKCE()
+	// The client "kubernetes" registers http://localhost:8000 and
+	// http://localhost:18000: each variant below is refused (RFC 9700
+	// 4.1.3), with the page and no redirect.
 	for _, redirect := range []string{
 		"https://evil.example/cb", "//evil.example/cb", `/\evil.example`, "http://localhost:8000.evil.example",
 		"http://localhost:8000@evil.example", "HTTP://LOCALHOST:8000", "http://localhost:8000/", "http://localhost:8000/x",
 		"http://localhost:8000#frag", "javascript:alert(1)", "http://evil.example:8000", "https://localhost:8000",
+		"HTTP://localhost:8000", "Http://localhost:18000", "http://LOCALHOST:8000", "http://localhost.:8000",
+		"http://localhost:8000/.", "http://localhost:8000/a/..", "http://%6cocalhost:8000", "http://localhost:8000/%2e",
+		"http://user@localhost:8000", "http://localhost:8000#", "http://localhost:8000?x=1", "http://localhost:08000",
+		"http://127.0.0.1:8000", "http://[::1]:8000", "http://[0:0:0:0:0:0:0:1]:8000", "http://[::ffff:127.0.0.1]:8000",
 	} {
 		t.Run(redirect, func(t *testing.T) {
 			params := codeParams(s, p, "openid")
@@ -74,6 +81,56 @@ func TestLoopbackPortRule(t *testing.T) {
 		if got := resp.StatusCode == http.StatusFound; got != tc.ok {
 			t.Errorf("%s: accepted=%v, want %v (status %d)", tc.redirect, got, tc.ok, resp.StatusCode)
 		}
+	}
+}
+
+// TestTokenRedirectURIMustBeIdentical: the token endpoint compares
+// redirect_uri with the authorization request's byte for byte (RFC 6749
+// 4.1.3). A code issued to a loopback redirect on a run-time port is
+// redeemed only with that exact URI, not the registered one nor any
+// variant.
+func TestTokenRedirectURIMustBeIdentical(t *testing.T) {
+	s := issuertest.Start(t, issuertest.Options{})
+	p := newPKCE()
+	params := codeParams(s, p, "openid")
+	params["redirect_uri"] = "http://localhost:39123"
+	code := loginForCode(t, s, params).Get("code")
+	for _, redirect := range []string{
+		"http://localhost:8000", "http://localhost:39124", "http://localhost:39123/", "HTTP://localhost:39123",
+		"http://LOCALHOST:39123", "http://127.0.0.1:39123", "http://localhost:39123?", "http://localhost:39123#", "",
+	} {
+		tr := postToken(t, s, url.Values{
+			"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {p.verifier},
+		}, s.ClientID, s.ClientSecret)
+		if tr.status != 400 || tr.Error != "invalid_grant" {
+			t.Errorf("redirect_uri %q: %d %s, want invalid_grant", redirect, tr.status, tr.Error)
+		}
+	}
+	tr := postToken(t, s, url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"http://localhost:39123"}, "code_verifier": {p.verifier},
+	}, s.ClientID, s.ClientSecret)
+	if tr.status != 200 || tr.IDToken == "" {
+		t.Fatalf("the identical redirect_uri: %d %s", tr.status, tr.Error)
+	}
+}
+
+// TestDeviceCallbackIsNotAClientRedirect: the device flow's callback is
+// the issuer's own; an authorization request naming it, even from a
+// client that registered it, is refused, so it cannot complete someone
+// else's device login.
+func TestDeviceCallbackIsNotAClientRedirect(t *testing.T) {
+	s := issuertest.Start(t, issuertest.Options{ClientsFor: func(issuerURL string) []issuer.Client {
+		return []issuer.Client{{ID: "sneaky", Secret: "sneaky-secret", RedirectURIs: []string{issuerURL + "/device/callback"}}}
+	}})
+	resp, err := noFollow(s).Get(authURL(s, map[string]string{
+		"client_id": "sneaky", "redirect_uri": s.URL + "/device/callback", "response_type": "code", "scope": "openid", "state": "x",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+		t.Fatalf("device callback accepted as a client redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
