@@ -29,10 +29,19 @@ type authError struct {
 	code, description string
 }
 
-// handleAuth is the authorization endpoint. Until client_id and
-// redirect_uri are validated, errors are shown on a page: sending them to
-// an unvalidated redirect URI would make the issuer an open redirector.
+// handleAuth is the authorization endpoint.
 func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
+	s.startAuth(w, r, "")
+}
+
+// startAuth validates an authorization request, stores it, binds it to
+// the browser and sends the browser to a connector: the one named by
+// connectorID (Dex's direct link /auth/{connector}?client_id=...), else
+// by connector_id, else the only one or the user's choice. Until
+// client_id and redirect_uri are validated, errors are shown on a page:
+// sending them to an unvalidated redirect URI would make the issuer an
+// open redirector.
+func (s *Server) startAuth(w http.ResponseWriter, r *http.Request, connectorID string) {
 	if err := r.ParseForm(); err != nil {
 		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The login request could not be read.")
 		return
@@ -128,6 +137,11 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		redirectErr(authError{errInvalidRequest, "nonce or state is too long"})
 		return
 	}
+	if c := q.Get("connector_id"); connectorID != "" && c != "" && c != connectorID {
+		// As Dex: a direct link and its connector_id must agree.
+		redirectErr(authError{errInvalidRequest, "connector_id " + strconv.Quote(c) + " does not match the connector in the path"})
+		return
+	}
 
 	req := storage.AuthRequest{
 		ID:            randomToken(24),
@@ -150,7 +164,10 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.bindToBrowser(w, req)
-	s.chooseConnector(w, r, client, req, q.Get("connector_id"))
+	if connectorID == "" {
+		connectorID = q.Get("connector_id")
+	}
+	s.chooseConnector(w, r, client, req, connectorID)
 }
 
 // chooseConnector sends the browser to the only connector, to the one
@@ -226,9 +243,17 @@ func (s *Server) loadBoundRequest(w http.ResponseWriter, r *http.Request, reqID 
 	return req, true
 }
 
-// handleConnectorLogin starts a login at one connector.
+// handleConnectorLogin starts a login at one connector. Without req (the
+// auth request gatehouse's own pages link to) but with client_id, it is
+// Dex's direct connector link, an authorization request sent straight to
+// the connector's path: it is validated as at /auth and goes to this
+// connector.
 func (s *Server) handleConnectorLogin(w http.ResponseWriter, r *http.Request) {
 	connID := r.PathValue("connector")
+	if q := r.URL.Query(); !q.Has("req") && q.Has("client_id") {
+		s.startAuth(w, r, connID)
+		return
+	}
 	req, ok := s.loadBoundRequest(w, r, r.URL.Query().Get("req"))
 	if !ok {
 		return

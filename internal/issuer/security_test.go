@@ -313,6 +313,18 @@ func TestClientConnectorAndGrantRestrictions(t *testing.T) {
 	if resp.StatusCode != 400 {
 		t.Fatalf("restricted client used a forbidden connector by URL: %d", resp.StatusCode)
 	}
+	// Dex's direct link to the forbidden connector, with the client's
+	// authorization request instead of gatehouse's req.
+	resp, err = b.Get(s.URL + "/auth/local?" + url.Values{
+		"client_id": {"restricted"}, "redirect_uri": {"http://localhost:8000"}, "response_type": {"code"}, "scope": {"openid"},
+	}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+		t.Fatalf("restricted client used a forbidden connector by a direct link: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	// Grants the client is not allowed.
 	tr := postToken(t, s, url.Values{"grant_type": {"password"}, "username": {"a@example.com"}, "password": {"pw"}, "scope": {"openid"}}, "restricted", "restricted-secret")
 	if tr.status != 400 || tr.Error != "unauthorized_client" {
@@ -325,6 +337,81 @@ func TestClientConnectorAndGrantRestrictions(t *testing.T) {
 	dc.Body.Close()
 	if dc.StatusCode != 400 {
 		t.Fatalf("restricted client used the device grant: %d", dc.StatusCode)
+	}
+}
+
+// TestDexDirectConnectorLink: an authorization request sent straight to
+// a connector's path (/auth/local?client_id=..., as Dex allows) logs in
+// at that connector, after every check /auth makes.
+func TestDexDirectConnectorLink(t *testing.T) {
+	s := issuertest.Start(t, issuertest.Options{})
+	p := newPKCE()
+	direct := func(params map[string]string, connector string) string {
+		v := url.Values{}
+		for k, val := range params {
+			v.Set(k, val)
+		}
+		return s.URL + "/auth/" + connector + "?" + v.Encode()
+	}
+
+	t.Run("logs in at the connector", func(t *testing.T) {
+		resp, page, err := s.LoginPage(s.Browser(), direct(codeParams(s, p, "openid email"), "local"))
+		if err != nil {
+			t.Fatalf("login: %v\n%.300s", err, page)
+		}
+		loc, err := resp.Location()
+		if err != nil || loc.Host != "localhost:8000" || loc.Query().Get("state") != "state-123" || loc.Query().Get("iss") != s.URL {
+			t.Fatalf("no code at the client: %d %v", resp.StatusCode, loc)
+		}
+		tr := exchange(t, s, loc.Query().Get("code"), p.verifier)
+		if tr.status != 200 || claimsOf(t, s, tr.IDToken)["email"] != s.Username {
+			t.Fatalf("exchange: %d %s", tr.status, tr.Error)
+		}
+	})
+
+	// Each refusal is the one /auth gives: a page until the client and
+	// redirect URI are known, an error at the client after.
+	for _, tc := range []struct {
+		name      string
+		change    map[string]string
+		connector string
+		status    int    // a page
+		error     string // or an error at the client
+	}{
+		{name: "unknown client", change: map[string]string{"client_id": "nobody"}, connector: "local", status: 400},
+		{name: "unregistered redirect URI", change: map[string]string{"redirect_uri": "https://evil.example/cb"}, connector: "local", status: 400},
+		{name: "redirect URI variant", change: map[string]string{"redirect_uri": "HTTP://localhost:8000"}, connector: "local", status: 400},
+		{name: "unknown connector", connector: "nope", status: 400},
+		{name: "connector_id disagrees", change: map[string]string{"connector_id": "other"}, connector: "local", error: "invalid_request"},
+		{name: "no openid scope", change: map[string]string{"scope": "email"}, connector: "local", error: "invalid_scope"},
+		{name: "public client without PKCE", change: map[string]string{"client_id": s.PublicClientID, "code_challenge": "", "code_challenge_method": ""}, connector: "local", error: "invalid_request"},
+		{name: "implicit flow", change: map[string]string{"response_type": "token"}, connector: "local", error: "unsupported_response_type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			params := codeParams(s, p, "openid")
+			for k, v := range tc.change {
+				if v == "" {
+					delete(params, k)
+				} else {
+					params[k] = v
+				}
+			}
+			resp, err := noFollow(s).Get(direct(params, tc.connector))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			loc, _ := resp.Location()
+			if tc.status != 0 {
+				if resp.StatusCode != tc.status || loc != nil {
+					t.Fatalf("status %d, Location %v; want a %d page", resp.StatusCode, loc, tc.status)
+				}
+				return
+			}
+			if loc == nil || loc.Host != "localhost:8000" || loc.Query().Get("error") != tc.error || loc.Query().Get("state") != "state-123" {
+				t.Fatalf("status %d, Location %v; want error=%s at the client", resp.StatusCode, loc, tc.error)
+			}
+		})
 	}
 }
 
