@@ -212,24 +212,14 @@ func TestGitHubRefusalsInChromium(t *testing.T) {
 	}
 }
 
-type deviceAuth struct {
-	DeviceCode              string `json:"device_code"`
-	VerificationURIComplete string `json:"verification_uri_complete"`
-}
+type deviceAuth struct{ DeviceCode, VerificationURIComplete string }
 
 func deviceCode(t *testing.T, s served) deviceAuth {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.issuer+"/device/code", strings.NewReader("scope=openid+groups"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("kubernetes", "kube-secret")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var da deviceAuth
-	if err := json.NewDecoder(resp.Body).Decode(&da); err != nil || da.DeviceCode == "" {
-		t.Fatalf("device authorization: %d %v", resp.StatusCode, err)
+	m := postAsClient(t, s, "/device/code", url.Values{"scope": {"openid groups"}})
+	da := deviceAuth{DeviceCode: fmt.Sprint(m["device_code"]), VerificationURIComplete: fmt.Sprint(m["verification_uri_complete"])}
+	if m["status"] != 200 || m["device_code"] == nil {
+		t.Fatalf("device authorization: %v", m)
 	}
 	return da
 }

@@ -157,7 +157,8 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 		PasswordConnector: cfg.OAuth2.PasswordConnector, GrantTypes: cfg.OAuth2.GrantTypes,
 		AllowPlainPKCE: cfg.OAuth2.PKCE.AllowPlain, AllowedOrigins: cfg.Web.AllowedOrigins,
 		AllowedHeaders: cfg.Web.AllowedHeaders, Headers: cfg.Web.Headers.HTTPHeader(),
-		ClientIP: issuer.TrustedProxyIP(cfg.Web.ClientRemoteIP.Header, trusted),
+		ClientIPHeader: cfg.Web.ClientRemoteIP.Header, TrustedProxies: trusted,
+		LoginLimits: issuer.LoginLimitsFromConfig(cfg.OAuth2.LoginLimits),
 		Expiry: issuer.Expiry{
 			IDTokens: cfg.Expiry.IDTokens.D(), AuthRequests: cfg.Expiry.AuthRequests.D(), DeviceRequests: cfg.Expiry.DeviceRequests.D(),
 			RefreshReuseInterval: reuse, RefreshValidIfNotUsed: cfg.Expiry.RefreshTokens.ValidIfNotUsedFor.D(),

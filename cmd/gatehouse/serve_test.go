@@ -91,13 +91,19 @@ staticPasswords:
 // run starts serve in the background and waits until it is ready.
 func run(t *testing.T, path string, s served) (stop func()) {
 	t.Helper()
+	return runLogged(t, path, s, io.Discard)
+}
+
+// runLogged is run with serve's log written to logOut.
+func runLogged(t *testing.T, path string, s served, logOut io.Writer) (stop func()) {
+	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatalf("load config: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, io.Discard, nil) }()
+	go func() { done <- serve(ctx, cfg, logOut, nil) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + s.telemetry + "/healthz/ready")
@@ -132,7 +138,14 @@ func run(t *testing.T, path string, s served) (stop func()) {
 
 func passwordGrant(t *testing.T, s served, form url.Values) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.issuer+"/token", strings.NewReader(form.Encode()))
+	return postAsClient(t, s, "/token", form)
+}
+
+// postAsClient posts form to an endpoint under the issuer as the client
+// "kubernetes" and returns the JSON answer with its "status".
+func postAsClient(t *testing.T, s served, path string, form url.Values) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.issuer+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("kubernetes", "kube-secret")
 	resp, err := s.client.Do(req)

@@ -204,6 +204,29 @@ type OAuth2 struct {
 	PasswordConnector string `json:"passwordConnector"`
 	// PKCE is a gatehouse extension.
 	PKCE PKCE `json:"pkce"`
+	// LoginLimits (extension) bound failed password logins and device
+	// code guesses; successful ones are never limited.
+	LoginLimits LoginLimits `json:"loginLimits"`
+}
+
+// LoginLimits bound failed logins (wrong passwords on the login page and
+// in the password grant, wrong device user codes), each as a bucket of
+// Failures that refills completely in Window. Successful logins take
+// nothing from any bucket.
+type LoginLimits struct {
+	// PerUser counts wrong passwords for one username of one connector
+	// (default 10 per 1m).
+	PerUser FailureLimit `json:"perUser"`
+	// PerIP counts wrong passwords and wrong device codes from one client
+	// address, as web.clientRemoteIP determines it (default 30 per 30s).
+	PerIP FailureLimit `json:"perIP"`
+}
+
+// FailureLimit is one bucket: up to Failures at once, then one more every
+// Window/Failures; after Window without failures it is full again.
+type FailureLimit struct {
+	Failures int      `json:"failures"`
+	Window   Duration `json:"window"`
 }
 
 // PKCE options (extension). S256 is always accepted, and PKCE is always

@@ -172,6 +172,8 @@ func TestLoadErrors(t *testing.T) {
 		{"password grant without connector", `oauth2: {grantTypes: [password]}`, []string{"oauth2.grantTypes[0]: the password grant needs oauth2.passwordConnector"}},
 		{"implicit response type", `oauth2: {responseTypes: [code, token]}`, []string{`oauth2.responseTypes[1]: "token" is not supported`}},
 		{"grpc refused", `grpc: {addr: "127.0.0.1:5557"}`, []string{"grpc: not supported: Dex's gRPC API is not supported by gatehouse"}},
+		{"login limits negative", `oauth2: {loginLimits: {perUser: {failures: -1}, perIP: {window: -1m}}}`, []string{"oauth2.loginLimits.perUser.failures: -1: must be a positive number", "oauth2.loginLimits.perIP.window: -1m0s: must be a positive duration"}},
+		{"login limits typo", `oauth2: {loginLimits: {perUser: {failure: 5}}}`, []string{"oauth2.loginLimits.perUser.failure: unknown key; did you mean failures?"}},
 		{"newer Dex pkce keys", `oauth2: {pkce: {enforce: true}}`, []string{"oauth2.pkce.enforce: not supported: gatehouse always requires PKCE"}},
 		{"newer Dex connector grantTypes", `connectors: [{type: github, id: gh, name: GH, config: {clientID: a}, grantTypes: [authorization_code]}]`, []string{"connectors[0].grantTypes: not supported: per-connector grant types"}},
 		{"storage kubernetes", `storage: {type: kubernetes, config: {inCluster: true}}`, []string{`storage.type: "kubernetes" storage (custom resources) is not supported by gatehouse; use sqlite3`}},
@@ -638,6 +640,8 @@ audit:
 		{"grantTypes", c.OAuth2.GrantTypes, []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantPassword}},
 		{"client grants", c.StaticClients[0].AllowedGrantTypes, c.OAuth2.GrantTypes},
 		{"allowPlain", c.OAuth2.PKCE.AllowPlain, false},
+		{"login limits per user", c.OAuth2.LoginLimits.PerUser, FailureLimit{Failures: 10, Window: Duration(time.Minute)}},
+		{"login limits per IP", c.OAuth2.LoginLimits.PerIP, FailureLimit{Failures: 30, Window: Duration(30 * time.Second)}},
 		{"signer", c.Signer.Type, "local"},
 		{"algorithm", c.Signer.Local.Algorithm, RS256},
 		{"logger format", c.Logger.Format, "json"},
@@ -896,4 +900,24 @@ func FuzzParse(f *testing.F) {
 			_ = k.DecodeConfig(&typed)
 		}
 	})
+}
+
+// TestLoginLimitsPartial: a limit given in part keeps the default for the
+// rest.
+func TestLoginLimitsPartial(t *testing.T) {
+	c, err := load(t, []byte(`
+issuer: https://login.example.com
+storage: {type: memory}
+web: {http: ":5556"}
+oauth2: {loginLimits: {perUser: {failures: 5}, perIP: {window: 10m}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.OAuth2.LoginLimits.PerUser, (FailureLimit{Failures: 5, Window: Duration(time.Minute)}); got != want {
+		t.Errorf("perUser = %+v, want %+v", got, want)
+	}
+	if got, want := c.OAuth2.LoginLimits.PerIP, (FailureLimit{Failures: 30, Window: Duration(10 * time.Minute)}); got != want {
+		t.Errorf("perIP = %+v, want %+v", got, want)
+	}
 }

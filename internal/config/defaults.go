@@ -22,6 +22,13 @@ const (
 	DefaultPostgresConns = 5
 )
 
+// Default login limits (oauth2.loginLimits, an extension): failures per
+// window, for one user and for one client address.
+var (
+	DefaultFailuresPerUser = FailureLimit{Failures: 10, Window: Duration(time.Minute)}
+	DefaultFailuresPerIP   = FailureLimit{Failures: 30, Window: Duration(30 * time.Second)}
+)
+
 // ApplyDefaults fills every unset value with its default. It is
 // idempotent, and Load calls it; call it yourself on a Config built in
 // code before Validate.
@@ -46,6 +53,8 @@ func (c *Config) ApplyDefaults() {
 			c.OAuth2.GrantTypes = append(c.OAuth2.GrantTypes, GrantPassword)
 		}
 	}
+	c.OAuth2.LoginLimits.PerUser.applyDefaults(DefaultFailuresPerUser)
+	c.OAuth2.LoginLimits.PerIP.applyDefaults(DefaultFailuresPerIP)
 	for i := range c.StaticClients {
 		cl := &c.StaticClients[i]
 		if len(cl.AllowedGrantTypes) == 0 {
@@ -91,6 +100,15 @@ func (c *Config) ApplyDefaults() {
 	}
 
 	c.applyAuditDefaults()
+}
+
+func (f *FailureLimit) applyDefaults(def FailureLimit) {
+	if f.Failures == 0 {
+		f.Failures = def.Failures
+	}
+	if f.Window == 0 {
+		f.Window = def.Window
+	}
 }
 
 func (p *Postgres) applyDefaults() {

@@ -330,6 +330,18 @@ func checkGrant(v *validator, path, g string) bool {
 
 func (c *Config) validateOAuth2(v *validator) {
 	o := c.OAuth2
+	for _, lim := range []struct {
+		path string
+		l    FailureLimit
+	}{{"oauth2.loginLimits.perUser", o.LoginLimits.PerUser}, {"oauth2.loginLimits.perIP", o.LoginLimits.PerIP}} {
+		path, l := lim.path, lim.l
+		if l.Failures < 0 {
+			v.fail(path+".failures", "%d: must be a positive number of failed logins (or absent for the default)", l.Failures)
+		}
+		if l.Window < 0 {
+			v.fail(path+".window", "%s: must be a positive duration such as 1m (or absent for the default)", l.Window.D())
+		}
+	}
 	for i, rt := range o.ResponseTypes {
 		if rt != "code" {
 			v.fail(fmt.Sprintf("oauth2.responseTypes[%d]", i), "%q is not supported: gatehouse implements only the authorization code flow (response type code, with PKCE); remove it", rt)

@@ -352,25 +352,29 @@ func (s *Server) handlePasswordLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	username := r.PostForm.Get("login")
 	password := r.PostForm.Get("password")
-	ok, wait, refund := s.limiter.attempt(connID+"/"+username, s.opts.ClientIP(r))
-	if !ok {
+	att, wait, err := s.limiter.begin(r.Context(), userKey(connID, username), ipKey(s.opts.ClientIP(r)))
+	if err != nil {
+		return // the browser went away while waiting
+	}
+	if att == nil {
 		s.opts.Metrics.loginsFailed.WithLabelValues("rate_limited").Inc()
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		s.renderError(w, r, http.StatusTooManyRequests, "Too many attempts", "Too many login attempts. Wait "+strconv.Itoa(int(wait.Seconds())+1)+" seconds and try again.")
+		w.Header().Set("Retry-After", formatSeconds(wait))
+		s.renderError(w, r, http.StatusTooManyRequests, "Too many attempts", "Too many failed logins. Wait "+formatSeconds(wait)+" seconds and try again.")
 		return
 	}
+	defer att.end(false)
 	ident, valid, err := pc.Login(r.Context(), s.scopes(req.Scopes), username, password)
 	if err != nil {
 		s.connectorError(w, r, req, conn, err)
 		return
 	}
 	if !valid {
+		att.end(true)
 		s.opts.Metrics.loginsFailed.WithLabelValues("invalid_credentials").Inc()
 		s.log.Info("login failed", "connector", connID, "username", username, "remote", s.opts.ClientIP(r), "reason", "invalid_credentials")
 		s.renderPassword(w, http.StatusUnauthorized, conn, pc, req, username, "Invalid username or password.")
 		return
 	}
-	refund()
 	s.finishLogin(w, r, req, connID, ident)
 }
 

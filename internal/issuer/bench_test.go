@@ -41,9 +41,8 @@ func benchIssuer(b *testing.B, store storage.Storage, alg keys.Algorithm) http.H
 	}
 	srv, err := issuer.New(issuer.Options{
 		Issuer: "https://issuer.example/dex", Storage: store, Keys: km, PasswordConnector: local.ID,
-		Clients:     []issuer.Client{{ID: "kubernetes", Secret: "s", RedirectURIs: []string{"http://localhost:8000"}}},
-		Connectors:  []issuer.Connector{{ID: local.ID, Name: "Email", Impl: lc}},
-		LoginLimits: issuer.LoginLimits{PerUser: 1 << 20, PerIP: 1 << 20},
+		Clients:    []issuer.Client{{ID: "kubernetes", Secret: "s", RedirectURIs: []string{"http://localhost:8000"}}},
+		Connectors: []issuer.Connector{{ID: local.ID, Name: "Email", Impl: lc}},
 	})
 	if err != nil {
 		b.Fatal(err)

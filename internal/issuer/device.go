@@ -205,14 +205,20 @@ func (s *Server) handleDeviceSubmit(w http.ResponseWriter, r *http.Request) {
 	again := func(status int, msg string) {
 		s.render(w, status, web.PageDevice, "Log in a device", web.DeviceData{PostURL: s.path("/device"), UserCode: raw, Error: msg})
 	}
-	// User codes are short: limit guesses per IP.
-	if ok, wait := s.limiter.allow("", "device/"+s.opts.ClientIP(r)); !ok {
+	// User codes are short: limit wrong guesses per IP.
+	att, wait, err := s.limiter.begin(r.Context(), deviceKey(s.opts.ClientIP(r)))
+	if err != nil {
+		return // the browser went away while waiting
+	}
+	if att == nil {
 		w.Header().Set("Retry-After", formatSeconds(wait))
-		again(http.StatusTooManyRequests, "Too many attempts. Wait "+formatSeconds(wait)+" seconds and try again.")
+		again(http.StatusTooManyRequests, "Too many wrong codes. Wait "+formatSeconds(wait)+" seconds and try again.")
 		return
 	}
+	defer att.end(false)
 	code := normaliseUserCode(raw)
 	if len(code) != 8 {
+		att.end(true)
 		again(http.StatusBadRequest, "That is not a valid code. Codes look like BCDF-GHJK.")
 		return
 	}
@@ -220,6 +226,8 @@ func (s *Server) handleDeviceSubmit(w http.ResponseWriter, r *http.Request) {
 	if err != nil || d.Status != storage.DevicePending || s.now().After(d.Expiry) {
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			s.log.Error("load device request", "err", err)
+		} else {
+			att.end(true)
 		}
 		again(http.StatusNotFound, "That code is unknown or has expired. Check the code on your device, or start again there.")
 		return
@@ -297,6 +305,8 @@ func (s *Server) refuseDevice(r *http.Request, req storage.AuthRequest, reason s
 	}
 }
 
+// formatSeconds is a wait in whole seconds, rounded up, at least 1 (for
+// Retry-After and messages).
 func formatSeconds(d time.Duration) string {
-	return strconv.Itoa(int(d.Seconds()) + 1)
+	return strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1))
 }

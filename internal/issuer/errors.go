@@ -3,7 +3,6 @@ package issuer
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/web"
@@ -50,12 +49,9 @@ func writeOAuthError(w http.ResponseWriter, status int, code, description string
 
 // writeRateLimited is 429 with Retry-After, in the token endpoint's shape.
 func writeRateLimited(w http.ResponseWriter, retry time.Duration) {
-	secs := int(retry.Seconds() + 0.999)
-	if secs < 1 {
-		secs = 1
-	}
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	writeOAuthError(w, http.StatusTooManyRequests, errInvalidRequest, "too many login attempts; retry after "+strconv.Itoa(secs)+" seconds")
+	secs := formatSeconds(retry)
+	w.Header().Set("Retry-After", secs)
+	writeOAuthError(w, http.StatusTooManyRequests, errInvalidRequest, "too many failed logins; retry after "+secs+" seconds")
 }
 
 // writeJSON writes v as a JSON response that must not be cached.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"slices"
@@ -105,8 +106,14 @@ type Options struct {
 	// Headers replace gatehouse's own security headers of the same name
 	// (Dex's web.headers).
 	Headers http.Header
-	// ClientIP returns the client's address (default: the TCP peer). Set it
-	// to trust a proxy header from trusted proxies only.
+	// ClientIPHeader and TrustedProxies are web.clientRemoteIP: the
+	// client's address is taken from ClientIPHeader when the TCP peer is
+	// one of TrustedProxies (see TrustedProxyIP), else it is the peer.
+	// Without trusted proxies, the first request that looks proxied
+	// (private peer, forwarding headers) logs a warning.
+	ClientIPHeader string
+	TrustedProxies []netip.Prefix
+	// ClientIP, when set, replaces the above (tests).
 	ClientIP func(*http.Request) string
 
 	Web *web.Renderer
@@ -137,6 +144,7 @@ type Server struct {
 	now        func() time.Time
 	handler    http.Handler
 	tokenSlots chan struct{} // see admit
+	proxies    *proxyWatch   // nil when Options.ClientIP was given
 }
 
 // New validates opts and returns a server.
@@ -157,8 +165,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	var watch *proxyWatch
 	if opts.ClientIP == nil {
-		opts.ClientIP = peerIP
+		opts.ClientIP = TrustedProxyIP(opts.ClientIPHeader, opts.TrustedProxies)
+		watch = &proxyWatch{header: opts.ClientIPHeader, trusted: opts.TrustedProxies, log: opts.Logger}
 	}
 	if len(opts.AllowedHeaders) == 0 {
 		opts.AllowedHeaders = []string{"Authorization"}
@@ -184,6 +194,7 @@ func New(opts Options) (*Server, error) {
 		grants:     map[string]bool{},
 		log:        opts.Logger,
 		now:        opts.Now,
+		proxies:    watch,
 	}
 	for i := range opts.Clients {
 		c := &opts.Clients[i]
@@ -313,7 +324,14 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /healthz", s.handleHealthz)
 		mux.HandleFunc("GET /healthz/ready", s.handleReady)
 	}
-	return requestID(s.recoverPanics(mux))
+	var h http.Handler = mux
+	if s.proxies != nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.proxies.check(r)
+			mux.ServeHTTP(w, r)
+		})
+	}
+	return requestID(s.recoverPanics(h))
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {

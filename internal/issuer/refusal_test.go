@@ -225,7 +225,7 @@ func TestRefusedLoginPageWhenClientCannotBeTold(t *testing.T) {
 			if strings.Contains(body, "gho_SECRET") {
 				t.Fatal("page shows the connector's internal error")
 			}
-			if tc.status == 429 && resp.Header.Get("Retry-After") != "181" {
+			if tc.status == 429 && resp.Header.Get("Retry-After") != "180" {
 				t.Errorf("Retry-After %q", resp.Header.Get("Retry-After"))
 			}
 		})

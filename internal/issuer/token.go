@@ -138,7 +138,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		out, err = s.grantDeviceCode(r, client)
 	case GrantPassword:
 		out, err = s.grantPassword(w, r, client)
-		if errors.Is(err, errRateLimitedWritten) {
+		if errors.Is(err, errAnswered) {
 			return
 		}
 	}
@@ -271,8 +271,9 @@ func verifyPKCE(p storage.PKCE, verifier string) *tokenError {
 	return nil
 }
 
-// errRateLimitedWritten means the handler already wrote a 429.
-var errRateLimitedWritten = errors.New("rate limited")
+// errAnswered means the grant already answered (a 429), or that the
+// client went away: nothing more to write.
+var errAnswered = errors.New("already answered")
 
 // grantPassword is the resource owner password grant through
 // oauth2.passwordConnector (for automation and tests).
@@ -297,22 +298,26 @@ func (s *Server) grantPassword(w http.ResponseWriter, r *http.Request, client *C
 	if e := s.validateScopes(client, scopes); e != nil {
 		return issuedTokens{}, badRequest(e.code, e.description)
 	}
-	ok, wait, refund := s.limiter.attempt(connID+"/"+username, s.opts.ClientIP(r))
-	if !ok {
+	att, wait, err := s.limiter.begin(r.Context(), userKey(connID, username), ipKey(s.opts.ClientIP(r)))
+	if err != nil {
+		return issuedTokens{}, errAnswered // the client went away while waiting
+	}
+	if att == nil {
 		s.opts.Metrics.loginsFailed.WithLabelValues("rate_limited").Inc()
 		writeRateLimited(w, wait)
-		return issuedTokens{}, errRateLimitedWritten
+		return issuedTokens{}, errAnswered
 	}
+	defer att.end(false)
 	ident, valid, err := pc.Login(r.Context(), s.scopes(scopes), username, password)
 	if err != nil {
 		return issuedTokens{}, err
 	}
 	if !valid {
+		att.end(true)
 		s.opts.Metrics.loginsFailed.WithLabelValues("invalid_credentials").Inc()
 		s.log.Info("login failed", "connector", connID, "username", username, "remote", s.opts.ClientIP(r), "reason", "invalid_credentials", "grant_type", "password")
 		return issuedTokens{}, badRequest(errInvalidGrant, "invalid username or password")
 	}
-	refund()
 	p := tokenParams{
 		clientID: client.ID, connectorID: connID, scopes: scopes,
 		claims: claimsFromIdentity(ident), authTime: s.now(),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 )
@@ -195,6 +197,21 @@ func checkConfig(t *testing.T, objs []Object) {
 	}
 }
 
+// clientRemoteIP is the rendered config's web.clientRemoteIP.
+func clientRemoteIP(t *testing.T, objs []Object) config.ClientRemoteIP {
+	t.Helper()
+	sec := one[*corev1.Secret](t, objs, "Secret")
+	var cfg struct {
+		Web struct {
+			ClientRemoteIP config.ClientRemoteIP `json:"clientRemoteIP"`
+		} `json:"web"`
+	}
+	if err := yaml.Unmarshal(sec.Data["config.yaml"], &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Web.ClientRemoteIP
+}
+
 func TestTemplate(t *testing.T) {
 	sets := valueSets(t)
 	checks := map[string]func(t *testing.T, objs []Object){
@@ -211,6 +228,9 @@ func TestTemplate(t *testing.T) {
 			none(t, objs, "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceMonitor", "Certificate")
 			if len(d.Spec.Template.Spec.TopologySpreadConstraints) != 0 {
 				t.Error("topology spread with one replica")
+			}
+			if c := clientRemoteIP(t, objs); c.Header != "" || len(c.TrustedProxies) != 0 {
+				t.Errorf("clientRemoteIP %+v without an Ingress", c)
 			}
 			checkConfig(t, objs)
 		},
@@ -249,6 +269,10 @@ func TestTemplate(t *testing.T) {
 				t.Errorf("backend %+v", p)
 			}
 			none(t, objs, "Certificate")
+			// The config's own clientRemoteIP is kept.
+			if c := clientRemoteIP(t, objs); c.Header != "X-Forwarded-For" || !reflect.DeepEqual(c.TrustedProxies, []string{"10.0.0.0/8"}) {
+				t.Errorf("clientRemoteIP %+v, want the config's", c)
+			}
 			checkConfig(t, objs)
 		},
 		"ingress-certificate": func(t *testing.T, objs []Object) {
@@ -260,6 +284,11 @@ func TestTemplate(t *testing.T) {
 			if c.Spec.SecretName != "login-example-com-tls" || c.Spec.SecretName != ing.Spec.TLS[0].SecretName ||
 				c.Spec.IssuerRef.Kind != "ClusterIssuer" || c.Spec.IssuerRef.Name != "letsencrypt-prod" || c.Spec.DNSNames[0] != "login.example.com" {
 				t.Errorf("certificate %+v", c.Spec)
+			}
+			// Behind the Ingress: X-Forwarded-For from the private ranges.
+			want := []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"}
+			if c := clientRemoteIP(t, objs); c.Header != "X-Forwarded-For" || !reflect.DeepEqual(c.TrustedProxies, want) {
+				t.Errorf("clientRemoteIP %+v, want X-Forwarded-For from %v", c, want)
 			}
 			checkConfig(t, objs)
 		},

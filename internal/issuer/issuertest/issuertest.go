@@ -60,6 +60,8 @@ type Options struct {
 	// Mount, when set, adds handlers on the same HTTPS server (same
 	// origin as the issuer); the issuer serves everything else.
 	Mount func(s *Server, mux *http.ServeMux)
+	// LoginLimits (default: the issuer's defaults).
+	LoginLimits issuer.LoginLimits
 }
 
 // Server is a running test issuer.
@@ -168,7 +170,7 @@ func Start(t testing.TB, opts Options) *Server {
 		Issuer: issuerURL, Storage: store, Keys: km, Clients: clients, Connectors: conns,
 		SkipApprovalScreen: !opts.ShowApproval, PasswordConnector: passwordConn,
 		Expiry: issuer.Expiry{IDTokens: opts.IDTokenTTL, RefreshReuseInterval: opts.RefreshReuseInterval},
-		Logger: opts.Logger, Now: opts.Now,
+		Logger: opts.Logger, Now: opts.Now, LoginLimits: opts.LoginLimits,
 	})
 	if err != nil {
 		t.Fatalf("issuertest: issuer: %v", err)

@@ -64,6 +64,10 @@ listen addresses and the SQLite file filled in when absent.
 {{- if and (not $web.http) (not $web.https) }}
 {{- $_ := set $web "http" (printf "0.0.0.0:%d" (int .Values.ports.http)) }}
 {{- end }}
+{{- /* Behind the Ingress, the client's address is in X-Forwarded-For. */}}
+{{- if and .Values.ingress.enabled .Values.ingress.trustedProxies (not $web.clientRemoteIP) }}
+{{- $_ := set $web "clientRemoteIP" (dict "header" "X-Forwarded-For" "trustedProxies" .Values.ingress.trustedProxies) }}
+{{- end }}
 {{- $_ := set $cfg "web" $web }}
 {{- $tel := $cfg.telemetry | default dict }}
 {{- if not $tel.http }}
