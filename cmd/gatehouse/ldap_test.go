@@ -221,18 +221,23 @@ enablePasswordDB: true`, 1)
 		t.Errorf("code exchange: %v", code)
 	}
 
-	// A login on the directory that never answers ends with a 503 page
-	// after its timeout; meanwhile the other directory serves logins.
+	// A login on the directory that never answers ends after its timeout
+	// at the client, with temporarily_unavailable and the reason;
+	// meanwhile the other directory serves logins.
 	hungDone := make(chan error, 1)
 	go func() {
 		hb := &http.Client{Timeout: 60 * time.Second, Transport: srv.client.Transport, CheckRedirect: browser.CheckRedirect}
 		hb.Jar, _ = cookiejar.New(nil)
 		hl := &issuertest.Server{URL: srv.issuer, Username: "jane", Password: "jane-password"}
-		_, page, err := hl.LoginPage(hb, strings.Replace(start, "connector_id=ldap", "connector_id=hung", 1))
-		if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(page, "Directory not available") {
-			err = fmt.Errorf("login on a directory that never answers: %v\n%s", err, page)
-		} else {
-			err = nil
+		resp, page, err := hl.LoginPage(hb, strings.Replace(start, "connector_id=ldap", "connector_id=hung", 1))
+		var q url.Values
+		if resp != nil {
+			if loc, _ := resp.Location(); loc != nil {
+				q = loc.Query()
+			}
+		}
+		if err != nil || q.Get("error") != "temporarily_unavailable" || q.Get("error_description") != "Directory not available" {
+			err = fmt.Errorf("login on a directory that never answers: %v, redirect %v\n%s", err, q, page)
 		}
 		hungDone <- err
 	}()
