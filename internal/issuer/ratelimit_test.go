@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -269,4 +270,20 @@ func TestLoginLimiterForgetsFullBuckets(t *testing.T) {
 	if n != 2 { // alice and the new 10.0.0.9
 		t.Fatalf("%d buckets left, want 2", n)
 	}
+}
+
+// BenchmarkLoginLimiter is the limiter's cost per login (check and
+// outcome), next to the bcrypt check it guards (tens of milliseconds).
+func BenchmarkLoginLimiter(b *testing.B) {
+	l := newLoginLimiter(LoginLimits{}, time.Now)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			a, _, _ := l.begin(context.Background(), userKey("local", "user"+strconv.Itoa(i%1000)), ipKey("10.0.0."+strconv.Itoa(i%250)))
+			if a != nil {
+				a.end(false)
+			}
+		}
+	})
 }
