@@ -236,7 +236,7 @@ enablePasswordDB: true`, 1)
 				q = loc.Query()
 			}
 		}
-		if err != nil || q.Get("error") != "temporarily_unavailable" || q.Get("error_description") != "Directory not available" {
+		if err != nil || q.Get("error") != "temporarily_unavailable" || q.Get("error_description") != "the LDAP directory is not reachable; try again in a minute" {
 			err = fmt.Errorf("login on a directory that never answers: %v, redirect %v\n%s", err, q, page)
 		}
 		hungDone <- err

@@ -186,7 +186,11 @@ func (c *Connector) Refresh(ctx context.Context, s connector.Scopes, id connecto
 }
 
 func refused(reason, msg string, err error) error {
-	return &connector.UserError{Status: http.StatusForbidden, Title: "Session ended by the directory", Message: msg, Reason: reason, Err: err}
+	return &connector.UserError{
+		Status: http.StatusForbidden, Title: "Session ended by the directory", Message: msg,
+		Description: "the directory no longer allows this session (" + strings.ReplaceAll(reason, "_", " ") + "); log in again",
+		Reason:      reason, Err: err,
+	}
 }
 
 // unavailable turns a directory failure into a page the user can act on;
@@ -195,8 +199,9 @@ func (c *Connector) unavailable(err error) error {
 	c.log.Error("ldap: directory call failed", "host", c.s.hostport, "err", err)
 	return &connector.UserError{
 		Status: http.StatusServiceUnavailable, Title: "Directory not available",
-		Message: "The login server could not reach the directory. Try again in a minute.",
-		Reason:  "upstream_unavailable", Err: err,
+		Message:     "The login server could not reach the directory. Try again in a minute.",
+		Description: "the LDAP directory is not reachable; try again in a minute",
+		Reason:      "upstream_unavailable", Err: err,
 	}
 }
 
@@ -320,8 +325,9 @@ func (c *Connector) identity(e *ldap.Entry) (connector.Identity, error) {
 	if len(missing) > 0 {
 		return connector.Identity{}, &connector.UserError{
 			Status: http.StatusForbidden, Title: "Directory entry incomplete",
-			Message: fmt.Sprintf("Your directory entry has no usable %s, which this login needs. Ask your directory administrator.", strings.Join(missing, ", ")),
-			Reason:  "entry_incomplete", Err: fmt.Errorf("ldap: entry %q lacks %q", e.DN, missing),
+			Message:     fmt.Sprintf("Your directory entry has no usable %s, which this login needs. Ask your directory administrator.", strings.Join(missing, ", ")),
+			Description: "the directory entry has no usable " + strings.Join(missing, ", ") + "; ask the directory administrator",
+			Reason:      "entry_incomplete", Err: fmt.Errorf("ldap: entry %q lacks %q", e.DN, missing),
 		}
 	}
 	return id, nil
