@@ -65,6 +65,8 @@ type httpBrowser struct {
 	before func(redirect *url.URL)
 	// idle makes the browser do nothing (the user walked away).
 	idle bool
+	// landed, when set, gets the loopback listener's answer to the redirect.
+	landed func(status int, page string)
 }
 
 func (b *httpBrowser) Open(ctx context.Context, raw string) (func(), error) {
@@ -110,8 +112,11 @@ func (b *httpBrowser) Open(ctx context.Context, raw string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("browser: redirect to the plugin: %w", err)
 	}
-	_, _ = io.Copy(io.Discard, r.Body)
+	landed, _ := io.ReadAll(r.Body)
 	r.Body.Close()
+	if b.landed != nil {
+		b.landed(r.StatusCode, string(landed))
+	}
 	return func() {}, nil
 }
 
@@ -345,13 +350,31 @@ func TestFailedRefresh(t *testing.T) {
 			t.Errorf("stderr does not say why the browser opened: %q", res.stderr)
 		}
 	})
-	t.Run("non-interactive: one line, exit 1", func(t *testing.T) {
+	// kubectl says interactive: false (interactiveMode: Never, or no
+	// terminal): that is about standard input only, so the browser login
+	// goes ahead, as with kubelogin.
+	t.Run("non-interactive, browser: logs in again", func(t *testing.T) {
 		r := newRig(t, time.Hour)
 		ctx := context.Background()
 		r.mustLogin(ctx)
 		corruptRefreshToken(t, r.dir)
 		r.clock.Add(2 * time.Hour)
 		res := r.run(ctx, execInfoV1NonInteract, r.args())
+		if res.code != 0 {
+			t.Fatalf("exit %d: %s", res.code, res.stderr)
+		}
+		tokenV1(t, res.stdout)
+		if r.br.opened.Load() != 2 {
+			t.Fatalf("browser opened %d times, want 2", r.br.opened.Load())
+		}
+	})
+	t.Run("non-interactive, authcode-keyboard: one line, exit 1", func(t *testing.T) {
+		r := newRig(t, time.Hour)
+		ctx := context.Background()
+		r.mustLogin(ctx)
+		corruptRefreshToken(t, r.dir)
+		r.clock.Add(2 * time.Hour)
+		res := r.run(ctx, execInfoV1NonInteract, r.args("--grant-type=authcode-keyboard"))
 		if res.code == 0 {
 			t.Fatal("exit 0 without a token")
 		}
@@ -361,11 +384,13 @@ func TestFailedRefresh(t *testing.T) {
 		if lines := strings.Count(strings.TrimSpace(res.stderr), "\n") + 1; lines != 1 {
 			t.Fatalf("stderr has %d lines, want 1: %q", lines, res.stderr)
 		}
-		if !strings.Contains(res.stderr, "login required") || !strings.Contains(res.stderr, "get-token") {
-			t.Fatalf("stderr does not say what to run: %q", res.stderr)
+		for _, want := range []string{"login required", "the refresh failed", "--grant-type=authcode-keyboard", "interactiveMode", "get-token"} {
+			if !strings.Contains(res.stderr, want) {
+				t.Errorf("stderr does not mention %q: %q", want, res.stderr)
+			}
 		}
 		if r.br.opened.Load() != 1 {
-			t.Fatal("a non-interactive run opened the browser")
+			t.Fatal("a non-interactive keyboard run opened the browser")
 		}
 	})
 }

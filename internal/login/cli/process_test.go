@@ -61,6 +61,15 @@ func helperBrowser(mode, target string) int {
 	pool.AppendCertsFromPEM(ca)
 	s := &issuertest.Server{URL: os.Getenv("GATEHOUSE_TEST_ISSUER"), Username: user, Password: pass,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}}
+	if u, err := url.Parse(target); err == nil && u.Query().Get("user_code") != "" {
+		// The device flow's verification_uri_complete: confirm the code
+		// and log in; the plugin polls.
+		if _, _, err := s.SubmitUserCode(s.Browser(), u.Query().Get("user_code")); err != nil {
+			fmt.Fprintln(os.Stderr, "helper browser:", err)
+			return 1
+		}
+		return 0
+	}
 	resp, _, err := s.LoginPage(s.Browser(), target)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper browser:", err)
@@ -261,7 +270,8 @@ func TestKubeloginCompatibleInvocation(t *testing.T) {
 	}
 	env := append(helperEnv(srv, "http", logFile),
 		"PATH="+filepath.Join(dir, "bin")+":"+os.Getenv("PATH"),
-		"SSL_CERT_FILE="+srv.CAFile, "KUBECACHEDIR="+filepath.Join(dir, "kubecache"), "HOME="+dir)
+		"SSL_CERT_FILE="+srv.CAFile, "KUBECACHEDIR="+filepath.Join(dir, "kubecache"), "HOME="+dir,
+		"DISPLAY=:0") // a desktop session: xdg-open has somewhere to open the browser
 	run := func(args ...string) (string, string) {
 		cmd := exec.Command(link, args...)
 		cmd.Env = env

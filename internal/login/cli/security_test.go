@@ -82,7 +82,7 @@ func TestAuthCodeAttacks(t *testing.T) {
 					u.RawQuery = q.Encode()
 				}
 			},
-			wantErr: "access_denied the user said no",
+			wantErr: "the issuer refused the login (access_denied): the user said no",
 		},
 		{
 			name:    "nonce replaced (token injection)",

@@ -15,8 +15,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 
 	"golang.org/x/oauth2"
 
@@ -109,7 +111,8 @@ func (f AuthCode) Run(ctx context.Context) (oidcclient.TokenSet, error) {
 		<-serveDone
 	}()
 
-	release := openOrPrint(ctx, f.Opener, f.Stderr, f.Client.AuthCodeURL(req))
+	hint := fmt.Sprintf(" (or on yours after ssh -L %d:localhost:%d; or use --grant-type=device-code)", port, port)
+	release := show(ctx, f.Opener, f.Stderr, f.Client.AuthCodeURL(req), true, hint)
 	defer release()
 
 	select {
@@ -145,6 +148,28 @@ func listenFirst(addrs []string) (net.Listener, error) {
 		strings.Join(addrs, " and "), errors.Join(errs...))
 }
 
+// AuthorizationError is the issuer's error response (RFC 6749 4.1.2.1),
+// received with this login's state: the issuer (or the person, or the
+// upstream provider behind it) refused the login.
+type AuthorizationError struct {
+	// Code is the error parameter (access_denied, invalid_scope, ...).
+	Code string
+	// Description and URI are error_description and error_uri.
+	Description, URI string
+}
+
+// Error is one line, safe to print on a terminal.
+func (e *AuthorizationError) Error() string {
+	msg := "the issuer refused the login (" + Printable(e.Code, 64) + ")"
+	if e.Description != "" {
+		msg += ": " + Printable(e.Description, 1000)
+	}
+	if e.URI != "" {
+		msg += " (see " + Printable(e.URI, 500) + ")"
+	}
+	return msg
+}
+
 // callback receives the authorization response on the loopback listener.
 type callback struct {
 	path        string
@@ -154,6 +179,7 @@ type callback struct {
 	results     chan callbackResult
 	stderr      io.Writer
 	successURL  string
+	warned      atomic.Bool
 }
 
 func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -163,21 +189,27 @@ func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	// A response that does not carry our state is not the answer to our
-	// request (a forged or stale redirect, CSRF): refuse it and keep
-	// waiting for the real one.
+	// request: a forged or stale redirect (a web page in any browser on
+	// this machine can send one), CSRF. It is refused and the login goes
+	// on waiting for the real one, whether it carries a code or an error:
+	// unlike kubelogin (oauth2cli ends the login on any error response),
+	// a forged error must not end a login either. The warning is printed
+	// once, so that a page cannot flood the terminal.
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(c.state)) != 1 {
-		fmt.Fprintln(c.stderr, "warning: ignored a redirect to the login listener whose state does not match this login")
+		if !c.warned.Swap(true) {
+			fmt.Fprintln(c.stderr, "warning: ignored a request to the login listener that does not carry this login's state (a stale browser tab, or a forged redirect); still waiting")
+		}
 		http.Error(w, "state does not match: this is not the response to the login in progress", http.StatusBadRequest)
 		return
 	}
 	res := callbackResult{code: q.Get("code")}
 	switch iss, has := q["iss"]; {
 	case has && (len(iss) != 1 || iss[0] != c.issuer):
-		res.err = fmt.Errorf("authorization response from issuer %q, expected %q (RFC 9207 mix-up defence)", q.Get("iss"), c.issuer)
+		res.err = fmt.Errorf("authorization response from issuer %q, expected %q (RFC 9207 mix-up defence)", Printable(q.Get("iss"), 200), c.issuer)
 	case !has && c.issRequired:
 		res.err = errors.New("authorization response without the iss parameter that the issuer's discovery promises (RFC 9207)")
 	case q.Get("error") != "":
-		res.err = fmt.Errorf("the issuer refused the login: %s %s", q.Get("error"), q.Get("error_description"))
+		res.err = &AuthorizationError{Code: q.Get("error"), Description: q.Get("error_description"), URI: q.Get("error_uri")}
 	case res.code == "":
 		res.err = errors.New("authorization response without a code")
 	}
@@ -189,16 +221,48 @@ func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if res.err != nil {
+	w.Header().Set("Content-Security-Policy", "default-src 'none'")
+	var ae *AuthorizationError
+	switch {
+	case errors.As(res.err, &ae):
+		w.WriteHeader(http.StatusForbidden)
+		reason := Printable(ae.Description, 1000)
+		if reason == "" {
+			reason = "no reason given"
+		}
+		fmt.Fprintf(w, `<!doctype html><title>Login refused</title><h1>Login refused</h1><p id="result">The issuer refused the login: %s (%s).</p><p>The command that started this login has stopped waiting. You can close this window.</p>`,
+			html.EscapeString(reason), html.EscapeString(Printable(ae.Code, 64)))
+	case res.err != nil:
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintf(w, "<!doctype html><title>Login failed</title><p id=\"result\">Login failed: %s</p>", html.EscapeString(res.err.Error()))
-		return
-	}
-	if c.successURL != "" {
+	case c.successURL != "":
 		writeRedirectPage(w, c.successURL)
-		return
+	default:
+		fmt.Fprint(w, `<!doctype html><title>Logged in</title><p id="result">Logged in. You can close this window.</p>`)
 	}
-	fmt.Fprint(w, `<!doctype html><title>Logged in</title><p id="result">Logged in. You can close this window and go back to the terminal.</p>`)
+}
+
+// Printable makes s safe to show on a terminal and in one line: control
+// characters (escape sequences, newlines) and Unicode format characters
+// (bidirectional overrides) are shown as \u escapes, and s is cut after
+// max runes. Text from the issuer's redirect (error_description) is
+// printed on the user's terminal.
+func Printable(s string, max int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == max {
+			b.WriteString("...")
+			break
+		}
+		n++
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
 }
 
 func random() string {

@@ -75,15 +75,23 @@ func (l *Login) Grant() string {
 	return l.GrantType
 }
 
-// NeedsUser says whether the login needs the person at the terminal.
-func (l *Login) NeedsUser() bool {
-	switch l.Grant() {
-	case GrantClientCredentials:
-		return false
-	case GrantPassword:
-		return l.Password == ""
+// NeedsStdin says what in the configured login reads standard input,
+// naming the flag; "" when nothing does. The browser flows (authcode,
+// device-code) need none: the browser talks to the issuer, and the
+// loopback listener or the token endpoint tells the plugin. kubectl gives
+// an exec plugin standard input only when it runs it interactively
+// (client-go's exec docs: interactiveMode Never means "this exec plugin
+// never needs to use standard input").
+func (l *Login) NeedsStdin() string {
+	switch g := l.Grant(); {
+	case g == GrantKeyboard:
+		return "--grant-type=authcode-keyboard reads the authorization code from standard input"
+	case g == GrantPassword && l.Password == "" && l.GrantType == GrantPassword:
+		return "--grant-type=password without --password asks for the password on standard input"
+	case g == GrantPassword && l.Password == "":
+		return "--username without --password asks for the password on standard input"
 	}
-	return true
+	return ""
 }
 
 // Client discovers the issuer (once).

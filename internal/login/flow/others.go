@@ -81,6 +81,9 @@ func readLine(ctx context.Context, r io.Reader) (string, error) {
 	}()
 	select {
 	case x := <-ch:
+		if errors.Is(x.err, io.EOF) {
+			return "", errors.New("standard input ended before anything was entered")
+		}
 		if x.err != nil {
 			return "", fmt.Errorf("read from the terminal: %w", x.err)
 		}
@@ -115,7 +118,7 @@ func (f Device) Run(ctx context.Context) (oidcclient.TokenSet, error) {
 		if target == "" {
 			target = r.VerificationURI
 		}
-		release := openOrPrint(ctx, f.Opener, f.Stderr, target)
+		release := show(ctx, f.Opener, f.Stderr, target, false, "")
 		defer release()
 	}
 	ts, err := f.Client.DeviceToken(ctx, r)

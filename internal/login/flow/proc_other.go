@@ -11,3 +11,5 @@ func killProcessGroup(cmd *exec.Cmd) {
 		_ = cmd.Process.Kill()
 	}
 }
+
+func detach(cmd *exec.Cmd) {}

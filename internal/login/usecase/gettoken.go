@@ -23,12 +23,13 @@ import (
 type Authenticator interface {
 	Refresh(ctx context.Context, refreshToken string) (oidcclient.TokenSet, error)
 	Interactive(ctx context.Context) (oidcclient.TokenSet, error)
-	// NeedsUser says whether Interactive needs the person at the terminal.
-	NeedsUser() bool
+	// NeedsStdin says what in Interactive reads standard input, naming
+	// the flag that chose it; "" when nothing does (browser flows).
+	NeedsStdin() string
 }
 
-// ErrLoginRequired is returned when kubectl runs the plugin
-// non-interactively and only a new login would help.
+// ErrLoginRequired is returned when only a new login would help and that
+// login needs standard input, which kubectl did not give the plugin.
 var ErrLoginRequired = errors.New("login required")
 
 // GetToken is `get-token`: print an ExecCredential from the cache, or
@@ -114,14 +115,23 @@ func (u *GetToken) Run(ctx context.Context) error {
 		}
 	}
 	if cached.RefreshToken == "" || refreshErr != nil {
-		if u.Auth.NeedsUser() && !u.Info.Interactive {
+		// spec.interactive: false (interactiveMode: Never, or kubectl's
+		// stdin is not a terminal) means only that kubectl gives the plugin
+		// no standard input. A browser login needs none, so it goes ahead
+		// (as with kubelogin, which ignores the field); only a login that
+		// reads standard input is refused, saying what would make it work.
+		if why := u.Auth.NeedsStdin(); why != "" && !u.Info.Interactive {
 			reason := "no cached token"
 			if refreshErr != nil {
 				reason = "the refresh failed: " + oneLine(refreshErr.Error())
 			} else if cached.IDToken != "" {
 				reason = "the cached token expired and there is no refresh token"
 			}
-			return fmt.Errorf("%w (%s) and kubectl runs this plugin non-interactively; log in from a terminal: %s", ErrLoginRequired, reason, u.Rerun)
+			return fmt.Errorf("%w (%s), but %s and kubectl runs this plugin without it "+
+				"(the kubeconfig's exec interactiveMode is Never, or kubectl's standard input is not a terminal); "+
+				"log in through the browser instead (--grant-type=authcode, the default, or device-code), "+
+				"or set interactiveMode: IfAvailable and run kubectl in a terminal, or run once in a terminal: %s",
+				ErrLoginRequired, reason, why, u.Rerun)
 		}
 		if refreshErr != nil {
 			fmt.Fprintf(u.Stderr, "The refresh token was refused (%s); logging in again.\n", oneLine(refreshErr.Error()))
