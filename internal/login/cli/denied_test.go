@@ -4,10 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/login/usecase"
 )
 
 // A refused login ends at once: the issuer's error response (RFC 6749
@@ -164,5 +167,55 @@ func TestForgedErrorDoesNotEndLogin(t *testing.T) {
 	tokenV1(t, res.stdout)
 	if n := strings.Count(res.stderr, "warning: ignored a request"); n != 1 {
 		t.Errorf("%d warnings for the forged requests, want 1:\n%s", n, res.stderr)
+	}
+}
+
+// kubectl calls a failing plugin again for every request it retries (five
+// times for kubectl get), and k9s polls: within usecase.RefusalWindow a
+// refused login is answered with the same reason without a new browser.
+// After the window, or with another cache entry, the browser opens again.
+func TestRefusalRemembered(t *testing.T) {
+	r := newRig(t, time.Hour)
+	r.br.tamperRedirect = errorResponse(url.Values{"error": {"access_denied"}, "error_description": {"not in exampleorg"}})
+	ctx := context.Background()
+	args := r.args("--authentication-timeout-sec=600")
+	first := r.run(ctx, execInfoV1NonInteract, args)
+	if first.code == 0 || !strings.Contains(first.stderr, "not in exampleorg") {
+		t.Fatalf("first: exit %d, %q", first.code, first.stderr)
+	}
+	for i := range 4 { // kubectl's retries
+		r.clock.Add(2 * time.Second)
+		res := r.run(ctx, execInfoV1NonInteract, args)
+		if res.code == 0 || !strings.Contains(res.stderr, "the issuer refused the login (access_denied): not in exampleorg") || !strings.Contains(res.stderr, "ago") {
+			t.Fatalf("retry %d: exit %d, %q", i, res.code, res.stderr)
+		}
+	}
+	if n := r.br.opened.Load(); n != 1 {
+		t.Fatalf("the browser opened %d times within the window, want 1", n)
+	}
+	// Another cache entry (other scopes) is another login.
+	other := r.run(ctx, execInfoV1NonInteract, append(args, "--oidc-extra-scope=email"))
+	if other.code == 0 || r.br.opened.Load() != 2 {
+		t.Fatalf("another entry: exit %d, browser %d", other.code, r.br.opened.Load())
+	}
+	// After the window the browser opens again, and a successful login
+	// forgets the refusal.
+	r.clock.Add(usecase.RefusalWindow)
+	r.br.tamperRedirect = nil
+	if res := r.run(ctx, execInfoV1NonInteract, args); res.code != 0 {
+		t.Fatalf("after the window: exit %d: %s", res.code, res.stderr)
+	}
+	if n := r.br.opened.Load(); n != 3 {
+		t.Fatalf("the browser opened %d times, want 3", n)
+	}
+	entries, _ := os.ReadDir(r.dir)
+	var notes []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".refused") {
+			notes = append(notes, e.Name())
+		}
+	}
+	if len(notes) != 1 { // the other entry's
+		t.Errorf("refusal notes %v, want the other entry's only (a successful login forgets its own)", notes)
 	}
 }

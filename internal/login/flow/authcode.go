@@ -158,6 +158,9 @@ type AuthorizationError struct {
 	Description, URI string
 }
 
+// Refused says that the issuer answered: the login was refused, not lost.
+func (e *AuthorizationError) Refused() bool { return true }
+
 // Error is one line, safe to print on a terminal.
 func (e *AuthorizationError) Error() string {
 	msg := "the issuer refused the login (" + Printable(e.Code, 64) + ")"

@@ -6,9 +6,12 @@ package usecase
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/execcredential"
@@ -133,13 +136,21 @@ func (u *GetToken) Run(ctx context.Context) error {
 				"or set interactiveMode: IfAvailable and run kubectl in a terminal, or run once in a terminal: %s",
 				ErrLoginRequired, reason, why, u.Rerun)
 		}
+		if err := u.recentRefusal(now()); err != nil {
+			return err
+		}
 		if refreshErr != nil {
 			fmt.Fprintf(u.Stderr, "The refresh token was refused (%s); logging in again.\n", oneLine(refreshErr.Error()))
 		}
 		ts, err = u.Auth.Interactive(ctx)
 		if err != nil {
+			var r refusal
+			if errors.As(err, &r) && r.Refused() {
+				u.rememberRefusal(now(), err)
+			}
 			return fmt.Errorf("login: %w", err)
 		}
+		u.forgetRefusal()
 	}
 	exp, err := jwtpayload.Expiry(ts.IDToken)
 	if err != nil {
@@ -182,4 +193,69 @@ func oneLine(s string) string {
 		}
 	}
 	return s
+}
+
+// refusal is implemented by login errors that are the issuer's answer
+// (flow.AuthorizationError): the person was refused, not timed out.
+type refusal interface{ Refused() bool }
+
+// RefusalWindow is how long a refused login is answered from memory.
+// kubectl calls a failing exec plugin again for each request it retries
+// (five times for kubectl get's discovery), and tools like k9s poll: each
+// call would open the browser again only to be refused again.
+const RefusalWindow = 15 * time.Second
+
+type refusalNote struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+// refusalPath is next to the entry's file: <name>.refused, 0600, holding
+// the time and the issuer's reason (no secrets). "" without a disk cache.
+func (u *GetToken) refusalPath() string {
+	if u.Cache.Storage != tokencache.StorageDisk && u.Cache.Storage != "" {
+		return ""
+	}
+	return filepath.Join(u.Cache.Dir, u.Key.Checksum()+".refused")
+}
+
+// recentRefusal answers with the issuer's refusal of a login less than
+// RefusalWindow ago, without opening the browser again.
+func (u *GetToken) recentRefusal(now time.Time) error {
+	p := u.refusalPath()
+	if p == "" {
+		return nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil
+	}
+	var n refusalNote
+	if json.Unmarshal(b, &n) != nil || n.Reason == "" {
+		return nil
+	}
+	age := now.Sub(n.At)
+	if age < 0 || age >= RefusalWindow {
+		return nil
+	}
+	return fmt.Errorf("login: %s (%s ago; the browser opens again %s after that refusal)", n.Reason, age.Round(time.Second), RefusalWindow)
+}
+
+func (u *GetToken) rememberRefusal(now time.Time, err error) {
+	p := u.refusalPath()
+	if p == "" {
+		return
+	}
+	b, _ := json.Marshal(refusalNote{At: now, Reason: oneLine(err.Error())})
+	// The cache folder exists: the entry's lock file is in it.
+	tmp := p + ".tmp"
+	if os.WriteFile(tmp, b, 0o600) == nil {
+		_ = os.Rename(tmp, p)
+	}
+}
+
+func (u *GetToken) forgetRefusal() {
+	if p := u.refusalPath(); p != "" {
+		_ = os.Remove(p)
+	}
 }
