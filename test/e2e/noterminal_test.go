@@ -141,7 +141,7 @@ func TestSeedScenarioWithoutTerminal(t *testing.T) {
 	cfg := seedConfig(g.issuer.URL, g.issuer.CAPEM)
 	cfg.Issuer.ClientSecret = g.issuer.ClientSecret
 	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeFlags}) // KubeOne's oidc settings are the flags
-	c.AdminKubectl(t, "create", "namespace", "web") // the rendered RBAC binds a team there
+	c.AdminKubectl(t, "create", "namespace", "web")                                        // the rendered RBAC binds a team there
 	waitOIDCReady(t, g, c)
 
 	binDir := filepath.Join(c.Dir, "bin")
