@@ -140,8 +140,9 @@ func TestSeedScenarioWithoutTerminal(t *testing.T) {
 	g.github.SetLogin("octocat")
 	cfg := seedConfig(g.issuer.URL, g.issuer.CAPEM)
 	cfg.Issuer.ClientSecret = g.issuer.ClientSecret
-	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeFlags}) // KubeOne's oidc settings are the flags
-	c.AdminKubectl(t, "create", "namespace", "web")                                        // the rendered RBAC binds a team there
+	// The seed article's KubeOne oidc settings are kube-apiserver's flags.
+	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeFlags})
+	c.AdminKubectl(t, "create", "namespace", "web") // the rendered RBAC binds a team there
 	waitOIDCReady(t, g, c)
 
 	binDir := filepath.Join(c.Dir, "bin")
