@@ -299,8 +299,8 @@ func TestSeedScenarioWithoutTerminal(t *testing.T) {
 		if err == nil {
 			t.Fatalf("outsider got in with %s", kc)
 		}
-		if strings.Contains(stderr, "timed out") || !strings.Contains(stderr, "the issuer refused the login (access_denied)") ||
-			!strings.Contains(stderr, "Not a member of an allowed organization") || !strings.Contains(stderr, "outsider") {
+		if strings.Contains(stderr, "timed out") ||
+			!strings.Contains(stderr, "the issuer refused the login (access_denied): ") || !strings.Contains(stderr, "signed in to GitHub as outsider") {
 			t.Errorf("outsider with %s: want the issuer's reason at once, got (after %s):\n%s", filepath.Base(kc), took.Round(time.Second), stderr)
 		}
 		if n := browserRuns(outDesktopCount) + browserRuns(outCommandCount); n != i+1 {
