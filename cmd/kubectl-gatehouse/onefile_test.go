@@ -302,8 +302,9 @@ func TestOneFileEngine(t *testing.T) {
 		t.Errorf("version: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 
-	// No cached token and kubectl says not interactive: one line, exit 1.
-	_, r = runAs(t, bin, "kubectl-gatehouse", "", nonInteractive, base...)
+	// No cached token, kubectl says not interactive, and a login that
+	// reads standard input: one line, exit 1.
+	_, r = runAs(t, bin, "kubectl-gatehouse", "", nonInteractive, append(base, "--grant-type=authcode-keyboard")...)
 	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "login required") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("non-interactive miss: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}

@@ -3,7 +3,6 @@
 package cli_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -96,43 +95,38 @@ var keyboardURL = regexp.MustCompile(`in your browser: (\S+)`)
 
 func (p *person) read(r io.Reader) {
 	defer close(p.done)
-	br := bufio.NewReader(r)
+	var pending string // the unfinished line: the password prompt has no newline
+	buf := make([]byte, 4096)
 	for {
-		line, err := br.ReadString('\n')
-		if line == "" && err != nil {
-			return
-		}
+		n, err := r.Read(buf)
 		p.mu.Lock()
-		p.all.WriteString(line)
+		p.all.Write(buf[:n])
 		p.mu.Unlock()
-		if p.typed == nil {
-			continue
-		}
-		if m := keyboardURL.FindStringSubmatch(line); m != nil {
-			resp, _, err := p.srv.LoginPage(p.srv.Browser(), m[1])
-			if err != nil {
-				p.t.Errorf("keyboard login: %v", err)
-				continue
+		pending += string(buf[:n])
+		for {
+			line, rest, ok := strings.Cut(pending, "\n")
+			if !ok {
+				break
 			}
-			loc, _ := resp.Location()
-			fmt.Fprintf(p.typed, "%s\n", loc)
+			pending = rest
+			if m := keyboardURL.FindStringSubmatch(line); m != nil && p.typed != nil {
+				resp, _, err := p.srv.LoginPage(p.srv.Browser(), m[1])
+				if err != nil {
+					p.t.Errorf("keyboard login: %v", err)
+					continue
+				}
+				loc, _ := resp.Location()
+				fmt.Fprintf(p.typed, "%s\n", loc)
+			}
 		}
-		if strings.HasPrefix(line, "Password: ") || strings.HasSuffix(line, "Password: ") {
+		if strings.HasSuffix(pending, "Password: ") && p.typed != nil {
+			pending = ""
 			fmt.Fprintf(p.typed, "%s\n", p.srv.Password)
 		}
+		if err != nil {
+			return
+		}
 	}
-}
-
-// The password prompt has no newline until the answer: read it by bytes.
-type promptSplitter struct{ r io.Reader }
-
-func (s promptSplitter) Read(b []byte) (int, error) {
-	n, err := s.r.Read(b)
-	if n > 0 && strings.HasSuffix(string(b[:n]), "Password: ") {
-		b = append(b[:n], '\n')
-		return n + 1, err
-	}
-	return n, err
 }
 
 func (p *person) stderr() string {
@@ -241,7 +235,7 @@ func TestKubectlRunsThePlugin(t *testing.T) {
 					t.Fatal(err)
 				}
 				p := &person{t: t, srv: srv, typed: typed, done: make(chan struct{})}
-				go p.read(promptSplitter{er})
+				go p.read(er)
 				oldIn, oldErr := os.Stdin, os.Stderr
 				os.Stdin, os.Stderr = stdin, ew
 				status, getErr := func() (int, error) {
@@ -330,7 +324,7 @@ func TestKubectlRunsThePlugin(t *testing.T) {
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
-				p.read(promptSplitter{er})
+				p.read(er)
 				runErr := cmd.Wait()
 				stderr := p.stderr()
 				switch {
