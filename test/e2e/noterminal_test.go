@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
-
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
 	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/kube"
 )
@@ -223,34 +221,7 @@ func TestSeedScenarioWithoutTerminal(t *testing.T) {
 	wantRuns("after the binding", 2)
 
 	// The audit trail: the log file and gatehouse's sink.
-	var auditID string
-	if err := kube.WaitFor(30*time.Second, func() error {
-		events, err := c.AuditEvents()
-		if err != nil {
-			return err
-		}
-		for _, ev := range events {
-			if ev.Verb == "list" && ev.ObjectRef != nil && ev.ObjectRef.Resource == "namespaces" && ev.User.Username == "oidc:octocat" &&
-				ev.ResponseStatus != nil && ev.ResponseStatus.Code == 200 && ev.Stage == auditv1.StageResponseComplete &&
-				contains(ev.User.Groups, "oidc:exampleorg:infra-team") {
-				auditID = string(ev.AuditID)
-				return nil
-			}
-		}
-		return fmt.Errorf("no list namespaces by oidc:octocat in oidc:exampleorg:infra-team among %d events", len(events))
-	}); err != nil {
-		t.Fatalf("audit log: %v", err)
-	}
-	if err := kube.WaitFor(30*time.Second, func() error {
-		for _, ev := range g.sink.Events() {
-			if ev.AuditID == auditID && ev.User == "oidc:octocat" {
-				return nil
-			}
-		}
-		return fmt.Errorf("event %s not at the sink", auditID)
-	}); err != nil {
-		t.Fatalf("audit webhook: %v", err)
-	}
+	waitListAudited(t, g, c)
 
 	// Silent refresh after expiry, twice (the second time with the
 	// rotated refresh tokens), for both sessions and the shared entry.

@@ -191,40 +191,7 @@ func TestSeedScenario(t *testing.T) {
 			}
 
 			// The audit log and the webhook record the list with the user.
-			var auditID string
-			if err := kube.WaitFor(30*time.Second, func() error {
-				events, err := c.AuditEvents()
-				if err != nil {
-					return err
-				}
-				for _, ev := range events {
-					if ev.Verb == "list" && ev.ObjectRef != nil && ev.ObjectRef.Resource == "namespaces" &&
-						ev.User.Username == "oidc:octocat" && ev.ResponseStatus != nil && ev.ResponseStatus.Code == 200 &&
-						ev.Stage == auditv1.StageResponseComplete {
-						if !contains(ev.User.Groups, "oidc:exampleorg:infra-team") {
-							return fmt.Errorf("audit event groups %v", ev.User.Groups)
-						}
-						auditID = string(ev.AuditID)
-						return nil
-					}
-				}
-				return fmt.Errorf("no list namespaces by oidc:octocat among %d events", len(events))
-			}); err != nil {
-				t.Fatalf("audit log: %v", err)
-			}
-			if err := kube.WaitFor(30*time.Second, func() error {
-				for _, ev := range g.sink.Events() {
-					if ev.AuditID == auditID && ev.Stage == string(auditv1.StageResponseComplete) {
-						if ev.User != "oidc:octocat" || !contains(ev.Groups, "oidc:exampleorg:infra-team") {
-							return fmt.Errorf("sink has user %q groups %v", ev.User, ev.Groups)
-						}
-						return nil
-					}
-				}
-				return fmt.Errorf("event %s not at the sink (%d there)", auditID, len(g.sink.Events()))
-			}); err != nil {
-				t.Fatalf("audit webhook: %v", err)
-			}
+			waitListAudited(t, g, c)
 
 			// hubot is in exampleorg but only in developers: no rights.
 			htok, err := g.login(t, "hubot")
@@ -275,5 +242,45 @@ func TestSeedScenario(t *testing.T) {
 				t.Errorf("after refresh: %+v (%v)", rw.Status.UserInfo, err)
 			}
 		})
+	}
+}
+
+// waitListAudited waits until the audit log and gatehouse's audit sink
+// both hold octocat's successful list of namespaces, with the team group.
+func waitListAudited(t *testing.T, g *gatehouse, c *kube.Cluster) {
+	t.Helper()
+	var auditID string
+	if err := kube.WaitFor(30*time.Second, func() error {
+		events, err := c.AuditEvents()
+		if err != nil {
+			return err
+		}
+		for _, ev := range events {
+			if ev.Verb == "list" && ev.ObjectRef != nil && ev.ObjectRef.Resource == "namespaces" &&
+				ev.User.Username == "oidc:octocat" && ev.ResponseStatus != nil && ev.ResponseStatus.Code == 200 &&
+				ev.Stage == auditv1.StageResponseComplete {
+				if !contains(ev.User.Groups, "oidc:exampleorg:infra-team") {
+					return fmt.Errorf("audit event groups %v", ev.User.Groups)
+				}
+				auditID = string(ev.AuditID)
+				return nil
+			}
+		}
+		return fmt.Errorf("no list namespaces by oidc:octocat among %d events", len(events))
+	}); err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	if err := kube.WaitFor(30*time.Second, func() error {
+		for _, ev := range g.sink.Events() {
+			if ev.AuditID == auditID && ev.Stage == string(auditv1.StageResponseComplete) {
+				if ev.User != "oidc:octocat" || !contains(ev.Groups, "oidc:exampleorg:infra-team") {
+					return fmt.Errorf("sink has user %q groups %v", ev.User, ev.Groups)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("event %s not at the sink (%d there)", auditID, len(g.sink.Events()))
+	}); err != nil {
+		t.Fatalf("audit webhook: %v", err)
 	}
 }

@@ -331,13 +331,20 @@ func corruptRefreshToken(t *testing.T, dir string) {
 	}
 }
 
+// refreshRefused logs in, then lets the token expire with a refresh
+// token the issuer refuses.
+func refreshRefused(t *testing.T) (*rig, context.Context) {
+	r := newRig(t, time.Hour)
+	ctx := context.Background()
+	r.mustLogin(ctx)
+	corruptRefreshToken(t, r.dir)
+	r.clock.Add(2 * time.Hour)
+	return r, ctx
+}
+
 func TestFailedRefresh(t *testing.T) {
 	t.Run("interactive: logs in again", func(t *testing.T) {
-		r := newRig(t, time.Hour)
-		ctx := context.Background()
-		r.mustLogin(ctx)
-		corruptRefreshToken(t, r.dir)
-		r.clock.Add(2 * time.Hour)
+		r, ctx := refreshRefused(t)
 		res := r.run(ctx, execInfoV1, r.args())
 		if res.code != 0 {
 			t.Fatalf("exit %d: %s", res.code, res.stderr)
@@ -354,11 +361,7 @@ func TestFailedRefresh(t *testing.T) {
 	// terminal): that is about standard input only, so the browser login
 	// goes ahead, as with kubelogin.
 	t.Run("non-interactive, browser: logs in again", func(t *testing.T) {
-		r := newRig(t, time.Hour)
-		ctx := context.Background()
-		r.mustLogin(ctx)
-		corruptRefreshToken(t, r.dir)
-		r.clock.Add(2 * time.Hour)
+		r, ctx := refreshRefused(t)
 		res := r.run(ctx, execInfoV1NonInteract, r.args())
 		if res.code != 0 {
 			t.Fatalf("exit %d: %s", res.code, res.stderr)
@@ -369,11 +372,7 @@ func TestFailedRefresh(t *testing.T) {
 		}
 	})
 	t.Run("non-interactive, authcode-keyboard: one line, exit 1", func(t *testing.T) {
-		r := newRig(t, time.Hour)
-		ctx := context.Background()
-		r.mustLogin(ctx)
-		corruptRefreshToken(t, r.dir)
-		r.clock.Add(2 * time.Hour)
+		r, ctx := refreshRefused(t)
 		res := r.run(ctx, execInfoV1NonInteract, r.args("--grant-type=authcode-keyboard"))
 		if res.code == 0 {
 			t.Fatal("exit 0 without a token")
