@@ -122,6 +122,10 @@ func whoamiAs(c *kube.Cluster, kubeconfig string) (whoami, error) {
 // is Unauthorized and the refreshed one works; a member of another team
 // stays Forbidden; a user outside the org cannot log in and is told why.
 func TestSeedScenario(t *testing.T) {
+	// Build the gatehouse binary before any token's 20 s clock starts: a
+	// build inside that window (minutes on a loaded machine) let the token
+	// expire before `cluster check --token` ran.
+	goBinary(t, "gatehouse")
 	for _, mode := range []string{cluster.ModeStructured, cluster.ModeFlags} {
 		t.Run(mode, func(t *testing.T) {
 			const ttl = 20 * time.Second
