@@ -132,3 +132,16 @@ func (s *Storage) served(ctx context.Context, resource string) (bool, error) {
 	}
 	return false, fmt.Errorf("kubernetes storage: list %s.%s in namespace %q: %w", resource, Group, s.c.namespace, err)
 }
+
+// CRDNames returns the names of the definitions in CRDs, in order.
+func CRDNames() ([]string, error) {
+	defs, err := parseCRDs()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(defs))
+	for i, d := range defs {
+		names[i] = d.name
+	}
+	return names, nil
+}
