@@ -242,7 +242,9 @@ func TestMigrateFromRealDex(t *testing.T) {
 		name  string
 		block func(t *testing.T, dir string) string
 	}{
-		{"sqlite3", func(t *testing.T, dir string) string { return "  type: sqlite3\n  config:\n    file: " + filepath.Join(dir, "dex.db") }},
+		{"sqlite3", func(t *testing.T, dir string) string {
+			return "  type: sqlite3\n  config:\n    file: " + filepath.Join(dir, "dex.db")
+		}},
 		{"postgres", func(t *testing.T, _ string) string { return dexPostgresBlock(t, pgtest.DSN(t)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -225,8 +225,8 @@ type CustomResourceDefinition struct {
 			Storage bool   `json:"storage"`
 			Schema  struct {
 				OpenAPIV3Schema struct {
-					Type                   string `json:"type"`
-					PreserveUnknownFields  bool   `json:"x-kubernetes-preserve-unknown-fields"`
+					Type                  string `json:"type"`
+					PreserveUnknownFields bool   `json:"x-kubernetes-preserve-unknown-fields"`
 				} `json:"openAPIV3Schema"`
 			} `json:"schema"`
 		} `json:"versions"`
