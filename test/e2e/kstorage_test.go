@@ -2,15 +2,30 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/conformance"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/kubernetes"
+	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
 	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/kube"
 )
 
@@ -61,4 +76,435 @@ func TestKubernetesStorageConformance(t *testing.T) {
 			return openKubeStorage(t, c, ns)
 		})
 	})
+}
+
+// namespacedKubeconfig writes a copy of the admin kubeconfig whose
+// context uses namespace ns, as an operator's kubeConfigFile would.
+func namespacedKubeconfig(t *testing.T, c *kube.Cluster, ns string) string {
+	t.Helper()
+	data, err := os.ReadFile(c.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Replace(string(data), "context: {cluster: e2e, user: user}", "context: {cluster: e2e, user: user, namespace: "+ns+"}", 1)
+	if out == string(data) {
+		t.Fatal("admin kubeconfig has no context line to set the namespace in")
+	}
+	p := filepath.Join(t.TempDir(), ns+".kubeconfig")
+	if err := os.WriteFile(p, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// issuerSite is an issuer address with its TLS files and an HTTP client
+// that trusts them.
+type issuerSite struct {
+	web, telemetry, issuer string
+	cert, key              string
+	client                 *http.Client
+}
+
+func newIssuerSite(t *testing.T) issuerSite {
+	t.Helper()
+	bundle, err := tlsutil.NewBundle([]string{"127.0.0.1"}, 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := bundle.WriteDir(filepath.Join(t.TempDir(), "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := freeAddr(t)
+	return issuerSite{web: web, telemetry: freeAddr(t), issuer: "https://" + web + "/dex", cert: paths.ServerCert, key: paths.ServerKey,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64,
+			TLSClientConfig: &tls.Config{RootCAs: bundle.CertPool(), MinVersion: tls.VersionTLS12}}}}
+}
+
+// kubeStorageConfig is a Dex-format config (read by Dex and gatehouse
+// alike) on the kubernetes storage of kubeconfig, with the password grant
+// for the users of hash and the refresh policy given.
+func kubeStorageConfig(s issuerSite, issuerURL, kubeconfig, hash string, users int, extra string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `issuer: %s
+storage:
+  type: kubernetes
+  config:
+    kubeConfigFile: %s
+web:
+  https: %s
+  tlsCert: %s
+  tlsKey: %s
+telemetry:
+  http: %s
+oauth2:
+  skipApprovalScreen: true
+  passwordConnector: local
+%s
+staticClients:
+- id: kubernetes
+  name: Kubernetes
+  secret: kube-secret
+  redirectURIs: [http://localhost:8000]
+enablePasswordDB: true
+staticPasswords:
+`, issuerURL, kubeconfig, s.web, s.cert, s.key, s.telemetry, extra)
+	for i := range users {
+		fmt.Fprintf(&b, "- email: user%d@example.com\n  hash: %q\n  username: user%d\n  userID: 00000000-0000-4000-8000-%012d\n", i, hash, i, i)
+	}
+	return b.String()
+}
+
+// process is a server started from its binary; its output is in log.
+type process struct {
+	log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startProcess runs bin with args until t ends (or stop), and waits
+// until ready answers nil.
+func startProcess(t *testing.T, name, bin string, ready func() error, args ...string) *process {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{log: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); lf.Close(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("%s log:\n%s", name, tailLines(string(b), 60))
+		}
+	})
+	if err := kube.WaitFor(2*time.Minute, func() error {
+		select {
+		case <-p.done:
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("%s exited: %s", name, tailLines(string(b), 30))
+		default:
+		}
+		return ready()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (p *process) stop() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func httpReady(c *http.Client, url string) func() error {
+	return func() error {
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+// tokenGrant posts a grant for client kubernetes to base (an issuer URL
+// on some replica) and returns the answer with its status under "status".
+func tokenGrant(c *http.Client, base string, form url.Values) (map[string]any, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("kubernetes", "kube-secret")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("%s: %w", resp.Status, err)
+	}
+	out["status"] = resp.StatusCode
+	return out, nil
+}
+
+func mustGrant(t *testing.T, c *http.Client, base string, form url.Values) map[string]any {
+	t.Helper()
+	r, err := tokenGrant(c, base, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r["status"] != http.StatusOK {
+		t.Fatalf("%s grant: %v", form.Get("grant_type"), r)
+	}
+	return r
+}
+
+func jwtPart(t *testing.T, jwt string, part int) map[string]any {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[part])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// objectCount counts the objects of a dex.coreos.com resource in ns.
+func objectCount(t *testing.T, c *kube.Cluster, resource, ns string) int {
+	t.Helper()
+	out := c.AdminKubectl(t, "get", resource+".dex.coreos.com", "-n", ns, "-o", "name")
+	return len(strings.Fields(out))
+}
+
+// TestDexKubernetesStorageTakeover: Dex v2.45.1 (DEX_BIN, built from its
+// source) runs on `storage: kubernetes`, hands out sessions and rotates
+// one; then gatehouse starts on the same API server and namespace with
+// the same config, and every session refreshes: same subject, same
+// signing key, and Dex's RefreshToken objects become gatehouse's.
+func TestDexKubernetesStorageTakeover(t *testing.T) {
+	dexBin := os.Getenv("DEX_BIN")
+	if dexBin == "" {
+		t.Skip("DEX_BIN not set: build Dex v2.45.1 from its source and point DEX_BIN at it")
+	}
+	c := startStorageCluster(t)
+	ns := newNamespace(t, c, "dex")
+	site := newIssuerSite(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("password"), bcrypt.DefaultCost) // Dex refuses lower costs
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users = 3
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(kubeStorageConfig(site, site.issuer, namespacedKubeconfig(t, c, ns), string(hash), users, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dex := startProcess(t, "dex", dexBin, httpReady(site.client, site.issuer+"/.well-known/openid-configuration"), "serve", cfgFile)
+	tokens := make([]map[string]any, users)
+	for i := range users {
+		tokens[i] = mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"password"}, "username": {fmt.Sprintf("user%d@example.com", i)},
+			"password": {"password"}, "scope": {"openid offline_access email profile"}})
+	}
+	// One session rotated by Dex: its first token becomes Dex's obsolete one.
+	rotated := mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tokens[0]["refresh_token"].(string)}})
+	firstOfRotated := tokens[0]["refresh_token"].(string)
+	tokens[0] = rotated
+	dex.stop()
+	if n := objectCount(t, c, "refreshtokens", ns); n != users {
+		t.Fatalf("Dex left %d RefreshToken objects, want %d", n, users)
+	}
+
+	gatehouse := startProcess(t, "gatehouse", goBinary(t, "gatehouse"), httpReady(site.client, "http://"+site.telemetry+"/healthz/ready"), "serve", "--config", cfgFile)
+	for i, tok := range tokens {
+		r := mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
+		ours, theirs := jwtPart(t, r["id_token"].(string), 1), jwtPart(t, tok["id_token"].(string), 1)
+		for _, k := range []string{"iss", "sub", "aud", "email", "name"} {
+			if fmt.Sprint(ours[k]) != fmt.Sprint(theirs[k]) {
+				t.Errorf("user%d: claim %s: gatehouse %v, Dex %v", i, k, ours[k], theirs[k])
+			}
+		}
+		if a, b := jwtPart(t, r["id_token"].(string), 0)["kid"], jwtPart(t, tok["id_token"].(string), 0)["kid"]; a != b {
+			t.Errorf("user%d: gatehouse signs with %v, Dex signed with %v", i, a, b)
+		}
+		// The session goes on in gatehouse's format.
+		mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r["refresh_token"].(string)}})
+	}
+	if n := objectCount(t, c, "refreshtokens", ns); n != 0 {
+		t.Errorf("%d of Dex's RefreshToken objects left after their sessions moved", n)
+	}
+	if n := objectCount(t, c, "gatehouserefreshfamilies", ns); n != users {
+		t.Errorf("%d refresh families, want %d", n, users)
+	}
+	// Dex's rotated-out token is refused: the session was already Dex's
+	// next token's.
+	if r, err := tokenGrant(site.client, site.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {firstOfRotated}}); err != nil || r["status"] != http.StatusBadRequest {
+		t.Errorf("Dex's obsolete token: %v %v", r, err)
+	}
+	_ = gatehouse
+}
+
+// TestKubernetesStorageReplicas runs two gatehouse replicas on one
+// namespace under refresh load through both: every grant succeeds, two
+// clients refreshing one token at once on different replicas get the same
+// successor, and of the two replicas exactly one creates the key set and
+// exactly one rotates it.
+func TestKubernetesStorageReplicas(t *testing.T) {
+	c := startStorageCluster(t)
+	ns := newNamespace(t, c, "replicas")
+	kc := namespacedKubeconfig(t, c, ns)
+	hash, err := bcrypt.GenerateFromPassword([]byte("password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		workers  = 8
+		rotation = 20 * time.Second
+	)
+	a, b := newIssuerSite(t), newIssuerSite(t)
+	// Both answer for A's issuer URL (as behind one load balancer); B is
+	// reached on its own port.
+	extra := fmt.Sprintf("expiry:\n  signingKeys: %s\n  refreshTokens:\n    reuseInterval: 5s", rotation)
+	var files [2]string
+	for i, s := range []issuerSite{a, b} {
+		files[i] = filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(files[i], []byte(kubeStorageConfig(s, a.issuer, kc, string(hash), workers, extra)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := goBinary(t, "gatehouse")
+	// Started together: both find no keys and race to create them.
+	var replicas [2]*process
+	var wg sync.WaitGroup
+	for i, s := range []issuerSite{a, b} {
+		wg.Go(func() {
+			replicas[i] = startProcess(t, fmt.Sprintf("replica-%d", i), bin, httpReady(s.client, "http://"+s.telemetry+"/healthz/ready"), "serve", "--config", files[i])
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	keysA, keysB := getBody(t, a.client, a.issuer+"/keys"), getBody(t, b.client, "https://"+b.web+"/dex/keys")
+	if keysA != keysB {
+		t.Fatalf("replicas publish different key sets:\n%s\n%s", keysA, keysB)
+	}
+	bases := []struct {
+		c    *http.Client
+		base string
+	}{{a.client, a.issuer}, {b.client, "https://" + b.web + "/dex"}}
+
+	var grants, failures atomic.Int64
+	var firstFailure atomic.Value
+	fail := func(format string, args ...any) {
+		if failures.Add(1) == 1 {
+			firstFailure.Store(fmt.Sprintf(format, args...))
+		}
+	}
+	stop := make(chan struct{})
+	var load sync.WaitGroup
+	for w := range workers {
+		load.Go(func() {
+			tok, err := tokenGrant(a.client, a.issuer, url.Values{"grant_type": {"password"}, "username": {fmt.Sprintf("user%d@example.com", w)},
+				"password": {"password"}, "scope": {"openid offline_access email"}})
+			if err != nil || tok["status"] != http.StatusOK {
+				fail("worker %d: password grant: %v %v", w, tok, err)
+				return
+			}
+			rt := tok["refresh_token"].(string)
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+				if w%2 == 0 {
+					// Two clients with one token, one on each replica.
+					var r [2]map[string]any
+					var e [2]error
+					var both sync.WaitGroup
+					for i := range 2 {
+						both.Go(func() { r[i], e[i] = tokenGrant(bases[i].c, bases[i].base, form) })
+					}
+					both.Wait()
+					grants.Add(2)
+					if e[0] != nil || e[1] != nil || r[0]["status"] != http.StatusOK || r[1]["status"] != http.StatusOK {
+						fail("worker %d, round %d: concurrent refresh on both replicas: %v %v / %v %v", w, n, r[0], e[0], r[1], e[1])
+						return
+					}
+					if r[0]["refresh_token"] != r[1]["refresh_token"] {
+						fail("worker %d, round %d: concurrent refreshes got different successors", w, n)
+						return
+					}
+					rt = r[0]["refresh_token"].(string)
+					continue
+				}
+				r, err := tokenGrant(bases[n%2].c, bases[n%2].base, form)
+				grants.Add(1)
+				if err != nil || r["status"] != http.StatusOK {
+					fail("worker %d, round %d on replica %d: %v %v", w, n, n%2, r, err)
+					return
+				}
+				rt = r["refresh_token"].(string)
+			}
+		})
+	}
+	// Load until the key set was rotated once (then a few seconds more),
+	// well before a second rotation is due.
+	start := time.Now()
+	var version int64
+	err = kube.WaitFor(3*rotation, func() error {
+		var k struct {
+			Gatehouse struct {
+				Version int64 `json:"version"`
+			} `json:"gatehouse"`
+		}
+		out := c.AdminKubectl(t, "get", "signingkeies.dex.coreos.com", "openid-connect-keys", "-n", ns, "-o", "json")
+		if err := json.Unmarshal([]byte(out), &k); err != nil {
+			return err
+		}
+		if version = k.Gatehouse.Version; version < 2 {
+			return fmt.Errorf("key set version %d", version)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	close(stop)
+	load.Wait()
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("no rotation within %s: %v", 3*rotation, err)
+	}
+	if f := failures.Load(); f > 0 {
+		t.Fatalf("%d of %d grants failed; first: %v", f, grants.Load(), firstFailure.Load())
+	}
+	rotations := 0
+	for _, p := range replicas {
+		data, _ := os.ReadFile(p.log)
+		rotations += strings.Count(string(data), "rotated signing key")
+	}
+	if version != 2 || rotations != 2 {
+		t.Fatalf("key set version %d after %d writes of the key set by the replicas, want 2 and 2 (creation and one rotation)", version, rotations)
+	}
+	t.Logf("%d grants in %s through two replicas, no errors; key set created once and rotated once", grants.Load(), elapsed.Round(time.Second))
+}
+
+func getBody(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -463,7 +463,8 @@ func (s *Storage) UpdateDeviceRequest(ctx context.Context, deviceCodeHash string
 func (s *Storage) CreatePassword(ctx context.Context, p storage.Password) error {
 	p = canon.Password(p)
 	o := &passwordObject{Email: p.Email, Hash: p.Hash, Username: p.Username, UserID: p.UserID}
-	o.APIVersion, o.Kind, o.Name = apiVersion, kinds[resPasswords], dexIDToName(p.Email)
+	// o.Name is Dex's "name" field; the object's name is in ObjectMeta.
+	o.APIVersion, o.Kind, o.ObjectMeta.Name = apiVersion, kinds[resPasswords], dexIDToName(p.Email)
 	return s.c.create(ctx, resPasswords, o)
 }
 
@@ -508,7 +509,7 @@ func (s *Storage) UpdatePassword(ctx context.Context, email string, updater func
 		}
 		n = canon.Password(n)
 		o.Hash, o.Username, o.UserID = n.Hash, n.Username, n.UserID
-		return s.c.update(ctx, resPasswords, o.Name, o)
+		return s.c.update(ctx, resPasswords, o.ObjectMeta.Name, o)
 	})
 }
 
@@ -518,7 +519,7 @@ func (s *Storage) DeletePassword(ctx context.Context, email string) error {
 	if err != nil {
 		return err
 	}
-	return s.c.remove(ctx, resPasswords, o.Name, "")
+	return s.c.remove(ctx, resPasswords, o.ObjectMeta.Name, "")
 }
 
 // ListPasswords lists passwords by email.
