@@ -166,6 +166,16 @@ type process struct {
 // until ready answers nil.
 func startProcess(t *testing.T, name, bin string, ready func() error, args ...string) *process {
 	t.Helper()
+	p, err := tryStartProcess(t, name, bin, ready, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tryStartProcess is startProcess returning the error.
+func tryStartProcess(t *testing.T, name, bin string, ready func() error, args ...string) (*process, error) {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	lf, err := os.Create(logPath)
 	if err != nil {
@@ -195,9 +205,9 @@ func startProcess(t *testing.T, name, bin string, ready func() error, args ...st
 		}
 		return ready()
 	}); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return p
+	return p, nil
 }
 
 func (p *process) stop() {
@@ -308,7 +318,16 @@ func TestDexKubernetesStorageTakeover(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(kubeStorageConfig(site, site.issuer, namespacedKubeconfig(t, c, ns), string(hash), users, "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dex := startProcess(t, "dex", dexBin, httpReady(site.client, site.issuer+"/.well-known/openid-configuration"), "serve", cfgFile)
+	// Dex creates its custom resource definitions at its first start and
+	// may list one before the API server serves it (it then exits, and
+	// Kubernetes would restart it): start it again, as Kubernetes would.
+	var dex *process
+	for attempt := 1; dex == nil; attempt++ {
+		dex, err = tryStartProcess(t, fmt.Sprintf("dex-%d", attempt), dexBin, httpReady(site.client, site.issuer+"/.well-known/openid-configuration"), "serve", cfgFile)
+		if err != nil && attempt == 3 {
+			t.Fatal(err)
+		}
+	}
 	tokens := make([]map[string]any, users)
 	for i := range users {
 		tokens[i] = mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"password"}, "username": {fmt.Sprintf("user%d@example.com", i)},
