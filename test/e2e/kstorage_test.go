@@ -342,6 +342,22 @@ func TestDexKubernetesStorageTakeover(t *testing.T) {
 		t.Fatalf("Dex left %d RefreshToken objects, want %d", n, users)
 	}
 
+	// A client created through Dex's API (an OAuth2Client object, in
+	// Dex's layout): gatehouse serves it too.
+	clientYAML := filepath.Join(t.TempDir(), "client.yaml")
+	if err := os.WriteFile(clientYAML, []byte(`apiVersion: dex.coreos.com/v1
+kind: OAuth2Client
+metadata: {name: m5sxi3ljn5ygu4tjmnwg4zlboovtemzrfgzdm}
+id: grafana
+secret: grafana-secret
+redirectURIs: [https://grafana.example.com/login/generic_oauth]
+name: Grafana
+public: false
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.AdminKubectl(t, "apply", "-n", ns, "-f", clientYAML)
+
 	gatehouse := startProcess(t, "gatehouse", goBinary(t, "gatehouse"), httpReady(site.client, "http://"+site.telemetry+"/healthz/ready"), "serve", "--config", cfgFile)
 	for i, tok := range tokens {
 		r := mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
@@ -367,6 +383,18 @@ func TestDexKubernetesStorageTakeover(t *testing.T) {
 	// next token's.
 	if r, err := tokenGrant(site.client, site.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {firstOfRotated}}); err != nil || r["status"] != http.StatusBadRequest {
 		t.Errorf("Dex's obsolete token: %v %v", r, err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, site.issuer+"/token", strings.NewReader(url.Values{"grant_type": {"password"},
+		"username": {"user1@example.com"}, "password": {"password"}, "scope": {"openid"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("grafana", "grafana-secret")
+	resp, err := site.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("password grant for the client Dex kept in storage: %s", resp.Status)
 	}
 	_ = gatehouse
 }
@@ -526,4 +554,33 @@ func getBody(t *testing.T, c *http.Client, u string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestHoldControlPlane is not a test: bench/refresh.sh runs it to get a
+// kube-apiserver for the kubernetes storage. With GATEHOUSE_HOLD_CONTROLPLANE
+// set to a folder, it starts etcd and kube-apiserver, writes the admin
+// kubeconfig to <folder>/kubeconfig and keeps them running until
+// <folder>/stop exists.
+func TestHoldControlPlane(t *testing.T) {
+	dir := os.Getenv("GATEHOUSE_HOLD_CONTROLPLANE")
+	if dir == "" {
+		t.Skip("GATEHOUSE_HOLD_CONTROLPLANE not set (bench/refresh.sh sets it)")
+	}
+	c := startStorageCluster(t)
+	data, err := os.ReadFile(c.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kubeconfig.tmp"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "kubeconfig.tmp"), filepath.Join(dir, "kubeconfig")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "stop")); err == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

@@ -493,7 +493,7 @@ func TestRenderFails(t *testing.T) {
 		want string
 	}{
 		{"several replicas on SQLite", "default", []string{"--set", "replicaCount=3"},
-			"SQLite is one file on one pod's volume, so only one replica can use it. Set config.storage.type: postgres"},
+			"SQLite is one file on one pod's volume, so only one replica can use it. Set config.storage.type: postgres (with storage.config for your PostgreSQL) or kubernetes"},
 		{"several replicas, existing secret on SQLite", "existing-secret", []string{"--set", "replicaCount=2"}, "SQLite is one file"},
 		{"audit sink without audit", "default", []string{"--set", "auditSink.enabled=true"}, "auditSink.enabled needs config.audit.enabled"},
 		{"audit sink on https without TLS", "audit-sink", []string{"--set", "auditSink.targetPort=https"}, "serves no TLS"},

@@ -26,6 +26,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +41,17 @@ type Storage struct {
 	now    func() time.Time
 	log    *slog.Logger
 	closed atomic.Bool
+
+	// read holds the families GetRefreshFamily read last, by id, so that
+	// the update that follows in a refresh grant starts from them instead
+	// of reading again: its PUT is conditional on the resourceVersion read,
+	// so a stale entry only costs a retry. Bounded by readCacheSize.
+	readMu sync.Mutex
+	read   map[string]*object[storage.RefreshFamily]
 }
+
+// readCacheSize bounds Storage.read; past it the cache starts over.
+const readCacheSize = 4096
 
 var _ storage.Storage = (*Storage)(nil)
 
@@ -65,7 +76,7 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Storage{c: c, now: time.Now, log: cfg.Logger}
+	s := &Storage{c: c, now: time.Now, log: cfg.Logger, read: map[string]*object[storage.RefreshFamily]{}}
 	if err := s.Ping(ctx); err != nil {
 		return nil, fmt.Errorf("kubernetes storage: API server %s: %w", rc.Host, err)
 	}
@@ -90,7 +101,7 @@ func OpenSource(ctx context.Context, cfg Config) (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Storage{c: c, now: time.Now, log: cfg.Logger}
+	s := &Storage{c: c, now: time.Now, log: cfg.Logger, read: map[string]*object[storage.RefreshFamily]{}}
 	if err := s.Ping(ctx); err != nil {
 		return nil, fmt.Errorf("kubernetes storage: API server %s: %w", rc.Host, err)
 	}
@@ -170,13 +181,17 @@ func get[T any](ctx context.Context, s *Storage, resource, key string) (*object[
 // update is the read-modify-write loop of the Update methods: live says
 // whether the stored value may be updated (false: ErrNotFound), apply runs
 // the updater and returns the new value (with its key restored) and its
-// labels.
-func update[T any](ctx context.Context, s *Storage, resource, key string, live func(T) bool,
+// labels. first, if not nil, is a recent read to start from.
+func update[T any](ctx context.Context, s *Storage, resource, key string, first *object[T], live func(T) bool,
 	apply func(T) (T, map[string]string, error)) error {
 	return retry(ctx, func() error {
-		o, err := get[T](ctx, s, resource, key)
-		if err != nil {
-			return err
+		o := first
+		first = nil
+		if o == nil {
+			var err error
+			if o, err = get[T](ctx, s, resource, key); err != nil {
+				return err
+			}
 		}
 		if live != nil && !live(o.Spec) {
 			return storage.ErrNotFound
@@ -220,7 +235,7 @@ func (s *Storage) GetAuthRequest(ctx context.Context, id string) (storage.AuthRe
 
 // UpdateAuthRequest applies updater to an unexpired auth request.
 func (s *Storage) UpdateAuthRequest(ctx context.Context, id string, updater func(storage.AuthRequest) (storage.AuthRequest, error)) error {
-	return update(ctx, s, resAuthRequests, id, func(a storage.AuthRequest) bool { return !s.expired(a.Expiry) },
+	return update(ctx, s, resAuthRequests, id, nil, func(a storage.AuthRequest) bool { return !s.expired(a.Expiry) },
 		func(a storage.AuthRequest) (storage.AuthRequest, map[string]string, error) {
 			n, err := updater(canon.AuthRequest(a))
 			n.ID = id
@@ -252,7 +267,7 @@ func (s *Storage) GetAuthCode(ctx context.Context, id string) (storage.AuthCode,
 
 // UpdateAuthCode applies updater to an unexpired code.
 func (s *Storage) UpdateAuthCode(ctx context.Context, id string, updater func(storage.AuthCode) (storage.AuthCode, error)) error {
-	return update(ctx, s, resAuthCodes, id, func(c storage.AuthCode) bool { return !s.expired(c.Expiry) },
+	return update(ctx, s, resAuthCodes, id, nil, func(c storage.AuthCode) bool { return !s.expired(c.Expiry) },
 		func(c storage.AuthCode) (storage.AuthCode, map[string]string, error) {
 			n, err := updater(canon.AuthCode(c))
 			n.ID = id
@@ -272,13 +287,24 @@ func (s *Storage) GetRefreshFamily(ctx context.Context, id string) (storage.Refr
 	if err != nil {
 		return storage.RefreshFamily{}, err
 	}
-	return canon.RefreshFamily(o.Spec), nil
+	out := canon.RefreshFamily(o.Spec) // a copy: o stays the store's
+	s.readMu.Lock()
+	if len(s.read) >= readCacheSize {
+		clear(s.read)
+	}
+	s.read[id] = o
+	s.readMu.Unlock()
+	return out, nil
 }
 
 // UpdateRefreshFamily applies updater; a concurrent update makes it read
 // the family again and run updater on what the other writer stored.
 func (s *Storage) UpdateRefreshFamily(ctx context.Context, id string, updater func(storage.RefreshFamily) (storage.RefreshFamily, error)) error {
-	return update(ctx, s, resFamilies, id, nil,
+	s.readMu.Lock()
+	first := s.read[id]
+	delete(s.read, id)
+	s.readMu.Unlock()
+	return update(ctx, s, resFamilies, id, first, nil,
 		func(f storage.RefreshFamily) (storage.RefreshFamily, map[string]string, error) {
 			n, err := updater(canon.RefreshFamily(f))
 			n.ID = id
@@ -429,7 +455,7 @@ func (s *Storage) GetDeviceRequest(ctx context.Context, deviceCodeHash string) (
 // changes the user code moves its reservation.
 func (s *Storage) UpdateDeviceRequest(ctx context.Context, deviceCodeHash string, updater func(storage.DeviceRequest) (storage.DeviceRequest, error)) error {
 	var moved []string // user codes reserved by attempts, released unless kept
-	err := update(ctx, s, resDeviceRequests, deviceCodeHash, nil,
+	err := update(ctx, s, resDeviceRequests, deviceCodeHash, nil, nil,
 		func(d storage.DeviceRequest) (storage.DeviceRequest, map[string]string, error) {
 			n, err := updater(canon.DeviceRequest(d))
 			if err != nil {
