@@ -113,6 +113,11 @@ if [[ " $STORAGES " == *" kubernetes "* ]]; then
 		for _ in $(seq 1 6000); do [ -e "$WORK/controlplane/kubeconfig" ] && break; sleep 0.2; done
 		[ -e "$WORK/controlplane/kubeconfig" ] || { log "no control plane; log:"; tail -20 "$WORK/controlplane.log" >&2; exit 1; }
 		KUBECONFIG_FILE="$WORK/controlplane/kubeconfig"
+		# etcd and kube-apiserver, children of the test binary: their CPU
+		# per refresh is reported beside gatehouse's.
+		tpid=$(pgrep -f 'e2e\.test .*TestHoldControlPlane' | head -1 || true)
+		CP_PIDS=$( [ -n "$tpid" ] && pgrep -P "$tpid" | tr '\n' ' ' || true)
+		log "control plane pids: ${CP_PIDS:-unknown}"
 	fi
 	KUBECTL=${KUBECTL:-$(ls "${GATEHOUSE_E2E_CACHE:-$HOME/.cache/gatehouse-e2e}"/kubernetes-*/kubectl 2>/dev/null | head -1)}
 	[ -x "$KUBECTL" ] || { echo "no kubectl: set KUBECTL" >&2; exit 2; }
@@ -179,8 +184,10 @@ users() {
 }
 
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { # pid: user+system CPU of the process, in clock ticks
-	awk '{print $14 + $15}' "/proc/$1/stat"
+cpu_ticks() { # pid...: user+system CPU of the processes, in clock ticks
+	local p t=0
+	for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+	echo "$t"
 }
 
 rss_mb() { # pid
@@ -238,6 +245,10 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 		timeout 20 "$@" "$WORK/$name.yaml" >"$WORK/$name-first-start.log" 2>&1 || true
 	fi
 	local issuer="https://127.0.0.1:$port/dex"
+	# The storage's own processes, whose CPU per request is reported too
+	# (the kubernetes storage's etcd and kube-apiserver when started here).
+	BACKEND_PIDS=
+	[ "$STORAGE" = kubernetes ] && BACKEND_PIDS=${CP_PIDS:-}
 	log "starting $name ($STORAGE)"
 	"$@" "$WORK/$name.yaml" >"$WORK/$name.log" 2>&1 &
 	local pid=$!
@@ -257,7 +268,7 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 		# warm-up): CPU per request does not depend on how busy the
 		# shared machine is, unlike requests/s.
 		(for _ in $(seq 1 1500); do [ -e "$WORK/started" ] && break; sleep 0.1; done
-			sleep "${WARMUP%s}" && cpu_ticks "$pid" >"$WORK/cpu0") &
+			sleep "${WARMUP%s}" && cpu_ticks "$pid" >"$WORK/cpu0" && cpu_ticks ${BACKEND_PIDS:-} >"$WORK/bcpu0") &
 		mpid=$!
 		if [ "$mode" = refresh ] && [ "$PROFILE" = 1 ]; then
 			# A CPU profile of the middle of the measured run (sampling
@@ -270,13 +281,16 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 		log "$name: $mode, $WORKERS workers, $dur"
 		line=$(loadgen "$name" "$issuer" "$mode" "$dur")
 		cpu1=$(cpu_ticks "$pid")
+		bcpu1=$(cpu_ticks ${BACKEND_PIDS:-})
 		wait "$mpid" || true
 		cpu0=$(cat "$WORK/cpu0" 2>/dev/null || echo "$cpu1")
+		bcpu0=$(cat "$WORK/bcpu0" 2>/dev/null || echo "$bcpu1")
 		echo "$line" >&2
 		echo "$line" | jq -c --arg t "$name" --arg s "$STORAGE" --arg r "$rss_start" --arg p "$([ -n "$cpid" ] && [ "$mode" = refresh ] && echo 1 || echo 0)" \
-			--arg c "$(((cpu1 - cpu0) * 1000 / CLK_TCK))" \
-			'. + {target: $t, storage: $s, rss_start_mb: ($r|tonumber), profiled: ($p == "1"), server_cpu_s: (($c|tonumber)/1000)}
-			 | . + {server_cores: (.server_cpu_s / .seconds), server_cpu_ms_per_req: (if .requests > 0 then .server_cpu_s * 1000 / .requests else null end)}' >>"$RESULTS"
+			--arg c "$(((cpu1 - cpu0) * 1000 / CLK_TCK))" --arg b "$(((bcpu1 - bcpu0) * 1000 / CLK_TCK))" \
+			'. + {target: $t, storage: $s, rss_start_mb: ($r|tonumber), profiled: ($p == "1"), server_cpu_s: (($c|tonumber)/1000), backend_cpu_s: (($b|tonumber)/1000)}
+			 | . + {server_cores: (.server_cpu_s / .seconds), server_cpu_ms_per_req: (if .requests > 0 then .server_cpu_s * 1000 / .requests else null end),
+			        backend_cpu_ms_per_req: (if .requests > 0 and .backend_cpu_s > 0 then .backend_cpu_s * 1000 / .requests else null end)}' >>"$RESULTS"
 		if [ -n "$cpid" ] && [ "$mode" = refresh ]; then
 			wait "$cpid" || log "profile capture failed"
 			go tool pprof -top -nodecount=40 "$bin" "$WORK/$name-refresh.pprof" >"$WORK/$name-pprof-top.txt" 2>/dev/null || true
@@ -307,9 +321,10 @@ STORAGE=$STORAGES
 echo
 echo "storage=$STORAGE signer=${SIGNER_ALG:-RS256} workers=$WORKERS refresh=$DURATION discovery/jwks=$DISCOVERY_DURATION warmup=$WARMUP cpus=$(nproc) (load generator on the same machine)"
 jq -r -s '
-  ["target","storage","mode","req/s","p50 ms","p90 ms","p99 ms","max ms","errors","server cores","server CPU ms/req","loadgen cores","RSS idle start MB","RSS idle end MB"],
+  ["target","storage","mode","req/s","p50 ms","p90 ms","p99 ms","max ms","errors","server cores","server CPU ms/req","backend CPU ms/req","loadgen cores","RSS idle start MB","RSS idle end MB"],
   (.[] | [.target, .storage, .mode, (.rps*10|round/10), .p50_ms, .p90_ms, .p99_ms, .max_ms, .errors,
-          (.server_cores*100|round/100), ((.server_cpu_ms_per_req // 0)*1000|round/1000), ((.client_cpu_s // 0)/.seconds*100|round/100), .rss_start_mb, .rss_end_mb])
+          (.server_cores*100|round/100), ((.server_cpu_ms_per_req // 0)*1000|round/1000), (if .backend_cpu_ms_per_req then (.backend_cpu_ms_per_req*1000|round/1000) else "-" end),
+          ((.client_cpu_s // 0)/.seconds*100|round/100), .rss_start_mb, .rss_end_mb])
   | @tsv' "$RESULTS" | column -t -s $'\t'
 if [ -n "${DEX_BIN:-}" ]; then
 	jq -r -s 'map(select(.mode=="refresh")) | group_by(.storage)[] | (map(select(.target=="gatehouse"))[0].rps / map(select(.target=="dex"))[0].rps) as $x | "refresh throughput gatehouse/dex on \(.[0].storage): \($x*100|round/100)x"' "$RESULTS"

@@ -176,7 +176,7 @@ func TestMigrateFromDexErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--config", gh}, "--dex-config (Dex's config.yaml, to find its storage) and --config"},
-		{[]string{"--dex-config", dexMemory, "--config", gh}, "Dex's storage is memory: there is nothing to copy"},
+		{[]string{"--dex-config", dexMemory, "--config", gh}, "nothing to copy: Dex's storage is memory"},
 		{[]string{"--dex-config", noStorage, "--config", gh}, "no storage section"},
 		{[]string{"--dex-config", filepath.Join(dir, "missing.yaml"), "--config", gh}, "no such file"},
 	} {

@@ -45,7 +45,7 @@ func Read(ctx context.Context, src config.Storage, kubeOpts kubernetes.Config) (
 		defer db.Close()
 		snap, err := readSQL(ctx, db)
 		if err != nil {
-			return nil, fmt.Errorf("Dex's SQLite database %s: %w", src.SQLite3.File, err)
+			return nil, fmt.Errorf("read Dex's SQLite database %s: %w", src.SQLite3.File, err)
 		}
 		return snap, nil
 	case config.StoragePostgres:
@@ -59,12 +59,12 @@ func Read(ctx context.Context, src config.Storage, kubeOpts kubernetes.Config) (
 		defer db.Close()
 		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
 		if err != nil {
-			return nil, fmt.Errorf("Dex's PostgreSQL database: %w", err)
+			return nil, fmt.Errorf("read Dex's PostgreSQL database: %w", err)
 		}
 		defer func() { _ = tx.Rollback() }()
 		snap, err := readSQL(ctx, tx)
 		if err != nil {
-			return nil, fmt.Errorf("Dex's PostgreSQL database: %w", err)
+			return nil, fmt.Errorf("read Dex's PostgreSQL database: %w", err)
 		}
 		return snap, nil
 	case config.StorageKubernetes:
@@ -77,11 +77,11 @@ func Read(ctx context.Context, src config.Storage, kubeOpts kubernetes.Config) (
 		defer s.Close()
 		snap, err := s.DexSnapshot(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("Dex's custom resources in namespace %s: %w", s.Namespace(), err)
+			return nil, fmt.Errorf("read Dex's custom resources in namespace %s: %w", s.Namespace(), err)
 		}
 		return snap, nil
 	case config.StorageMemory:
-		return nil, errors.New("Dex's storage is memory: there is nothing to copy (it was lost when Dex stopped)")
+		return nil, errors.New("nothing to copy: Dex's storage is memory (its data went when Dex stopped)")
 	}
 	return nil, fmt.Errorf("storage type %q: gatehouse copies from Dex's sqlite3, postgres and kubernetes storage", src.Type)
 }

@@ -138,7 +138,7 @@ func eachRow(ctx context.Context, db queryer, table string, f func(row) error) e
 			r.cols[strings.ToLower(n)] = vals[i]
 		}
 		if err := f(r); err != nil {
-			return fmt.Errorf("Dex table %s: %w", table, err)
+			return fmt.Errorf("read Dex table %s: %w", table, err)
 		}
 	}
 	return rows.Err()
