@@ -2,8 +2,6 @@ package main
 
 import (
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -21,21 +19,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/testutil/pgtest"
 )
-
-// jwtHeader returns the JOSE header of a compact JWS.
-func jwtHeader(t *testing.T, jwt string) map[string]any {
-	t.Helper()
-	h, _, _ := strings.Cut(jwt, ".")
-	b, err := base64.RawURLEncoding.DecodeString(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // TestMigrateFromDexThenRefresh copies a Dex database (Dex's SQL tables
 // as Dex writes them) with `gatehouse migrate from-dex`, then serves from
@@ -113,7 +96,7 @@ func TestMigrateFromDexThenRefresh(t *testing.T) {
 				t.Fatalf("refresh with the token Dex handed out: %v", r)
 			}
 			idt := r["id_token"].(string)
-			if kid := jwtHeader(t, idt)["kid"]; kid != fx.SigningKey.KeyID {
+			if kid := jwtPart(t, idt, 0)["kid"]; kid != fx.SigningKey.KeyID {
 				t.Errorf("ID token signed with key %v, want Dex's %s", kid, fx.SigningKey.KeyID)
 			}
 			claims := jwtClaims(t, idt)
@@ -297,7 +280,7 @@ func TestMigrateFromRealDex(t *testing.T) {
 					t.Errorf("claim %s: gatehouse %v, Dex %v", k, ours[k], theirs[k])
 				}
 			}
-			if a, b := jwtHeader(t, r["id_token"].(string))["kid"], jwtHeader(t, dexID)["kid"]; a != b {
+			if a, b := jwtPart(t, r["id_token"].(string), 0)["kid"], jwtPart(t, dexID, 0)["kid"]; a != b {
 				t.Errorf("gatehouse signs with key %v, Dex signed with %v: kube-apiserver would have to fetch new keys", a, b)
 			}
 			// Dex's first token was rotated out by Dex: presenting it now

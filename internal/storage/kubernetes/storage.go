@@ -216,6 +216,47 @@ func remove(ctx context.Context, s *Storage, resource, key string) error {
 
 func (s *Storage) expired(t time.Time) bool { return s.now().After(t) }
 
+// expiring is one of gatehouse's kinds whose records expire: its
+// resource, expiry, canonical form and key field.
+type expiring[T any] struct {
+	resource string
+	expiry   func(T) time.Time
+	canon    func(T) T
+	setKey   func(*T, string)
+}
+
+var (
+	authRequests = expiring[storage.AuthRequest]{resAuthRequests, func(a storage.AuthRequest) time.Time { return a.Expiry },
+		canon.AuthRequest, func(a *storage.AuthRequest, k string) { a.ID = k }}
+	authCodes = expiring[storage.AuthCode]{resAuthCodes, func(c storage.AuthCode) time.Time { return c.Expiry },
+		canon.AuthCode, func(c *storage.AuthCode, k string) { c.ID = k }}
+	deviceRequests = expiring[storage.DeviceRequest]{resDeviceRequests, func(d storage.DeviceRequest) time.Time { return d.Expiry },
+		canon.DeviceRequest, func(d *storage.DeviceRequest, k string) { d.DeviceCodeHash = k }}
+)
+
+// getLive returns the unexpired record of kind under key.
+func getLive[T any](ctx context.Context, s *Storage, kind expiring[T], key string) (T, error) {
+	var zero T
+	o, err := get[T](ctx, s, kind.resource, key)
+	if err != nil {
+		return zero, err
+	}
+	if s.expired(kind.expiry(o.Spec)) {
+		return zero, storage.ErrNotFound
+	}
+	return kind.canon(o.Spec), nil
+}
+
+// updateLive applies updater to the unexpired record of kind under key.
+func updateLive[T any](ctx context.Context, s *Storage, kind expiring[T], key string, updater func(T) (T, error)) error {
+	return update(ctx, s, kind.resource, key, nil, func(v T) bool { return !s.expired(kind.expiry(v)) },
+		func(v T) (T, map[string]string, error) {
+			n, err := updater(kind.canon(v))
+			kind.setKey(&n, key)
+			return kind.canon(n), nil, err
+		})
+}
+
 // CreateAuthRequest stores a new auth request.
 func (s *Storage) CreateAuthRequest(ctx context.Context, a storage.AuthRequest) error {
 	return create(ctx, s, resAuthRequests, a.ID, canon.AuthRequest(a), nil)
@@ -223,24 +264,12 @@ func (s *Storage) CreateAuthRequest(ctx context.Context, a storage.AuthRequest) 
 
 // GetAuthRequest returns an unexpired auth request.
 func (s *Storage) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {
-	o, err := get[storage.AuthRequest](ctx, s, resAuthRequests, id)
-	if err != nil {
-		return storage.AuthRequest{}, err
-	}
-	if s.expired(o.Spec.Expiry) {
-		return storage.AuthRequest{}, storage.ErrNotFound
-	}
-	return canon.AuthRequest(o.Spec), nil
+	return getLive(ctx, s, authRequests, id)
 }
 
 // UpdateAuthRequest applies updater to an unexpired auth request.
 func (s *Storage) UpdateAuthRequest(ctx context.Context, id string, updater func(storage.AuthRequest) (storage.AuthRequest, error)) error {
-	return update(ctx, s, resAuthRequests, id, nil, func(a storage.AuthRequest) bool { return !s.expired(a.Expiry) },
-		func(a storage.AuthRequest) (storage.AuthRequest, map[string]string, error) {
-			n, err := updater(canon.AuthRequest(a))
-			n.ID = id
-			return canon.AuthRequest(n), nil, err
-		})
+	return updateLive(ctx, s, authRequests, id, updater)
 }
 
 // DeleteAuthRequest removes an auth request.
@@ -255,24 +284,12 @@ func (s *Storage) CreateAuthCode(ctx context.Context, c storage.AuthCode) error 
 
 // GetAuthCode returns an unexpired code.
 func (s *Storage) GetAuthCode(ctx context.Context, id string) (storage.AuthCode, error) {
-	o, err := get[storage.AuthCode](ctx, s, resAuthCodes, id)
-	if err != nil {
-		return storage.AuthCode{}, err
-	}
-	if s.expired(o.Spec.Expiry) {
-		return storage.AuthCode{}, storage.ErrNotFound
-	}
-	return canon.AuthCode(o.Spec), nil
+	return getLive(ctx, s, authCodes, id)
 }
 
 // UpdateAuthCode applies updater to an unexpired code.
 func (s *Storage) UpdateAuthCode(ctx context.Context, id string, updater func(storage.AuthCode) (storage.AuthCode, error)) error {
-	return update(ctx, s, resAuthCodes, id, nil, func(c storage.AuthCode) bool { return !s.expired(c.Expiry) },
-		func(c storage.AuthCode) (storage.AuthCode, map[string]string, error) {
-			n, err := updater(canon.AuthCode(c))
-			n.ID = id
-			return canon.AuthCode(n), nil, err
-		})
+	return updateLive(ctx, s, authCodes, id, updater)
 }
 
 // CreateRefreshFamily stores a new family.
@@ -440,14 +457,7 @@ func (s *Storage) GetDeviceRequestByUserCode(ctx context.Context, userCode strin
 
 // GetDeviceRequest finds an unexpired request by device code hash.
 func (s *Storage) GetDeviceRequest(ctx context.Context, deviceCodeHash string) (storage.DeviceRequest, error) {
-	o, err := get[storage.DeviceRequest](ctx, s, resDeviceRequests, deviceCodeHash)
-	if err != nil {
-		return storage.DeviceRequest{}, err
-	}
-	if s.expired(o.Spec.Expiry) {
-		return storage.DeviceRequest{}, storage.ErrNotFound
-	}
-	return canon.DeviceRequest(o.Spec), nil
+	return getLive(ctx, s, deviceRequests, deviceCodeHash)
 }
 
 // UpdateDeviceRequest applies updater; expired requests are still handed
