@@ -584,3 +584,61 @@ func TestHoldControlPlane(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// apiRequests reads kube-apiserver's request counter for a resource of
+// dex.coreos.com, by verb.
+func apiRequests(t *testing.T, c *kube.Cluster, resource string) map[string]int {
+	t.Helper()
+	out := c.AdminKubectl(t, "get", "--raw", "/metrics")
+	counts := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `group="dex.coreos.com"`) ||
+			!strings.Contains(line, `resource="`+resource+`"`) {
+			continue
+		}
+		_, verb, _ := strings.Cut(line, `verb="`)
+		verb, _, _ = strings.Cut(verb, `"`)
+		fields := strings.Fields(line)
+		var n float64
+		if _, err := fmt.Sscan(fields[len(fields)-1], &n); err != nil {
+			t.Fatal(err)
+		}
+		counts[verb] += int(n)
+	}
+	return counts
+}
+
+// TestKubernetesRefreshRoundTrips: a refresh grant costs the API server
+// one read and one write of the family (the update starts from the
+// family the grant just read), nothing more.
+func TestKubernetesRefreshRoundTrips(t *testing.T) {
+	c := startStorageCluster(t)
+	ns := newNamespace(t, c, "roundtrips")
+	hash, err := bcrypt.GenerateFromPassword([]byte("password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := newIssuerSite(t)
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(kubeStorageConfig(site, site.issuer, namespacedKubeconfig(t, c, ns), string(hash), 1, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, "gatehouse", goBinary(t, "gatehouse"), httpReady(site.client, "http://"+site.telemetry+"/healthz/ready"), "serve", "--config", cfgFile)
+	tok := mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"password"}, "username": {"user0@example.com"}, "password": {"password"}, "scope": {"openid offline_access"}})
+	const n = 40
+	before := apiRequests(t, c, "gatehouserefreshfamilies")
+	rt := tok["refresh_token"].(string)
+	for range n {
+		rt = mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})["refresh_token"].(string)
+	}
+	after := apiRequests(t, c, "gatehouserefreshfamilies")
+	got := map[string]int{}
+	for verb, v := range after {
+		if d := v - before[verb]; d != 0 {
+			got[verb] = d
+		}
+	}
+	if want := map[string]int{"GET": n, "PUT": n}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%d refresh grants made these requests for refresh families: %v, want %v", n, got, want)
+	}
+}
