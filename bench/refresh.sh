@@ -303,7 +303,7 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 	local rss_end
 	rss_end=$(rss_mb "$pid")
 	log "$name idle RSS after the runs ${rss_end} MB"
-	jq -c --arg t "$name" --arg r "$rss_end" 'if .target == $t then . + {rss_end_mb: ($r|tonumber)} else . end' "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"
+	jq -c --arg t "$name" --arg s "$STORAGE" --arg r "$rss_end" 'if .target == $t and .storage == $s then . + {rss_end_mb: ($r|tonumber)} else . end' "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"
 	kill "$pid"
 	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	kill -9 "$pid" 2>/dev/null || true

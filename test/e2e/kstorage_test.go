@@ -642,3 +642,23 @@ func TestKubernetesRefreshRoundTrips(t *testing.T) {
 		t.Fatalf("%d refresh grants made these requests for refresh families: %v, want %v", n, got, want)
 	}
 }
+
+// BenchmarkKubernetesRotation is the storage side of the refresh grant
+// (conformance.BenchmarkRotation) on custom resources of a real
+// kube-apiserver, as BenchmarkRotation in the sqlite and postgres packages.
+func BenchmarkKubernetesRotation(b *testing.B) {
+	sink := kube.StartSink(b, sinkToken)
+	c := kube.Start(b, kube.Options{Binaries: bins, Config: seedConfig(sink.URL+"/dex", sink.CAPEM), Mode: cluster.ModeStructured})
+	out, _, err := c.Kubectl(context.Background(), c.AdminKubeconfig, nil, "create", "namespace", "bench")
+	if err != nil {
+		b.Fatal(err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := kubernetes.Open(ctx, kubernetes.Config{KubeConfigFile: c.AdminKubeconfig, Namespace: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	conformance.BenchmarkRotation(b, s)
+}
