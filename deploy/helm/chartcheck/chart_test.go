@@ -340,11 +340,13 @@ func TestTemplate(t *testing.T) {
 			one[*rbacv1.ClusterRoleBinding](t, objs, "ClusterRoleBinding")
 			none(t, objs, "PersistentVolumeClaim", "CustomResourceDefinition")
 			checkConfig(t, objs)
-
-			// With the definitions in the chart, gatehouse needs no
-			// cluster-wide rights.
-			objs = render(t, valueSets(t)["kubernetes-storage"], "--set", "kubernetesStorage.installCRDs=true")
+		},
+		// With the definitions in the chart, gatehouse needs no
+		// cluster-wide rights.
+		"kubernetes-storage-crds": func(t *testing.T, objs []Object) {
+			one[*rbacv1.Role](t, objs, "Role")
 			none(t, objs, "ClusterRole", "ClusterRoleBinding")
+			checkConfig(t, objs)
 			crds := Find(objs, "CustomResourceDefinition")
 			want, err := kubernetes.CRDNames()
 			if err != nil {
