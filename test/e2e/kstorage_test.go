@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
@@ -661,4 +665,154 @@ func BenchmarkKubernetesRotation(b *testing.B) {
 	}
 	defer s.Close()
 	conformance.BenchmarkRotation(b, s)
+}
+
+// writeDexObjects creates, in namespace ns, the objects a Dex v2.45
+// installation on storage: kubernetes keeps (Dex's layout, as
+// storage/kubernetes/types.go writes them): its key set, a password, a
+// client, and one session of user0 through the password database
+// (refresh token and offline session). It returns the refresh token the
+// client holds and the kid of Dex's signing key.
+func writeDexObjects(t *testing.T, c *kube.Cluster, ns string, hash []byte) (refreshToken, kid string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk := jose.JSONWebKey{Key: key, KeyID: "dex-fixture-kid", Algorithm: "RS256", Use: "sig"}
+	priv, _ := jwk.MarshalJSON()
+	pub, _ := jwk.Public().MarshalJSON()
+	now := time.Now().UTC()
+	obj := func(kind, name string, fields map[string]any) map[string]any {
+		fields["apiVersion"], fields["kind"] = "dex.coreos.com/v1", kind
+		fields["metadata"] = map[string]any{"name": name, "namespace": ns}
+		return fields
+	}
+	claims := map[string]any{"userID": "00000000-0000-4000-8000-000000000000", "username": "user0", "preferredUsername": "",
+		"email": "user0@example.com", "emailVerified": true}
+	items := []map[string]any{
+		obj("SigningKey", "openid-connect-keys", map[string]any{"signingKey": json.RawMessage(priv), "signingKeyPub": json.RawMessage(pub),
+			"nextRotation": now.Add(5 * time.Hour)}),
+		// Dex's idToName("dexdb@example.com"): base32 of the email and
+		// the FNV-64 sum of nothing; read by its email, not by its name.
+		obj("Password", "mrsxqzdcibsxqylnobwgkltdn5w4x4u44scceizf", map[string]any{"email": "dexdb@example.com", "hash": hash,
+			"username": "dexdb", "userID": "dexdb-user-id"}),
+		obj("OAuth2Client", "m5zgczttmfxgk4tzfmxgk3bnfnqw2ylmn5vq", map[string]any{"id": "grafana", "secret": "grafana-secret",
+			"redirectURIs": []string{"https://grafana.example.com/cb"}, "name": "Grafana", "public": false}),
+		obj("RefreshToken", "dexfixturerefresh0000000000", map[string]any{"CreatedAt": now.Add(-time.Hour), "LastUsed": now.Add(-time.Minute),
+			"clientID": "kubernetes", "scopes": []string{"openid", "offline_access", "email"}, "token": "fixture-secret-2",
+			"obsoleteToken": "fixture-secret-1", "claims": claims, "connectorID": "local"}),
+		obj("OfflineSessions", "dexfixturesession", map[string]any{"userID": claims["userID"], "connID": "local",
+			"refresh": map[string]any{"kubernetes": map[string]any{"ID": "dexfixturerefresh0000000000", "ClientID": "kubernetes",
+				"CreatedAt": now.Add(-time.Hour), "LastUsed": now.Add(-time.Minute)}}}),
+	}
+	data, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "dex-objects.json")
+	if err := os.WriteFile(f, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.AdminKubectl(t, "apply", "-f", f)
+	return dexRefreshToken("dexfixturerefresh0000000000", "fixture-secret-2"), jwk.KeyID
+}
+
+// dexRefreshToken is the refresh token Dex hands out: base64url of the
+// protobuf {refresh_id = 1, token = 2}.
+func dexRefreshToken(id, secret string) string {
+	var proto []byte
+	for i, v := range []string{id, secret} {
+		proto = append(proto, byte((i+1)<<3|2), byte(len(v)))
+		proto = append(proto, v...)
+	}
+	return base64.RawURLEncoding.EncodeToString(proto)
+}
+
+// TestDexCustomResources works from a Dex installation's custom
+// resources written in Dex's layout (always, without DEX_BIN): gatehouse
+// on their namespace serves Dex's session, client, password and key as
+// they are; `gatehouse migrate from-dex` copies them into SQLite, where
+// the session refreshes too.
+func TestDexCustomResources(t *testing.T) {
+	c := startStorageCluster(t)
+	c.AdminKubectl(t, "apply", "-f", writeCRDs(t))
+	hash, err := bcrypt.GenerateFromPassword([]byte("password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := goBinary(t, "gatehouse")
+	for _, mode := range []string{"in place", "migrated to sqlite"} {
+		t.Run(mode, func(t *testing.T) {
+			ns := newNamespace(t, c, "dexcrs")
+			token, kid := writeDexObjects(t, c, ns, hash)
+			site := newIssuerSite(t)
+			dexCfg := filepath.Join(t.TempDir(), "dex.yaml")
+			if err := os.WriteFile(dexCfg, []byte(kubeStorageConfig(site, site.issuer, namespacedKubeconfig(t, c, ns), string(hash), 1, "")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := dexCfg
+			if mode != "in place" {
+				data, _ := os.ReadFile(dexCfg)
+				cfg = filepath.Join(t.TempDir(), "gatehouse.yaml")
+				sqlite := "storage:\n  type: sqlite3\n  config:\n    file: " + filepath.Join(t.TempDir(), "gatehouse.db") + "\n"
+				out := regexp.MustCompile(`(?s)storage:\n.*?\nweb:`).ReplaceAllLiteralString(string(data), sqlite+"web:")
+				if err := os.WriteFile(cfg, []byte(out), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				res, err := exec.Command(bin, "migrate", "from-dex", "--dex-config", dexCfg, "--config", cfg).CombinedOutput()
+				if err != nil {
+					t.Fatalf("migrate: %v\n%s", err, res)
+				}
+				for _, want := range []string{"passwords:      1 copy", "signing keys:   1 copy", "refresh tokens: 1 copy", "1 client(s) and 0 connector(s)"} {
+					if !strings.Contains(string(res), want) {
+						t.Errorf("migrate output lacks %q:\n%s", want, res)
+					}
+				}
+				if n := objectCount(t, c, "refreshtokens", ns); n != 1 {
+					t.Errorf("migrate changed Dex's objects: %d refresh tokens", n)
+				}
+			}
+			startProcess(t, "gatehouse", bin, httpReady(site.client, "http://"+site.telemetry+"/healthz/ready"), "serve", "--config", cfg)
+			r := mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}})
+			if got := jwtPart(t, r["id_token"].(string), 0)["kid"]; got != kid {
+				t.Errorf("signed with %v, want Dex's key %s", got, kid)
+			}
+			if got := jwtPart(t, r["id_token"].(string), 1)["email"]; got != "user0@example.com" {
+				t.Errorf("email %v", got)
+			}
+			// Dex's previous secret, rotated out a minute ago, is a replay.
+			if r, err := tokenGrant(site.client, site.issuer, url.Values{"grant_type": {"refresh_token"},
+				"refresh_token": {dexRefreshToken("dexfixturerefresh0000000000", "fixture-secret-1")}}); err != nil || r["status"] != http.StatusBadRequest {
+				t.Errorf("Dex's previous token: %v %v", r, err)
+			}
+			// The password Dex kept logs in.
+			mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"password"}, "username": {"dexdb@example.com"}, "password": {"password"}, "scope": {"openid"}})
+			if mode == "in place" {
+				req, _ := http.NewRequest(http.MethodPost, site.issuer+"/token", strings.NewReader(url.Values{"grant_type": {"password"},
+					"username": {"user0@example.com"}, "password": {"password"}, "scope": {"openid"}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth("grafana", "grafana-secret")
+				resp, err := site.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("Dex's stored client: %s", resp.Status)
+				}
+			}
+		})
+	}
+}
+
+// writeCRDs writes the storage's definitions (which Dex's match) to a
+// file for kubectl.
+func writeCRDs(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "crds.yaml")
+	if err := os.WriteFile(f, kubernetes.CRDs, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
