@@ -62,7 +62,13 @@ func addStoredConnectors(ctx context.Context, store storage.Storage, conns []iss
 			log.Info("connector in storage shadowed by the config's", "connector_id", c.ID)
 			continue
 		}
-		impl, err := openConnector(config.Connector{Type: c.Type, ID: c.ID, Name: c.Name, Config: c.Config}, log, reg)
+		cc := config.Connector{Type: c.Type, ID: c.ID, Name: c.Name, Config: c.Config}
+		var impl any
+		if cc.Type == config.ConnectorLDAP {
+			impl, err = ldapConnector(cc, log)
+		} else {
+			impl, err = openConnector(cc, log, reg)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("connector %q kept in storage by Dex (a Connector object): %w; fix or delete the object", c.ID, err)
 		}

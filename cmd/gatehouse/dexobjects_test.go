@@ -37,6 +37,7 @@ func TestStoredClientsAndConnectors(t *testing.T) {
 		connectors: []dexcompat.Connector{
 			{ID: "github", Type: "github", Name: "GitHub", Config: []byte(`{"clientID":"a","clientSecret":"b","redirectURI":"https://x.example.com/dex/callback"}`)},
 			{ID: "gh2", Type: "github", Name: "", Config: []byte(`{"clientID":"a","clientSecret":"b","redirectURI":"https://x.example.com/dex/callback"}`)},
+			{ID: "corp", Type: "ldap", Name: "Corp", Config: []byte(`{"host":"ldap.example.com:636","userSearch":{"baseDN":"ou=people,dc=example,dc=com","username":"uid","idAttr":"uid","emailAttr":"mail","nameAttr":"cn"}}`)},
 		}}
 	clients, err := addStoredClients(ctx, store, []issuer.Client{{ID: "kubernetes", Secret: "from-config"}}, log)
 	if err != nil {
@@ -49,7 +50,8 @@ func TestStoredClientsAndConnectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(conns) != 2 || conns[0].Name != "From config" || conns[1].ID != "gh2" || conns[1].Name != "gh2" || conns[1].Impl == nil {
+	if len(conns) != 3 || conns[0].Name != "From config" || conns[1].ID != "gh2" || conns[1].Name != "gh2" || conns[1].Impl == nil ||
+		conns[2].ID != "corp" || conns[2].Impl == nil {
 		t.Fatalf("connectors: %+v", conns)
 	}
 
