@@ -293,6 +293,22 @@ func jwtPart(t *testing.T, jwt string, part int) map[string]any {
 	return m
 }
 
+// grafanaPasswordGrant logs user in with the password grant as client
+// "grafana" (a client Dex kept in storage) and returns the status.
+func grafanaPasswordGrant(t *testing.T, site issuerSite, user string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, site.issuer+"/token", strings.NewReader(url.Values{"grant_type": {"password"},
+		"username": {user}, "password": {"password"}, "scope": {"openid"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("grafana", "grafana-secret")
+	resp, err := site.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // objectCount counts the objects of a dex.coreos.com resource in ns.
 func objectCount(t *testing.T, c *kube.Cluster, resource, ns string) int {
 	t.Helper()
@@ -388,17 +404,8 @@ public: false
 	if r, err := tokenGrant(site.client, site.issuer, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {firstOfRotated}}); err != nil || r["status"] != http.StatusBadRequest {
 		t.Errorf("Dex's obsolete token: %v %v", r, err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, site.issuer+"/token", strings.NewReader(url.Values{"grant_type": {"password"},
-		"username": {"user1@example.com"}, "password": {"password"}, "scope": {"openid"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("grafana", "grafana-secret")
-	resp, err := site.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("password grant for the client Dex kept in storage: %s", resp.Status)
+	if status := grafanaPasswordGrant(t, site, "user1@example.com"); status != http.StatusOK {
+		t.Errorf("password grant for the client Dex kept in storage: %d", status)
 	}
 	_ = gatehouse
 }
@@ -789,17 +796,8 @@ func TestDexCustomResources(t *testing.T) {
 			// The password Dex kept logs in.
 			mustGrant(t, site.client, site.issuer, url.Values{"grant_type": {"password"}, "username": {"dexdb@example.com"}, "password": {"password"}, "scope": {"openid"}})
 			if mode == "in place" {
-				req, _ := http.NewRequest(http.MethodPost, site.issuer+"/token", strings.NewReader(url.Values{"grant_type": {"password"},
-					"username": {"user0@example.com"}, "password": {"password"}, "scope": {"openid"}}.Encode()))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.SetBasicAuth("grafana", "grafana-secret")
-				resp, err := site.client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					t.Errorf("Dex's stored client: %s", resp.Status)
+				if status := grafanaPasswordGrant(t, site, "user0@example.com"); status != http.StatusOK {
+					t.Errorf("Dex's stored client: %d", status)
 				}
 			}
 		})

@@ -31,6 +31,7 @@ const (
 // scheme is kept out of the binary (docs/architecture.md).
 type client struct {
 	rest      *rest.RESTClient
+	host      string // the API server, for messages
 	namespace string
 	base      string // /apis/dex.coreos.com/v1/namespaces/<ns>/
 }
@@ -59,7 +60,7 @@ func newClient(rc *rest.Config, namespace string) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes storage: %w", err)
 	}
-	return &client{rest: rc2, namespace: namespace,
+	return &client{rest: rc2, host: rc.Host, namespace: namespace,
 		base: "/apis/" + apiVersion + "/namespaces/" + url.PathEscape(namespace) + "/"}, nil
 }
 

@@ -65,30 +65,20 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	default:
 		return nil, fmt.Errorf("kubernetes storage: crdHandling %q: use ensure or check", cfg.CRDHandling)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	rc, ns, err := cfg.restConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes storage: %w", err)
-	}
-	c, err := newClient(rc, ns)
+	s, err := OpenSource(ctx, cfg)
 	if err != nil {
 		return nil, err
-	}
-	s := &Storage{c: c, now: time.Now, log: cfg.Logger, read: map[string]*object[storage.RefreshFamily]{}}
-	if err := s.Ping(ctx); err != nil {
-		return nil, fmt.Errorf("kubernetes storage: API server %s: %w", rc.Host, err)
 	}
 	if err := s.ensureCRDs(ctx, cfg.CRDHandling); err != nil {
 		return nil, err
 	}
-	cfg.Logger.Info("kubernetes storage", "server", rc.Host, "namespace", ns)
+	s.log.Info("kubernetes storage", "server", s.c.host, "namespace", s.c.namespace)
 	return s, nil
 }
 
-// OpenSource connects to the API server to read a Dex installation
-// (`migrate from-dex`): it checks and creates nothing.
+// OpenSource connects to the API server and checks that it answers,
+// nothing more: for reading a Dex installation (`migrate from-dex`), it
+// checks and creates no definitions.
 func OpenSource(ctx context.Context, cfg Config) (*Storage, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
