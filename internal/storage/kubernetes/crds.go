@@ -89,7 +89,7 @@ func (s *Storage) ensureCRDs(ctx context.Context, mode string) error {
 			s.log.Info("created custom resource definition", "name", d.name)
 		case apierrors.IsAlreadyExists(err):
 		case apierrors.IsForbidden(err):
-			return fmt.Errorf("kubernetes storage: creating custom resource definition %s is forbidden (%w): grant create on customresourcedefinitions (the chart does with kubernetesStorage.rbac.crds), or install the definitions beforehand and set crdHandling: check", d.name, err)
+			return fmt.Errorf("kubernetes storage: creating custom resource definition %s is forbidden (%w): grant list and create on customresourcedefinitions (the chart does, with kubernetesStorage.rbac and without installCRDs), or install the definitions beforehand and set crdHandling: check", d.name, err)
 		default:
 			return fmt.Errorf("kubernetes storage: create custom resource definition %s: %w", d.name, err)
 		}
