@@ -71,6 +71,22 @@ func openKubeStorage(t *testing.T, c *kube.Cluster, ns string) *kubernetes.Stora
 // kube-apiserver: each case in a namespace of its own.
 func TestKubernetesStorageConformance(t *testing.T) {
 	c := startStorageCluster(t)
+	// Before any definition exists: crdHandling check names what is
+	// missing, and a user without rights is told which.
+	ctx := context.Background()
+	_, err := kubernetes.Open(ctx, kubernetes.Config{KubeConfigFile: c.AdminKubeconfig, CRDHandling: kubernetes.CRDCheck})
+	if err == nil || !strings.Contains(err.Error(), "custom resource definitions missing: signingkeies.dex.coreos.com, passwords.dex.coreos.com") ||
+		!strings.Contains(err.Error(), "crdHandling") {
+		t.Fatalf("crdHandling check without definitions: %v", err)
+	}
+	nobody, err := c.ClientCertKubeconfig("nobody.kubeconfig", "nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubernetes.Open(ctx, kubernetes.Config{KubeConfigFile: nobody}); err == nil || !strings.Contains(err.Error(), "is forbidden") ||
+		!strings.Contains(err.Error(), "dex.coreos.com") {
+		t.Fatalf("a user without rights: %v", err)
+	}
 	conformance.Run(t, func(t *testing.T) storage.Storage {
 		return openKubeStorage(t, c, newNamespace(t, c, "conformance"))
 	})
