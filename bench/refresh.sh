@@ -7,12 +7,18 @@
 #   bench/refresh.sh                                  # gatehouse only, SQLite
 #   DEX_BIN=/path/to/dex bench/refresh.sh             # gatehouse, then Dex
 #   STORAGE=postgres DEX_BIN=/path/to/dex bench/refresh.sh
+#   STORAGE="sqlite postgres kubernetes" DEX_BIN=/path/to/dex bench/refresh.sh   # all, one run
 #
 # Environment:
 #   DEX_BIN        Dex binary to compare with (not built here); unset: gatehouse only
 #   GATEHOUSE_BIN  gatehouse binary (default: built from this tree into the work dir)
 #   STORAGE        sqlite (default) | postgres (127.0.0.1:5432, user postgres, trust
 #                  auth; databases bench_gatehouse and bench_dex are dropped and recreated)
+#                  | kubernetes (custom resources; namespaces bench-gatehouse and bench-dex
+#                  are deleted and recreated), or several of them separated by spaces
+#   KUBECONFIG_FILE with kubernetes: an admin kubeconfig of the API server to use; unset:
+#                  etcd and kube-apiserver of the e2e suite are started on this machine
+#                  (test/e2e TestHoldControlPlane, binaries from GATEHOUSE_E2E_CACHE)
 #   WORKERS        concurrent workers (16)
 #   DURATION       refresh run length (20s); DISCOVERY_DURATION for discovery/jwks (10s)
 #   WARMUP         loadgen warm-up, not counted (2s)
@@ -50,6 +56,8 @@ cleanup() {
 	for p in "${PIDS[@]:-}"; do
 		[ -n "$p" ] && kill "$p" 2>/dev/null || true
 	done
+	[ -d "$WORK/controlplane" ] && touch "$WORK/controlplane/stop"
+	return 0
 }
 trap cleanup EXIT
 
@@ -57,10 +65,13 @@ if [ -n "${SIGNER_ALG:-}" ] && [ -n "${DEX_BIN:-}" ]; then
 	echo "SIGNER_ALG is for gatehouse alone: Dex v2.45 has no signing algorithm option (unset DEX_BIN)" >&2
 	exit 2
 fi
-case "$STORAGE" in
-sqlite | postgres) ;;
-*) echo "STORAGE must be sqlite or postgres" >&2; exit 2 ;;
-esac
+STORAGES=$STORAGE
+for st in $STORAGES; do
+	case "$st" in
+	sqlite | postgres | kubernetes) ;;
+	*) echo "STORAGE must be sqlite, postgres or kubernetes (or several of them)" >&2; exit 2 ;;
+	esac
+done
 
 log "work dir $WORK"
 # Binaries: gatehouse and the load generator from this tree.
@@ -83,11 +94,42 @@ openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -
 chmod 600 "$WORK"/*.key
 
 storage_block() { # name
-	if [ "$STORAGE" = sqlite ]; then
-		printf 'storage:\n  type: sqlite3\n  config:\n    file: %s\n' "$WORK/$1.db"
-	else
-		printf 'storage:\n  type: postgres\n  config:\n    host: 127.0.0.1\n    port: 5432\n    database: bench_%s\n    user: postgres\n    ssl:\n      mode: disable\n' "$1"
+	case "$STORAGE" in
+	sqlite) printf 'storage:\n  type: sqlite3\n  config:\n    file: %s\n' "$WORK/$1.db" ;;
+	postgres) printf 'storage:\n  type: postgres\n  config:\n    host: 127.0.0.1\n    port: 5432\n    database: bench_%s\n    user: postgres\n    ssl:\n      mode: disable\n' "$1" ;;
+	kubernetes) printf 'storage:\n  type: kubernetes\n  config:\n    kubeConfigFile: %s\n' "$WORK/$1.kubeconfig" ;;
+	esac
+}
+
+# The kubernetes storage's API server: the one given, or the e2e suite's
+# etcd and kube-apiserver on this machine (they share its CPUs).
+if [[ " $STORAGES " == *" kubernetes "* ]]; then
+	if [ -z "${KUBECONFIG_FILE:-}" ]; then
+		mkdir -p "$WORK/controlplane"
+		log "starting etcd and kube-apiserver (test/e2e TestHoldControlPlane)"
+		(cd test/e2e && GATEHOUSE_HOLD_CONTROLPLANE="$WORK/controlplane" GATEHOUSE_E2E_CACHE="${GATEHOUSE_E2E_CACHE:-$HOME/.cache/gatehouse-e2e}" \
+			timeout 7200 go test -mod=mod -count=1 -timeout 2h -run '^TestHoldControlPlane$' . >"$WORK/controlplane.log" 2>&1) &
+		PIDS+=("$!")
+		for _ in $(seq 1 6000); do [ -e "$WORK/controlplane/kubeconfig" ] && break; sleep 0.2; done
+		[ -e "$WORK/controlplane/kubeconfig" ] || { log "no control plane; log:"; tail -20 "$WORK/controlplane.log" >&2; exit 1; }
+		KUBECONFIG_FILE="$WORK/controlplane/kubeconfig"
+		# etcd and kube-apiserver, children of the test binary: their CPU
+		# per refresh is reported beside gatehouse's.
+		tpid=$(pgrep -f 'e2e\.test .*TestHoldControlPlane' | head -1 || true)
+		CP_PIDS=$( [ -n "$tpid" ] && pgrep -P "$tpid" | tr '\n' ' ' || true)
+		log "control plane pids: ${CP_PIDS:-unknown}"
 	fi
+	KUBECTL=${KUBECTL:-$(ls "${GATEHOUSE_E2E_CACHE:-$HOME/.cache/gatehouse-e2e}"/kubernetes-*/kubectl 2>/dev/null | head -1)}
+	[ -x "$KUBECTL" ] || { echo "no kubectl: set KUBECTL" >&2; exit 2; }
+fi
+
+# fresh_namespace name: an empty namespace bench-<name> and a kubeconfig
+# whose context uses it.
+fresh_namespace() {
+	"$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" delete namespace "bench-$1" --ignore-not-found --wait=true --timeout=300s >/dev/null
+	"$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" create namespace "bench-$1" >/dev/null
+	cp "$KUBECONFIG_FILE" "$WORK/$1.kubeconfig"
+	"$KUBECTL" --kubeconfig "$WORK/$1.kubeconfig" config set-context --current --namespace "bench-$1" >/dev/null
 }
 
 signer_block() {
@@ -142,8 +184,10 @@ users() {
 }
 
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { # pid: user+system CPU of the process, in clock ticks
-	awk '{print $14 + $15}' "/proc/$1/stat"
+cpu_ticks() { # pid...: user+system CPU of the processes, in clock ticks
+	local p t=0
+	for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+	echo "$t"
 }
 
 rss_mb() { # pid
@@ -185,14 +229,26 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 			exit 1
 		fi
 	done
-	if [ "$STORAGE" = postgres ]; then
+	case "$STORAGE" in
+	postgres)
 		dropdb -h 127.0.0.1 -U postgres --if-exists "bench_$name"
 		createdb -h 127.0.0.1 -U postgres "bench_$name"
-	else
-		rm -f "$WORK/$name.db" "$WORK/$name.db-wal" "$WORK/$name.db-shm"
-	fi
+		;;
+	sqlite) rm -f "$WORK/$name.db" "$WORK/$name.db-wal" "$WORK/$name.db-shm" ;;
+	kubernetes) fresh_namespace "$name" ;;
+	esac
 	write_config "$name" "$port" "$tport"
+	if [ "$STORAGE" = kubernetes ] && [ "$name" = dex ]; then
+		# Dex creates its custom resource definitions at its first start
+		# and may exit listing one not yet served (Kubernetes would
+		# restart it): a first start to create them.
+		timeout 20 "$@" "$WORK/$name.yaml" >"$WORK/$name-first-start.log" 2>&1 || true
+	fi
 	local issuer="https://127.0.0.1:$port/dex"
+	# The storage's own processes, whose CPU per request is reported too
+	# (the kubernetes storage's etcd and kube-apiserver when started here).
+	BACKEND_PIDS=
+	[ "$STORAGE" = kubernetes ] && BACKEND_PIDS=${CP_PIDS:-}
 	log "starting $name ($STORAGE)"
 	"$@" "$WORK/$name.yaml" >"$WORK/$name.log" 2>&1 &
 	local pid=$!
@@ -212,7 +268,7 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 		# warm-up): CPU per request does not depend on how busy the
 		# shared machine is, unlike requests/s.
 		(for _ in $(seq 1 1500); do [ -e "$WORK/started" ] && break; sleep 0.1; done
-			sleep "${WARMUP%s}" && cpu_ticks "$pid" >"$WORK/cpu0") &
+			sleep "${WARMUP%s}" && cpu_ticks "$pid" >"$WORK/cpu0" && cpu_ticks ${BACKEND_PIDS:-} >"$WORK/bcpu0") &
 		mpid=$!
 		if [ "$mode" = refresh ] && [ "$PROFILE" = 1 ]; then
 			# A CPU profile of the middle of the measured run (sampling
@@ -225,13 +281,16 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 		log "$name: $mode, $WORKERS workers, $dur"
 		line=$(loadgen "$name" "$issuer" "$mode" "$dur")
 		cpu1=$(cpu_ticks "$pid")
+		bcpu1=$(cpu_ticks ${BACKEND_PIDS:-})
 		wait "$mpid" || true
 		cpu0=$(cat "$WORK/cpu0" 2>/dev/null || echo "$cpu1")
+		bcpu0=$(cat "$WORK/bcpu0" 2>/dev/null || echo "$bcpu1")
 		echo "$line" >&2
 		echo "$line" | jq -c --arg t "$name" --arg s "$STORAGE" --arg r "$rss_start" --arg p "$([ -n "$cpid" ] && [ "$mode" = refresh ] && echo 1 || echo 0)" \
-			--arg c "$(((cpu1 - cpu0) * 1000 / CLK_TCK))" \
-			'. + {target: $t, storage: $s, rss_start_mb: ($r|tonumber), profiled: ($p == "1"), server_cpu_s: (($c|tonumber)/1000)}
-			 | . + {server_cores: (.server_cpu_s / .seconds), server_cpu_ms_per_req: (if .requests > 0 then .server_cpu_s * 1000 / .requests else null end)}' >>"$RESULTS"
+			--arg c "$(((cpu1 - cpu0) * 1000 / CLK_TCK))" --arg b "$(((bcpu1 - bcpu0) * 1000 / CLK_TCK))" \
+			'. + {target: $t, storage: $s, rss_start_mb: ($r|tonumber), profiled: ($p == "1"), server_cpu_s: (($c|tonumber)/1000), backend_cpu_s: (($b|tonumber)/1000)}
+			 | . + {server_cores: (.server_cpu_s / .seconds), server_cpu_ms_per_req: (if .requests > 0 then .server_cpu_s * 1000 / .requests else null end),
+			        backend_cpu_ms_per_req: (if .requests > 0 and .backend_cpu_s > 0 then .backend_cpu_s * 1000 / .requests else null end)}' >>"$RESULTS"
 		if [ -n "$cpid" ] && [ "$mode" = refresh ]; then
 			wait "$cpid" || log "profile capture failed"
 			go tool pprof -top -nodecount=40 "$bin" "$WORK/$name-refresh.pprof" >"$WORK/$name-pprof-top.txt" 2>/dev/null || true
@@ -244,26 +303,30 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 	local rss_end
 	rss_end=$(rss_mb "$pid")
 	log "$name idle RSS after the runs ${rss_end} MB"
-	jq -c --arg t "$name" --arg r "$rss_end" 'if .target == $t then . + {rss_end_mb: ($r|tonumber)} else . end' "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"
+	jq -c --arg t "$name" --arg s "$STORAGE" --arg r "$rss_end" 'if .target == $t and .storage == $s then . + {rss_end_mb: ($r|tonumber)} else . end' "$RESULTS" >"$RESULTS.tmp" && mv "$RESULTS.tmp" "$RESULTS"
 	kill "$pid"
 	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	kill -9 "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 }
 
-bench_target gatehouse "$GATEHOUSE_BIN" serve --config
-if [ -n "${DEX_BIN:-}" ]; then
-	bench_target dex "$DEX_BIN" serve
-fi
+for STORAGE in $STORAGES; do
+	bench_target gatehouse "$GATEHOUSE_BIN" serve --config
+	if [ -n "${DEX_BIN:-}" ]; then
+		bench_target dex "$DEX_BIN" serve
+	fi
+done
+STORAGE=$STORAGES
 
 echo
 echo "storage=$STORAGE signer=${SIGNER_ALG:-RS256} workers=$WORKERS refresh=$DURATION discovery/jwks=$DISCOVERY_DURATION warmup=$WARMUP cpus=$(nproc) (load generator on the same machine)"
 jq -r -s '
-  ["target","storage","mode","req/s","p50 ms","p90 ms","p99 ms","max ms","errors","server cores","server CPU ms/req","loadgen cores","RSS idle start MB","RSS idle end MB"],
+  ["target","storage","mode","req/s","p50 ms","p90 ms","p99 ms","max ms","errors","server cores","server CPU ms/req","backend CPU ms/req","loadgen cores","RSS idle start MB","RSS idle end MB"],
   (.[] | [.target, .storage, .mode, (.rps*10|round/10), .p50_ms, .p90_ms, .p99_ms, .max_ms, .errors,
-          (.server_cores*100|round/100), ((.server_cpu_ms_per_req // 0)*1000|round/1000), ((.client_cpu_s // 0)/.seconds*100|round/100), .rss_start_mb, .rss_end_mb])
+          (.server_cores*100|round/100), ((.server_cpu_ms_per_req // 0)*1000|round/1000), (if .backend_cpu_ms_per_req then (.backend_cpu_ms_per_req*1000|round/1000) else "-" end),
+          ((.client_cpu_s // 0)/.seconds*100|round/100), .rss_start_mb, .rss_end_mb])
   | @tsv' "$RESULTS" | column -t -s $'\t'
 if [ -n "${DEX_BIN:-}" ]; then
-	jq -r -s '(map(select(.mode=="refresh")) | (map(select(.target=="gatehouse"))[0].rps / map(select(.target=="dex"))[0].rps)) as $x | "refresh throughput gatehouse/dex: \($x*100|round/100)x"' "$RESULTS"
+	jq -r -s 'map(select(.mode=="refresh")) | group_by(.storage)[] | (map(select(.target=="gatehouse"))[0].rps / map(select(.target=="dex"))[0].rps) as $x | "refresh throughput gatehouse/dex on \(.[0].storage): \($x*100|round/100)x"' "$RESULTS"
 fi
 echo "results: $RESULTS"

@@ -226,11 +226,17 @@ func deviceCode(t *testing.T, s served) deviceAuth {
 
 func jwtClaims(t *testing.T, jwt string) map[string]any {
 	t.Helper()
+	return jwtPart(t, jwt, 1)
+}
+
+// jwtPart decodes part i of a compact JWS (0: header, 1: claims).
+func jwtPart(t *testing.T, jwt string, i int) map[string]any {
+	t.Helper()
 	parts := strings.Split(jwt, ".")
 	if len(parts) != 3 {
 		t.Fatalf("not a JWT: %s", jwt)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,5 +18,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newAuditCommand())
 	root.AddCommand(newClusterCommand())
 	root.AddCommand(newKubeconfigCommand())
+	root.AddCommand(newMigrateCommand())
 	return root
 }

@@ -121,6 +121,9 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 	if err != nil {
 		return err
 	}
+	if conns, err = addStoredConnectors(ctx, store, conns, log, reg); err != nil {
+		return err
+	}
 	renderer, err := web.New(web.Options{
 		Issuer: cfg.Frontend.Issuer, LogoURL: cfg.Frontend.LogoURL, Theme: cfg.Frontend.Theme,
 		Dir: cfg.Frontend.Dir, Extra: cfg.Frontend.Extra,
@@ -139,6 +142,9 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 			TrustedPeers: c.TrustedPeers, LogoURL: c.LogoURL, AllowedConnectors: c.AllowedConnectors,
 			AllowedGrantTypes: c.AllowedGrantTypes,
 		})
+	}
+	if clients, err = addStoredClients(ctx, store, clients, log); err != nil {
+		return err
 	}
 	pages, err := newAuditPages(cfg)
 	if err != nil {

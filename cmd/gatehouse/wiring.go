@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
+	"github.com/gatehouse-dev/gatehouse/internal/storage/kubernetes"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/postgres"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/sqlite"
@@ -43,6 +44,12 @@ func openStorage(ctx context.Context, s config.Storage, log *slog.Logger) (stora
 			return nil, fmt.Errorf("storage (postgres): %w", err)
 		}
 		return st, nil
+	case config.StorageKubernetes:
+		st, err := kubernetes.Open(ctx, kubernetesConfig(s.Kubernetes, log))
+		if err != nil {
+			return nil, fmt.Errorf("storage (kubernetes): %w", err)
+		}
+		return st, nil
 	default:
 		return nil, fmt.Errorf("storage.type: %q is not available in this build yet", s.Type)
 	}
@@ -56,6 +63,11 @@ func postgresConfig(p config.Postgres) postgres.Config {
 		SSL:               postgres.SSL{Mode: p.SSL.Mode, CAFile: p.SSL.CAFile, KeyFile: p.SSL.KeyFile, CertFile: p.SSL.CertFile},
 		ConnectionTimeout: p.ConnectionTimeout, MaxOpenConns: p.MaxOpenConns, MaxIdleConns: p.MaxIdleConns, ConnMaxLifetime: p.ConnMaxLifetime,
 	}
+}
+
+// kubernetesConfig translates Dex's kubernetes storage keys.
+func kubernetesConfig(k config.Kubernetes, log *slog.Logger) kubernetes.Config {
+	return kubernetes.Config{InCluster: k.InCluster, KubeConfigFile: k.KubeConfigFile, CRDHandling: k.CRDHandling, Logger: log}
 }
 
 // openConnector opens a non-local connector from its Dex config block.

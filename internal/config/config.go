@@ -47,15 +47,29 @@ const (
 	StorageSQLite3  = "sqlite3"
 	StoragePostgres = "postgres"
 	StorageMemory   = "memory"
+	// StorageKubernetes keeps everything in custom resources of the API
+	// server (Dex's kubernetes storage, with its objects read in place).
+	StorageKubernetes = "kubernetes"
 )
 
 // Storage is Dex's storage section: {type, config}. Only the field for
 // Type is meaningful.
 type Storage struct {
-	// Type is sqlite3, postgres or memory.
-	Type     string
-	SQLite3  SQLite3
-	Postgres Postgres
+	// Type is sqlite3, postgres, kubernetes or memory.
+	Type       string
+	SQLite3    SQLite3
+	Postgres   Postgres
+	Kubernetes Kubernetes
+}
+
+// Kubernetes is the config of storage type kubernetes: Dex's keys.
+type Kubernetes struct {
+	// InCluster uses the pod's ServiceAccount; it excludes KubeConfigFile.
+	InCluster      bool   `json:"inCluster"`
+	KubeConfigFile string `json:"kubeConfigFile"`
+	// CRDHandling is ensure (default: create missing definitions) or
+	// check (fail start-up when one is missing).
+	CRDHandling string `json:"crdHandling"`
 }
 
 // SQLite3 is the config of storage type sqlite3.

@@ -176,8 +176,12 @@ func TestLoadErrors(t *testing.T) {
 		{"login limits typo", `oauth2: {loginLimits: {perUser: {failure: 5}}}`, []string{"oauth2.loginLimits.perUser.failure: unknown key; did you mean failures?"}},
 		{"newer Dex pkce keys", `oauth2: {pkce: {enforce: true}}`, []string{"oauth2.pkce.enforce: not supported: gatehouse always requires PKCE"}},
 		{"newer Dex connector grantTypes", `connectors: [{type: github, id: gh, name: GH, config: {clientID: a}, grantTypes: [authorization_code]}]`, []string{"connectors[0].grantTypes: not supported: per-connector grant types"}},
-		{"storage kubernetes", `storage: {type: kubernetes, config: {inCluster: true}}`, []string{`storage.type: "kubernetes" storage (custom resources) is not supported by gatehouse; use sqlite3`}},
-		{"storage unknown", `storage: {type: redis}`, []string{`storage.type: "redis" is not a storage type; use sqlite3, postgres or memory`}},
+		{"storage kubernetes both", `storage: {type: kubernetes, config: {inCluster: true, kubeConfigFile: /x}}`, []string{"storage.config.kubeConfigFile: excludes inCluster"}},
+		{"storage kubernetes neither", `storage: {type: kubernetes, config: {crdHandling: create}}`, []string{"storage.config: set inCluster: true", `storage.config.crdHandling: "create": use ensure`}},
+		{"storage kubernetes kubeconfig missing", `storage: {type: kubernetes, config: {kubeConfigFile: /nonexistent/kubeconfig}}`, []string{"storage.config.kubeConfigFile: open /nonexistent/kubeconfig"}},
+		{"storage kubernetes unknown key", `storage: {type: kubernetes, config: {inCluster: true, namespace: dex}}`, []string{"storage.config.namespace: unknown key"}},
+		{"storage etcd", `storage: {type: etcd, config: {endpoints: [http://etcd:2379]}}`, []string{`storage.type: "etcd" storage is not supported by gatehouse; use sqlite3 for one replica, or postgres or kubernetes for several`}},
+		{"storage unknown", `storage: {type: redis}`, []string{`storage.type: "redis" is not a storage type; use sqlite3, postgres, kubernetes or memory`}},
 		{"storage type typo", `storage: {type: sqlite, config: {file: /x.db}}`, []string{`storage.type: "sqlite" is not a storage type; did you mean sqlite3?`}},
 		{"connector type typo", `connectors: [{type: githb, id: gh, name: GH, config: {clientID: a}}]`, []string{`connectors[0].type: "githb" is not supported by gatehouse (it supports github, oidc, ldap and local); did you mean github?`}},
 		{"ldap without config", `connectors: [{type: ldap, id: ldap, name: LDAP}]`, []string{"connectors[0].config: required for an ldap connector"}},
@@ -207,6 +211,7 @@ func TestLoadErrors(t *testing.T) {
 		{"frontend dir missing", `frontend: {dir: /nonexistent/web}`, []string{"frontend.dir: stat /nonexistent/web: no such file or directory"}},
 		{"telemetry same as web", `telemetry: {http: "127.0.0.1:5556"}`, []string{"telemetry.http:", "is also a web address"}},
 		{"audit without authentication", `audit: {enabled: true}`, []string{"audit.webhook: has no authentication"}},
+		{"audit on kubernetes storage", `audit: {enabled: true, webhook: {bearerTokens: [0123456789abcdef0123]}, storage: {type: kubernetes, config: {inCluster: true}}}`, []string{"audit.storage.type: kubernetes storage holds the issuer's state, not audit events"}},
 		{"audit short token", `audit: {enabled: true, webhook: {bearerTokens: [abc]}}`, []string{"audit.webhook.bearerTokens[0]: is too short"}},
 		{"audit token env unset", `audit: {enabled: true, webhook: {bearerTokensEnv: GATEHOUSE_TEST_SURELY_UNSET}}`, []string{"audit.webhook.bearerTokensEnv: environment variable GATEHOUSE_TEST_SURELY_UNSET is not set"}},
 		{"audit path under issuer", `audit: {enabled: true, webhook: {path: /dex/audit, bearerTokens: [0123456789abcdef0123]}}`, []string{`audit.webhook.path: "/dex/audit" is under the issuer path /dex`}},
@@ -483,10 +488,10 @@ func TestDexExamples(t *testing.T) {
 				t.Errorf("%+v", c)
 			}
 		}},
-		// Dex's Kubernetes example: kubernetes storage is refused, and the
+		// Dex's Kubernetes example: its kubernetes storage is accepted; the
 		// TLS files named do not exist here.
 		{file: "dex-k8s.yaml", env: map[string]string{"GITHUB_CLIENT_ID": "x", "GITHUB_CLIENT_SECRET": "y"},
-			wantErr: []string{`:3: storage.type: "kubernetes" storage`, ":8: web.tlsCert: open /etc/dex/tls/tls.crt", ":9: web.tlsKey: open /etc/dex/tls/tls.key"}},
+			wantErr: []string{":8: web.tlsCert: open /etc/dex/tls/tls.crt", ":9: web.tlsKey: open /etc/dex/tls/tls.key"}},
 		{file: "seed-helm.yaml", env: map[string]string{"GITHUB_CLIENT_ID": "x", "GITHUB_CLIENT_SECRET": "y",
 			"KUBERNETES_CLIENT_SECRET": "kube-secret", "AUDIT_TOKENS": "0123456789abcdef0123,fedcba98765432100123"},
 			check: func(t *testing.T, c *Config) {

@@ -536,6 +536,8 @@ func (s *Storage) decodeConfig(d *decoder, path string, v any) {
 		d.decode(cfgPath, cfg, reflect.ValueOf(&s.SQLite3).Elem())
 	case StoragePostgres:
 		d.decode(cfgPath, cfg, reflect.ValueOf(&s.Postgres).Elem())
+	case StorageKubernetes:
+		d.decode(cfgPath, cfg, reflect.ValueOf(&s.Kubernetes).Elem())
 	case StorageMemory:
 		var none struct{}
 		d.decode(cfgPath, cfg, reflect.ValueOf(&none).Elem())
@@ -554,6 +556,8 @@ func (s Storage) MarshalJSON() ([]byte, error) {
 		cfg = s.SQLite3
 	case StoragePostgres:
 		cfg = s.Postgres
+	case StorageKubernetes:
+		cfg = s.Kubernetes
 	}
 	return json.Marshal(struct {
 		Type   string `json:"type"`

@@ -85,7 +85,7 @@ func (c *Config) validate() []*FieldError {
 	v := &validator{}
 	c.validateIssuer(v)
 	if c.Storage.Type == "" {
-		v.fail("storage.type", "required: sqlite3 (one replica), postgres (several replicas) or memory (tests)")
+		v.fail("storage.type", "required: sqlite3 (one replica), postgres or kubernetes (several replicas) or memory (tests)")
 	} else {
 		c.validateStorage(v, "storage", c.Storage)
 	}
@@ -161,17 +161,15 @@ func (c *Config) validateIssuer(v *validator) {
 
 func storageTypeError(typ string) error {
 	switch typ {
-	case "kubernetes":
-		return errors.New(`"kubernetes" storage (custom resources) is not supported by gatehouse; use sqlite3 on a persistent volume for one replica, or postgres for several`)
 	case "etcd":
-		return errors.New(`"etcd" storage is not supported by gatehouse; use sqlite3 for one replica, or postgres for several`)
+		return errors.New(`"etcd" storage is not supported by gatehouse; use sqlite3 for one replica, or postgres or kubernetes for several`)
 	case "mysql":
 		return errors.New(`"mysql" storage is not supported by gatehouse; use postgres (or sqlite3 for one replica)`)
 	}
-	if s := suggest(typ, []string{StorageSQLite3, StoragePostgres, StorageMemory}); s != "" {
+	if s := suggest(typ, []string{StorageSQLite3, StoragePostgres, StorageKubernetes, StorageMemory}); s != "" {
 		return fmt.Errorf("%q is not a storage type; did you mean %s?", typ, s)
 	}
-	return fmt.Errorf("%q is not a storage type; use sqlite3, postgres or memory", typ)
+	return fmt.Errorf("%q is not a storage type; use sqlite3, postgres, kubernetes or memory", typ)
 }
 
 var pgSSLModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
@@ -229,6 +227,21 @@ func (c *Config) validateStorage(v *validator, path string, s Storage) {
 		}
 		if p.MaxOpenConns > 0 && p.MaxIdleConns > p.MaxOpenConns {
 			v.fail(cfg+".maxIdleConns", "%d is more than maxOpenConns (%d)", p.MaxIdleConns, p.MaxOpenConns)
+		}
+	case StorageKubernetes:
+		k := s.Kubernetes
+		switch {
+		case path != "storage":
+			v.fail(path+".type", "kubernetes storage holds the issuer's state, not audit events: use sqlite3 or postgres")
+		case k.InCluster && k.KubeConfigFile != "":
+			v.fail(cfg+".kubeConfigFile", "excludes inCluster: set one of them")
+		case !k.InCluster && k.KubeConfigFile == "":
+			v.fail(cfg, "set inCluster: true (in a pod, with the chart's RBAC) or kubeConfigFile")
+		case k.KubeConfigFile != "":
+			v.checkFile(cfg+".kubeConfigFile", k.KubeConfigFile)
+		}
+		if k.CRDHandling != "" && k.CRDHandling != "ensure" && k.CRDHandling != "check" {
+			v.fail(cfg+".crdHandling", "%q: use ensure (create missing custom resource definitions) or check (fail when one is missing)", k.CRDHandling)
 		}
 	case StorageMemory:
 	default:

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -22,12 +23,47 @@ import (
 // refreshing at once) gets the same successor instead of an error, while
 // nothing that could be replayed is stored in the clear.
 
+//
+// A token in Dex's format, base64url(protobuf{refresh_id, token}), names
+// the family that holds a Dex session: `gatehouse migrate from-dex` copies
+// Dex's refresh tokens into families with Dex's id and the hash of Dex's
+// secret, and the kubernetes storage turns Dex's objects into families on
+// first use. Its first refresh hands out a token in gatehouse's format.
+
 func splitRefreshToken(tok string) (familyID, secret string, ok bool) {
+	if len(tok) > 256 {
+		return "", "", false
+	}
 	familyID, secret, ok = strings.Cut(tok, ".")
-	if !ok || familyID == "" || secret == "" || strings.Contains(secret, ".") || len(tok) > 256 {
+	if !ok {
+		// Dex's token: the same protobuf shape as the subject.
+		familyID, secret, err := decodeSubject(tok)
+		if err != nil || familyID == "" || secret == "" {
+			return "", "", false
+		}
+		return familyID, secret, true
+	}
+	if familyID == "" || secret == "" || strings.Contains(secret, ".") {
 		return "", "", false
 	}
 	return familyID, secret, true
+}
+
+// getFamily reads a refresh family. A family that does not exist may be
+// a Dex session the storage holds in Dex's form: it becomes a family
+// first (storage.DexRefreshImporter).
+func (s *Server) getFamily(ctx context.Context, id string) (storage.RefreshFamily, error) {
+	f, err := s.opts.Storage.GetRefreshFamily(ctx, id)
+	imp, ok := s.opts.Storage.(storage.DexRefreshImporter)
+	if !errors.Is(err, storage.ErrNotFound) || !ok {
+		return f, err
+	}
+	switch err := imp.ImportDexRefreshToken(ctx, id); {
+	case err == nil, errors.Is(err, storage.ErrAlreadyExists):
+		return s.opts.Storage.GetRefreshFamily(ctx, id)
+	default:
+		return storage.RefreshFamily{}, err
+	}
 }
 
 func nextSecret(rotationKey []byte, presented string) string {
@@ -75,7 +111,7 @@ func (s *Server) grantRefreshToken(r *http.Request, client *Client) (issuedToken
 		return issuedTokens{}, invalid
 	}
 	ctx := r.Context()
-	f, err := s.opts.Storage.GetRefreshFamily(ctx, familyID)
+	f, err := s.getFamily(ctx, familyID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return issuedTokens{}, invalid
 	}

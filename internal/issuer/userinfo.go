@@ -130,7 +130,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	familyID := ""
 	if id, secret, ok := splitRefreshToken(tok); ok {
-		f, err := s.opts.Storage.GetRefreshFamily(r.Context(), id)
+		f, err := s.getFamily(r.Context(), id)
 		if err == nil {
 			if f.ClientID != client.ID {
 				writeOAuthError(w, http.StatusBadRequest, errUnauthorizedClient, "the token was issued to another client")
@@ -180,7 +180,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	tok := r.PostForm.Get("token")
 	inactive := map[string]any{"active": false}
 	if id, secret, ok := splitRefreshToken(tok); ok {
-		f, err := s.opts.Storage.GetRefreshFamily(r.Context(), id)
+		f, err := s.getFamily(r.Context(), id)
 		if err != nil || f.Revoked || f.ClientID != client.ID || !constantTimeEqual(string(sha256Bytes(secret)), string(f.CurrentHash)) {
 			writeJSON(w, http.StatusOK, inactive)
 			return

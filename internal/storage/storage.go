@@ -315,3 +315,14 @@ func (f RefreshFamily) IdleExpired(now time.Time, idle time.Duration) bool {
 func (f RefreshFamily) AbsoluteExpired(now time.Time, life time.Duration) bool {
 	return life > 0 && now.Sub(f.CreatedAt) > life
 }
+
+// DexRefreshImporter is implemented by a backend that holds a Dex
+// installation's refresh tokens beside gatehouse's families (kubernetes:
+// Dex's RefreshToken objects in the same namespace). The issuer calls it
+// when a token in Dex's format names no family yet.
+type DexRefreshImporter interface {
+	// ImportDexRefreshToken turns Dex's refresh token id into a refresh
+	// family with the same id. ErrNotFound: Dex has no such token;
+	// ErrAlreadyExists: the family exists (a concurrent import won).
+	ImportDexRefreshToken(ctx context.Context, id string) error
+}

@@ -15,10 +15,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/storage/kubernetes"
 )
 
 const namespace = "kube-system"
@@ -314,6 +316,54 @@ func TestTemplate(t *testing.T) {
 			}
 			checkConfig(t, objs)
 		},
+		"kubernetes-storage": func(t *testing.T, objs []Object) {
+			d := one[*appsv1.Deployment](t, objs, "Deployment")
+			if *d.Spec.Replicas != 3 || d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+				t.Errorf("replicas %d strategy %s, want 3 RollingUpdate", *d.Spec.Replicas, d.Spec.Strategy.Type)
+			}
+			if !ptr.Deref(d.Spec.Template.Spec.AutomountServiceAccountToken, false) {
+				t.Error("no service-account token for the kubernetes storage")
+			}
+			role := one[*rbacv1.Role](t, objs, "Role")
+			if len(role.Rules) != 1 || role.Rules[0].APIGroups[0] != "dex.coreos.com" || strings.Join(role.Rules[0].Verbs, ",") != "get,list,create,update,delete" {
+				t.Errorf("role %+v", role.Rules)
+			}
+			rb := one[*rbacv1.RoleBinding](t, objs, "RoleBinding")
+			sa := one[*corev1.ServiceAccount](t, objs, "ServiceAccount")
+			if rb.RoleRef.Name != role.Name || rb.Subjects[0].Name != sa.Name || d.Spec.Template.Spec.ServiceAccountName != sa.Name {
+				t.Errorf("binding %+v of role %s to %s", rb, role.Name, sa.Name)
+			}
+			cr := one[*rbacv1.ClusterRole](t, objs, "ClusterRole")
+			if len(cr.Rules) != 1 || cr.Rules[0].Resources[0] != "customresourcedefinitions" || strings.Join(cr.Rules[0].Verbs, ",") != "list,create" {
+				t.Errorf("cluster role %+v", cr.Rules)
+			}
+			one[*rbacv1.ClusterRoleBinding](t, objs, "ClusterRoleBinding")
+			none(t, objs, "PersistentVolumeClaim", "CustomResourceDefinition")
+			checkConfig(t, objs)
+		},
+		// With the definitions in the chart, gatehouse needs no
+		// cluster-wide rights.
+		"kubernetes-storage-crds": func(t *testing.T, objs []Object) {
+			one[*rbacv1.Role](t, objs, "Role")
+			none(t, objs, "ClusterRole", "ClusterRoleBinding")
+			checkConfig(t, objs)
+			crds := Find(objs, "CustomResourceDefinition")
+			want, err := kubernetes.CRDNames()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range crds {
+				c := o.Typed.(*CustomResourceDefinition)
+				got = append(got, c.Metadata.Name)
+				if c.Metadata.Annotations["helm.sh/resource-policy"] != "keep" || c.Spec.Group != "dex.coreos.com" || !c.Spec.Versions[0].Schema.OpenAPIV3Schema.PreserveUnknownFields {
+					t.Errorf("CRD %s: %+v", c.Metadata.Name, c)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("CRDs %v, want %v", got, want)
+			}
+		},
 		"servicemonitor-networkpolicy": func(t *testing.T, objs []Object) {
 			sm := one[*ServiceMonitor](t, objs, "ServiceMonitor")
 			if sm.Spec.Endpoints[0].Port != "telemetry" || sm.Metadata.Labels["release"] != "prometheus" {
@@ -347,11 +397,18 @@ func TestTemplate(t *testing.T) {
 					if err := Restricted(tmpl); err != nil {
 						t.Errorf("%s: %v", id, err)
 					}
-					if err := Hardened(tmpl); err != nil {
+					harden := Hardened
+					if usesKubernetesStorage(t, objs) {
+						harden = HardenedAPIClient
+					}
+					if err := harden(tmpl); err != nil {
 						t.Errorf("%s: %v", id, err)
 					}
 				}
 				for _, o := range objs {
+					if clusterScoped[o.Kind] {
+						continue
+					}
 					if ns := namespaceOf(o); ns != namespace {
 						t.Errorf("%s %s in namespace %q", o.Kind, o.Name, ns)
 					}
@@ -360,6 +417,31 @@ func TestTemplate(t *testing.T) {
 			})
 		}
 	})
+}
+
+// clusterScoped are the kinds the chart renders without a namespace.
+var clusterScoped = map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true, "CustomResourceDefinition": true}
+
+// usesKubernetesStorage reports whether the rendered config keeps its
+// state in custom resources (the pod then calls the API server).
+func usesKubernetesStorage(t *testing.T, objs []Object) bool {
+	t.Helper()
+	for _, o := range Find(objs, "Secret") {
+		data, ok := o.Typed.(*corev1.Secret).Data["config.yaml"]
+		if !ok {
+			continue
+		}
+		var cfg struct {
+			Storage struct {
+				Type string `json:"type"`
+			} `json:"storage"`
+		}
+		if err := yaml.Unmarshal(data, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Storage.Type == config.StorageKubernetes
+	}
+	return false
 }
 
 func namespaceOf(o Object) string {
@@ -413,7 +495,7 @@ func TestRenderFails(t *testing.T) {
 		want string
 	}{
 		{"several replicas on SQLite", "default", []string{"--set", "replicaCount=3"},
-			"SQLite is one file on one pod's volume, so only one replica can use it. Set config.storage.type: postgres"},
+			"SQLite is one file on one pod's volume, so only one replica can use it. Set config.storage.type: postgres (with storage.config for your PostgreSQL) or kubernetes"},
 		{"several replicas, existing secret on SQLite", "existing-secret", []string{"--set", "replicaCount=2"}, "SQLite is one file"},
 		{"audit sink without audit", "default", []string{"--set", "auditSink.enabled=true"}, "auditSink.enabled needs config.audit.enabled"},
 		{"audit sink on https without TLS", "audit-sink", []string{"--set", "auditSink.targetPort=https"}, "serves no TLS"},
@@ -473,6 +555,7 @@ func TestChecksCatchViolations(t *testing.T) {
 		{"token mounted", func(p *corev1.PodTemplateSpec) {
 			p.Spec.AutomountServiceAccountToken = nil
 		}, Hardened},
+		{"no token for the kubernetes storage", func(p *corev1.PodTemplateSpec) {}, HardenedAPIClient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

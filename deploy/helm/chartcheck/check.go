@@ -35,11 +35,21 @@ func Restricted(tmpl *corev1.PodTemplateSpec) error {
 // Hardened checks what the chart promises beyond the standard: a
 // read-only root filesystem with writable /tmp and data volumes, no
 // service-account token, and the health probes on the telemetry port.
-func Hardened(tmpl *corev1.PodTemplateSpec) error {
+func Hardened(tmpl *corev1.PodTemplateSpec) error { return hardened(tmpl, false) }
+
+// HardenedAPIClient is Hardened for a pod that calls the Kubernetes API
+// (kubernetes storage): it must have its service-account token.
+func HardenedAPIClient(tmpl *corev1.PodTemplateSpec) error { return hardened(tmpl, true) }
+
+func hardened(tmpl *corev1.PodTemplateSpec, apiClient bool) error {
 	var errs []error
 	spec := tmpl.Spec
-	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+	token := spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken
+	switch {
+	case token && !apiClient:
 		errs = append(errs, errors.New("automountServiceAccountToken is not false"))
+	case !token && apiClient:
+		errs = append(errs, errors.New("automountServiceAccountToken is false, but the kubernetes storage needs the token"))
 	}
 	vols := map[string]corev1.Volume{}
 	for _, v := range spec.Volumes {

@@ -158,6 +158,15 @@ func Decode(manifest string) ([]Object, error) {
 				return nil, fmt.Errorf("chartcheck: ServiceMonitor %s: %w", o.Name, err)
 			}
 			o.Typed = &s
+		case "apiextensions.k8s.io/v1":
+			var c CustomResourceDefinition
+			if tm.Kind != "CustomResourceDefinition" {
+				return nil, fmt.Errorf("chartcheck: unexpected %s %s", tm.APIVersion, tm.Kind)
+			}
+			if err := strictJSON(js, &c); err != nil {
+				return nil, fmt.Errorf("chartcheck: CustomResourceDefinition %s: %w", o.Name, err)
+			}
+			o.Typed = &c
 		default:
 			obj, _, err := strictCodecs.UniversalDeserializer().Decode(js, nil, nil)
 			if err != nil {
@@ -193,6 +202,37 @@ type Certificate struct {
 	} `json:"spec"`
 }
 
+// CustomResourceDefinition mirrors the apiextensions.k8s.io/v1 fields
+// the kubernetes storage's definitions set (the apiextensions module is
+// not a dependency; the server dry-run checks them against the real
+// schema).
+type CustomResourceDefinition struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   objectMeta `json:"metadata"`
+	Spec       struct {
+		Group string `json:"group"`
+		Names struct {
+			Kind     string `json:"kind"`
+			ListKind string `json:"listKind"`
+			Plural   string `json:"plural"`
+			Singular string `json:"singular"`
+		} `json:"names"`
+		Scope    string `json:"scope"`
+		Versions []struct {
+			Name    string `json:"name"`
+			Served  bool   `json:"served"`
+			Storage bool   `json:"storage"`
+			Schema  struct {
+				OpenAPIV3Schema struct {
+					Type                  string `json:"type"`
+					PreserveUnknownFields bool   `json:"x-kubernetes-preserve-unknown-fields"`
+				} `json:"openAPIV3Schema"`
+			} `json:"schema"`
+		} `json:"versions"`
+	} `json:"spec"`
+}
+
 // ServiceMonitor mirrors the monitoring.coreos.com/v1 ServiceMonitor
 // fields the chart sets.
 type ServiceMonitor struct {
@@ -212,9 +252,10 @@ type ServiceMonitor struct {
 }
 
 type objectMeta struct {
-	Name      string            `json:"name"`
-	Namespace string            `json:"namespace"`
-	Labels    map[string]string `json:"labels"`
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
 }
 
 // PodTemplates returns the pod specs of the workloads among objs, by

@@ -83,6 +83,9 @@ listen addresses and the SQLite file filled in when absent.
 {{- $_ := set $st "config" $sc }}
 {{- $_ := set $st "type" "sqlite3" }}
 {{- end }}
+{{- if and (eq (include "gatehouse.storageType" .) "kubernetes") (not $st.config) }}
+{{- $_ := set $st "config" (dict "inCluster" true) }}
+{{- end }}
 {{- $_ := set $cfg "storage" $st }}
 {{- toYaml $cfg }}
 {{- end }}
@@ -98,8 +101,8 @@ listen addresses that disagree with the container ports.
 */}}
 {{- define "gatehouse.validate" -}}
 {{- $type := include "gatehouse.storageType" . }}
-{{- if and (gt (int .Values.replicaCount) 1) (ne $type "postgres") }}
-{{- fail (printf "replicaCount is %d but config.storage.type is %q: SQLite is one file on one pod's volume, so only one replica can use it. Set config.storage.type: postgres (with storage.config for your PostgreSQL) to run several replicas, or set replicaCount: 1." (int .Values.replicaCount) $type) }}
+{{- if and (gt (int .Values.replicaCount) 1) (ne $type "postgres") (ne $type "kubernetes") }}
+{{- fail (printf "replicaCount is %d but config.storage.type is %q: SQLite is one file on one pod's volume, so only one replica can use it. Set config.storage.type: postgres (with storage.config for your PostgreSQL) or kubernetes (custom resources, no database) to run several replicas, or set replicaCount: 1." (int .Values.replicaCount) $type) }}
 {{- end }}
 {{- if not .Values.existingSecret }}
 {{- if not .Values.config.issuer }}
@@ -141,6 +144,11 @@ listen addresses that disagree with the container ports.
 
 {{- define "gatehouse.tlsSecretName" -}}
 {{- default (printf "%s-tls" (include "gatehouse.fullname" .)) .Values.ingress.tls.secretName }}
+{{- end }}
+
+{{/* Several replicas share the state: rolling updates. */}}
+{{- define "gatehouse.sharedStorage" -}}
+{{- if has (include "gatehouse.storageType" .) (list "postgres" "kubernetes") }}true{{- end }}
 {{- end }}
 
 {{/* A PersistentVolumeClaim holds the data only for SQLite. */}}
