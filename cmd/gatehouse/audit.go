@@ -34,7 +34,7 @@ func newAuditCommand() *cobra.Command {
 		Use:   "audit",
 		Short: "Search and follow the audit trail; ship static audit logs to it",
 	}
-	cmd.AddCommand(newAuditQueryCommand(), newAuditTailCommand(), newAuditShipCommand())
+	cmd.AddCommand(newAuditQueryCommand(), newAuditTailCommand(), newAuditShipCommand(), newAuditSinkCommand())
 	return cmd
 }
 
@@ -50,6 +50,10 @@ func auditOptions(c *config.Config) (audit.Options, error) {
 		MaxAge:       a.Retention.MaxAge.D(),
 		MaxEvents:    a.Retention.MaxEvents,
 		ViewerGroups: a.ViewerGroups,
+
+		MaxBodyBytes:     a.Webhook.MaxBodyBytes,
+		MaxInFlightBytes: a.Webhook.MaxInFlightBytes,
+		NoSink:           a.Webhook.Separate,
 	}
 	typ, dsn, err := auditStorage(c)
 	if err != nil {

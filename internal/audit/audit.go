@@ -1,7 +1,10 @@
 // Package audit is gatehouse's audit trail, assembled: the webhook sink
 // that kube-apiserver posts audit events to, the store, retention,
 // forwarding to further webhooks, and the /audit page. gatehouse serve
-// builds one Service from its config's audit section and mounts it.
+// builds one Service from its config's audit section and mounts it. With
+// audit.webhook.separate the trail is split across two processes:
+// `gatehouse audit sink` runs the sink, retention and forwarding (a
+// Service without a page), and gatehouse serve only the page (NoSink).
 //
 // The pieces live in sub-packages, each with one job: event (decoding),
 // store (SQLite/PostgreSQL), query (filters and output), sink (the
@@ -51,6 +54,9 @@ type Options struct {
 	// least one is required.
 	BearerTokens []string
 	ClientCAFile string
+	// MaxBodyBytes and MaxInFlightBytes bound one request body and the
+	// bodies held at once (sink.Options; defaults 64 and 128 MiB).
+	MaxBodyBytes, MaxInFlightBytes int64
 
 	MaxAge    time.Duration
 	MaxEvents int64
@@ -71,6 +77,13 @@ type Options struct {
 
 	Forward []forward.Destination
 
+	// NoSink leaves the webhook, retention and forwarding to another
+	// process (`gatehouse audit sink`): this Service serves the page only.
+	// The page then needs a store both processes reach (PostgreSQL); with
+	// SQLite the file is the sink process's, so the page only says where
+	// the trail is.
+	NoSink bool
+
 	// Registry receives the metrics (optional).
 	Registry prometheus.Registerer
 	Logger   *slog.Logger
@@ -81,7 +94,7 @@ type Service struct {
 	o       Options
 	Store   *store.DB
 	sink    *sink.Handler
-	page    *web.Handler
+	page    http.Handler
 	fwd     *forward.Forwarder
 	metrics *metrics.Metrics
 	once    sync.Once
@@ -113,35 +126,65 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			return nil, fmt.Errorf("audit webhook clientCAFile %s: no PEM certificates", o.ClientCAFile)
 		}
 	}
+	if o.NoSink && o.StorageType != "postgres" {
+		return &Service{o: o, page: elsewhere(o.Logger)}, nil
+	}
 	db, err := store.Open(ctx, o.StorageType, o.StorageDSN)
 	if err != nil {
 		return nil, err
 	}
 	s := &Service{o: o, Store: db, metrics: metrics.New(o.Registry)}
+	if o.NoSink {
+		if err := s.newPage(); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return s, nil
+	}
 	fail := func(err error) (*Service, error) {
 		db.Close()
 		return nil, err
 	}
-	var fwd func([]byte) error
+	var fwd func() sink.Spool
 	if len(o.Forward) > 0 {
 		f, err := forward.New(o.Forward, forward.Options{Metrics: s.metrics, Logger: o.Logger})
 		if err != nil {
 			return fail(err)
 		}
-		s.fwd, fwd = f, f.Enqueue
+		s.fwd, fwd = f, func() sink.Spool { return f.NewSpool() }
 	}
-	s.sink, err = sink.New(sink.Options{Store: db, BearerTokens: o.BearerTokens, ClientCAs: cas, Forward: fwd, Metrics: s.metrics, Logger: o.Logger})
+	s.sink, err = sink.New(sink.Options{Store: db, BearerTokens: o.BearerTokens, ClientCAs: cas, Forward: fwd, Metrics: s.metrics, Logger: o.Logger,
+		MaxBodyBytes: o.MaxBodyBytes, MaxInFlightBytes: o.MaxInFlightBytes})
 	if err != nil {
 		return fail(err)
 	}
-	if o.Authenticate != nil {
-		s.page, err = web.New(web.Options{Events: db, Authenticate: o.Authenticate, ViewerGroups: o.ViewerGroups, Sessions: o.Sessions,
-			Prefix: o.PagePath, Unauthenticated: o.Unauthenticated, Logger: o.Logger})
-		if err != nil {
-			return fail(err)
-		}
+	if err := s.newPage(); err != nil {
+		return fail(err)
 	}
 	return s, nil
+}
+
+// newPage builds the page when the options ask for one.
+func (s *Service) newPage() error {
+	if s.o.Authenticate == nil {
+		return nil
+	}
+	page, err := web.New(web.Options{Events: s.Store, Authenticate: s.o.Authenticate, ViewerGroups: s.o.ViewerGroups, Sessions: s.o.Sessions,
+		Prefix: s.o.PagePath, Unauthenticated: s.o.Unauthenticated, Logger: s.o.Logger})
+	if err == nil {
+		s.page = page
+	}
+	return err
+}
+
+// elsewhere is the page of a process that cannot reach the store: the
+// sink runs in its own process on its own SQLite file.
+func elsewhere(log *slog.Logger) http.Handler {
+	log.Warn("audit: the sink runs in its own process (audit.webhook.separate) on SQLite, which only that process opens: /audit shows no events here; keep audit.storage in PostgreSQL to see them, or run `gatehouse audit query` where the sink runs")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "The audit trail is kept by the audit sink's own process (audit.webhook.separate) in a SQLite file that only that process opens.\n"+
+			"Query it where the sink runs (gatehouse audit query --config ...), or keep audit.storage in PostgreSQL to see it on this page.", http.StatusNotFound)
+	})
 }
 
 // Sink is the webhook handler (POST EventList).
@@ -155,18 +198,25 @@ func (s *Service) Page() http.Handler {
 	return s.page
 }
 
-// Mount registers the webhook at Options.WebhookPath and the page under
-// Options.PagePath on mux.
+// Mount registers the webhook at Options.WebhookPath (unless NoSink) and
+// the page under Options.PagePath on mux.
 func (s *Service) Mount(mux *http.ServeMux) {
-	mux.Handle("POST "+s.o.WebhookPath, s.sink)
+	if s.sink != nil {
+		mux.Handle("POST "+s.o.WebhookPath, s.sink)
+	}
 	if s.page != nil {
 		mux.Handle("GET "+s.o.PagePath, s.page)
 		mux.Handle("GET "+s.o.PagePath+"/", s.page)
 	}
 }
 
-// Run applies retention and delivers forwarded batches until ctx ends.
+// Run applies retention and delivers forwarded batches until ctx ends
+// (nothing with NoSink: the sink's process does both).
 func (s *Service) Run(ctx context.Context) {
+	if s.o.NoSink {
+		<-ctx.Done()
+		return
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		s.Store.RunRetention(ctx, store.Retention{MaxAge: s.o.MaxAge, MaxEvents: s.o.MaxEvents}, s.o.RetentionInterval, s.o.Logger)
@@ -180,6 +230,11 @@ func (s *Service) Run(ctx context.Context) {
 // Close closes the store.
 func (s *Service) Close() error {
 	err := errors.New("already closed")
-	s.once.Do(func() { err = s.Store.Close() })
+	s.once.Do(func() {
+		err = nil
+		if s.Store != nil {
+			err = s.Store.Close()
+		}
+	})
 	return err
 }

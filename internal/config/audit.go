@@ -59,6 +59,21 @@ type AuditWebhook struct {
 	// ClientCAFile: PEM CA bundle; a client certificate signed by it is
 	// accepted (mTLS, needs web.https).
 	ClientCAFile string `json:"clientCAFile"`
+	// MaxBodyBytes bounds one request body (default 64 MiB); a larger
+	// batch is answered 413, before reading when its Content-Length says
+	// so.
+	MaxBodyBytes int64 `json:"maxBodyBytes"`
+	// MaxInFlightBytes is the memory budget of the sink: the bytes of the
+	// request bodies it holds at once, counted from their first byte
+	// (default 128 MiB, at least MaxBodyBytes). A body that does not fit
+	// is answered 429 with Retry-After. docs/audit.md gives the memory a
+	// process needs for a budget.
+	MaxInFlightBytes int64 `json:"maxInFlightBytes"`
+	// Separate runs the sink in its own process, `gatehouse audit sink`
+	// (the webhook, retention and forwarding), so that an audit flood or
+	// a full audit disk cannot reach logins; `gatehouse serve` then serves
+	// only the /audit page.
+	Separate bool `json:"separate"`
 }
 
 // AuditRetention bounds the audit store; whichever limit is reached first
@@ -85,8 +100,11 @@ type AuditForward struct {
 	// QueueDir holds batches not yet delivered. Default: forward/<name>
 	// next to the sqlite database; required with postgres or memory storage.
 	QueueDir string `json:"queueDir"`
-	// MaxQueueBytes bounds QueueDir (default 100 MiB); when full, the sink
-	// answers 503 so kube-apiserver retries.
+	// MaxQueueBytes bounds QueueDir (default 100 MiB). When it is full,
+	// new batches for this destination are dropped and counted
+	// (gatehouse_audit_batches_forwarded_total{result="dropped"}); the
+	// sink still answers as the store did, so a slow destination never
+	// makes kube-apiserver resend (or, its buffer full, drop) events.
 	MaxQueueBytes int64 `json:"maxQueueBytes"`
 }
 
@@ -96,6 +114,10 @@ const (
 	DefaultAuditMaxAge        = 720 * time.Hour
 	DefaultAuditMaxEvents     = 10_000_000
 	DefaultAuditMaxQueueBytes = 100 << 20
+	// DefaultAuditMaxBodyBytes and DefaultAuditMaxInFlightBytes are the
+	// sink's (internal/audit/sink).
+	DefaultAuditMaxBodyBytes     = 64 << 20
+	DefaultAuditMaxInFlightBytes = 128 << 20
 	// DefaultAuditUsersClaim and DefaultAuditUsersPrefix match the
 	// defaults of `gatehouse cluster render`.
 	DefaultAuditUsersClaim  = "preferred_username"
@@ -109,6 +131,12 @@ func (c *Config) applyAuditDefaults() {
 	}
 	if a.Webhook.Path == "" {
 		a.Webhook.Path = DefaultAuditWebhookPath
+	}
+	if a.Webhook.MaxBodyBytes == 0 {
+		a.Webhook.MaxBodyBytes = DefaultAuditMaxBodyBytes
+	}
+	if a.Webhook.MaxInFlightBytes == 0 {
+		a.Webhook.MaxInFlightBytes = max(DefaultAuditMaxInFlightBytes, a.Webhook.MaxBodyBytes)
 	}
 	if a.Retention.MaxAge == 0 {
 		a.Retention.MaxAge = Duration(DefaultAuditMaxAge)
@@ -199,6 +227,16 @@ func (c *Config) validateAudit(v *validator) {
 	if len(w.BearerTokens) == 0 && w.ClientCAFile == "" {
 		v.fail("audit.webhook", "has no authentication: set bearerTokens, bearerTokensEnv or clientCAFile (the sink never accepts anonymous events)")
 	}
+	switch {
+	case w.MaxBodyBytes < 0:
+		v.fail("audit.webhook.maxBodyBytes", "must not be negative (0: the default, %d)", DefaultAuditMaxBodyBytes)
+	case w.MaxBodyBytes < minAuditBodyBytes:
+		v.fail("audit.webhook.maxBodyBytes", "%d is too small for a batch of kube-apiserver's audit events; use at least %d (1 MiB), the default is %d", w.MaxBodyBytes, minAuditBodyBytes, DefaultAuditMaxBodyBytes)
+	case w.MaxInFlightBytes < 0:
+		v.fail("audit.webhook.maxInFlightBytes", "must not be negative (0: the default, %d)", DefaultAuditMaxInFlightBytes)
+	case w.MaxInFlightBytes < w.MaxBodyBytes:
+		v.fail("audit.webhook.maxInFlightBytes", "%d is smaller than audit.webhook.maxBodyBytes (%d): a batch that large could never be taken; raise it or lower maxBodyBytes", w.MaxInFlightBytes, w.MaxBodyBytes)
+	}
 
 	if a.Retention.MaxAge < 0 {
 		v.fail("audit.retention.maxAge", "must not be negative")
@@ -258,6 +296,9 @@ func (c *Config) validateAudit(v *validator) {
 		}
 	}
 }
+
+// minAuditBodyBytes is the smallest audit.webhook.maxBodyBytes accepted.
+const minAuditBodyBytes = 1 << 20
 
 func (c *Config) auditStorageType() string {
 	if c.Audit.Storage != nil {

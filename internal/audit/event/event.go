@@ -90,88 +90,192 @@ var ErrInvalid = errors.New("invalid audit event")
 // webhook backend sends it. Every event is tagged with source. An error
 // wraps ErrInvalid and names the offending item.
 func DecodeList(body []byte, source string) ([]Event, error) {
-	d := jsontext.NewDecoder(bytes.NewReader(body))
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: body is not an EventList: "+format, append([]any{ErrInvalid}, args...)...)
-	}
-	if tok, err := d.ReadToken(); err != nil {
-		return nil, bad("%v", err)
-	} else if tok.Kind() != '{' {
-		return nil, bad("want a JSON object")
-	}
-	var kind, version string
+	d := NewListDecoder(bytes.NewReader(body), source)
 	var out []Event
-	for d.PeekKind() != '}' {
-		tok, err := d.ReadToken()
-		if err != nil {
-			return nil, bad("%v", err)
+	for {
+		e, err := d.Next()
+		if err == io.EOF {
+			return out, nil
 		}
-		name := tok.String()
-		switch name {
-		case "kind", "apiVersion":
-			v, err := d.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		e.Raw = bytes.Clone(e.Raw)
+		out = append(out, e)
+	}
+}
+
+// ListDecoder reads an audit.k8s.io/v1 EventList from a stream one event
+// at a time, so that a batch never has to be held whole: the sink hands
+// each event to the store as it arrives. It reads with jsontext's
+// streaming decoder, which holds about one item at a time.
+type ListDecoder struct {
+	d      *jsontext.Decoder
+	r      *errReader
+	source string
+	state  int // 0: before the list; 1: in the object; 2: in items; 3: done
+	item   int
+	kind   string
+	ver    string
+	err    error
+}
+
+// NewListDecoder returns a decoder of the EventList read from r; every
+// event is tagged with source.
+func NewListDecoder(r io.Reader, source string) *ListDecoder {
+	er := &errReader{r: r}
+	return &ListDecoder{d: jsontext.NewDecoder(er), r: er, source: source}
+}
+
+// Items is the number of items decoded so far.
+func (l *ListDecoder) Items() int { return l.item }
+
+// Next returns the next event. Its Raw is valid only until the next call
+// (copy it to keep it). After the last event Next checks the list itself
+// (kind, apiVersion, nothing after it) and returns io.EOF; any other error
+// wraps ErrInvalid and names the offending item, or is the reader's error
+// (errors.Is finds it). A list is valid only once Next returned io.EOF:
+// kind and apiVersion may come after the items.
+func (l *ListDecoder) Next() (Event, error) {
+	if l.err != nil {
+		return Event{}, l.err
+	}
+	e, err := l.next()
+	if err != nil {
+		l.err = err
+	}
+	return e, err
+}
+
+func (l *ListDecoder) bad(format string, args ...any) error {
+	return fmt.Errorf("%w: body is not an EventList: "+format, append([]any{ErrInvalid}, args...)...)
+}
+
+// syntax wraps a decoding error: when the reader failed (a timeout, a
+// body over its limit) its error is returned, for errors.Is and errors.As;
+// anything else is a malformed body.
+func (l *ListDecoder) syntax(err error, format string, args ...any) error {
+	if l.r.err != nil {
+		return fmt.Errorf("reading the body: %w", l.r.err)
+	}
+	return l.bad(format, append(args, err)...)
+}
+
+// errReader remembers the first error of its reader other than io.EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+func (l *ListDecoder) next() (Event, error) {
+	d := l.d
+	for {
+		switch l.state {
+		case 0:
+			tok, err := d.ReadToken()
 			if err != nil {
-				return nil, bad("%v", err)
+				return Event{}, l.syntax(err, "%v")
 			}
-			if name == "kind" {
-				kind = v.String()
-			} else {
-				version = v.String()
+			if tok.Kind() != '{' {
+				return Event{}, l.bad("want a JSON object")
 			}
-		case "items":
-			if d.PeekKind() == 'n' {
+			l.state = 1
+		case 1:
+			if d.PeekKind() == '}' {
 				if _, err := d.ReadToken(); err != nil {
-					return nil, bad("%v", err)
+					return Event{}, l.syntax(err, "%v")
 				}
+				if _, err := d.ReadToken(); err != io.EOF {
+					if l.r.err != nil {
+						return Event{}, l.syntax(err, "%v")
+					}
+					return Event{}, l.bad("data after the EventList")
+				}
+				l.state = 3
+				if l.kind != "EventList" {
+					return Event{}, fmt.Errorf("%w: kind is %q, want EventList", ErrInvalid, l.kind)
+				}
+				if l.ver != APIVersion {
+					return Event{}, fmt.Errorf("%w: apiVersion is %q, want %s", ErrInvalid, l.ver, APIVersion)
+				}
+				return Event{}, io.EOF
+			}
+			tok, err := d.ReadToken()
+			if err != nil {
+				return Event{}, l.syntax(err, "%v")
+			}
+			switch name := tok.String(); name {
+			case "kind", "apiVersion":
+				v, err := d.ReadToken()
+				if err != nil {
+					return Event{}, l.syntax(err, "%v")
+				}
+				if name == "kind" {
+					l.kind = v.String()
+				} else {
+					l.ver = v.String()
+				}
+			case "items":
+				if d.PeekKind() == 'n' {
+					if _, err := d.ReadToken(); err != nil {
+						return Event{}, l.syntax(err, "%v")
+					}
+					continue
+				}
+				tok, err := d.ReadToken()
+				if err != nil {
+					return Event{}, l.syntax(err, "%v")
+				}
+				if tok.Kind() != '[' {
+					return Event{}, l.bad("items is not an array")
+				}
+				l.state = 2
+			default:
+				if err := d.SkipValue(); err != nil {
+					return Event{}, l.syntax(err, "%v")
+				}
+			}
+		case 2:
+			if d.PeekKind() == ']' {
+				if _, err := d.ReadToken(); err != nil {
+					return Event{}, l.syntax(err, "%v")
+				}
+				l.state = 1
 				continue
 			}
-			if tok, err := d.ReadToken(); err != nil {
-				return nil, bad("%v", err)
-			} else if tok.Kind() != '[' {
-				return nil, bad("items is not an array")
+			raw, err := d.ReadValue()
+			if err != nil {
+				return Event{}, l.syntax(err, "item %d: %v", l.item)
 			}
-			for i := 0; d.PeekKind() != ']'; i++ {
-				raw, err := d.ReadValue()
-				if err != nil {
-					return nil, bad("item %d: %v", i, err)
-				}
-				e, err := decode(raw, source, false)
-				if err != nil {
-					return nil, fmt.Errorf("item %d: %w", i, err)
-				}
-				out = append(out, e)
+			e, err := decode(raw, l.source, false, false)
+			if err != nil {
+				return Event{}, fmt.Errorf("item %d: %w", l.item, err)
 			}
-			if _, err := d.ReadToken(); err != nil {
-				return nil, bad("%v", err)
-			}
+			l.item++
+			return e, nil
 		default:
-			if err := d.SkipValue(); err != nil {
-				return nil, bad("%v", err)
-			}
+			return Event{}, io.EOF
 		}
 	}
-	if _, err := d.ReadToken(); err != nil {
-		return nil, bad("%v", err)
-	}
-	if _, err := d.ReadToken(); err != io.EOF {
-		return nil, bad("data after the EventList")
-	}
-	if kind != "EventList" {
-		return nil, fmt.Errorf("%w: kind is %q, want EventList", ErrInvalid, kind)
-	}
-	if version != APIVersion {
-		return nil, fmt.Errorf("%w: apiVersion is %q, want %s", ErrInvalid, version, APIVersion)
-	}
-	return out, nil
 }
 
 // Decode decodes one audit.k8s.io/v1 Event, such as a line of the log
 // backend's audit.log.
 func Decode(raw []byte, source string) (Event, error) {
-	return decode(raw, source, true)
+	return decode(raw, source, true, true)
 }
 
-func decode(raw []byte, source string, requireKind bool) (Event, error) {
+// decode decodes one event; with keep, its Raw is a copy of raw, else raw
+// itself.
+func decode(raw []byte, source string, requireKind, keep bool) (Event, error) {
 	var l light
 	if err := jsonv2.Unmarshal(raw, &l, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -201,7 +305,10 @@ func decode(raw []byte, source string, requireKind bool) (Event, error) {
 		Groups:    l.User.Groups,
 		Source:    source,
 		UserAgent: l.UserAgent,
-		Raw:       bytes.Clone(raw),
+		Raw:       raw,
+	}
+	if keep {
+		e.Raw = bytes.Clone(raw)
 	}
 	if e.Time.IsZero() {
 		e.Time = l.StageTimestamp

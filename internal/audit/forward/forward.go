@@ -3,6 +3,15 @@
 // webhook can feed several tools. Each destination has its own bounded
 // on-disk queue and its own sender, which retries with exponential backoff,
 // so a destination that is down delays only itself.
+//
+// Forwarding never decides what the sink answers: the store is the record.
+// A batch that a destination's queue cannot take (the queue is at
+// MaxQueueBytes, or its disk fails) is dropped for that destination,
+// counted (gatehouse_audit_batches_forwarded_total{result="dropped"}) and
+// logged, and the sink answers as the store did. Answering 503 instead
+// would make kube-apiserver resend a batch already stored, over and over,
+// while its buffer of new events fills and then drops them: a slow
+// destination would cost the audit trail itself.
 package forward
 
 import (
@@ -35,7 +44,8 @@ type Destination struct {
 	// QueueDir holds batches not yet delivered; it is created if missing.
 	QueueDir string
 	// MaxQueueBytes bounds the queue (default 100 MiB). When it is full,
-	// new batches for this destination are dropped and counted.
+	// new batches for this destination are dropped and counted; the sink's
+	// answer does not change.
 	MaxQueueBytes int64
 	// Client overrides the HTTP client (tests).
 	Client *http.Client
@@ -175,47 +185,147 @@ func (d *dest) path(seq uint64) string {
 	return filepath.Join(d.QueueDir, fmt.Sprintf("%020d%s", seq, suffix))
 }
 
-// Enqueue queues body for every destination. A destination whose queue is
-// full drops the batch (counted as forwarded{result="dropped"}); an error
-// means a queue could not be written.
-func (f *Forwarder) Enqueue(body []byte) error {
-	var errs []error
-	for _, d := range f.dests {
-		if err := d.enqueue(body); err != nil {
-			errs = append(errs, fmt.Errorf("audit forward %q: %w", d.Name, err))
-		}
-	}
-	return errors.Join(errs...)
+// Enqueue queues body for every destination, as a Spool does.
+func (f *Forwarder) Enqueue(body []byte) {
+	s := f.NewSpool()
+	s.Write(body) //nolint:errcheck // a Spool's Write never fails
+	s.Commit()
 }
 
-func (d *dest) enqueue(body []byte) error {
+// Spool is one incoming batch, written to disk as the sink reads it so
+// that forwarding never holds a batch in memory, and queued for every
+// destination by Commit once the batch is stored. It lives in the first
+// destination's queue directory as a .tmp file (removed at start-up if a
+// crash leaves one).
+type Spool struct {
+	f    *Forwarder
+	file *os.File
+	size int64
+	err  error
+}
+
+// NewSpool starts a batch.
+func (f *Forwarder) NewSpool() *Spool { return &Spool{f: f} }
+
+// Write appends p. It never fails: a write error is kept, and Commit then
+// drops the batch for every destination (counted and logged).
+func (s *Spool) Write(p []byte) (int, error) {
+	if s.err != nil || len(s.f.dests) == 0 {
+		return len(p), nil
+	}
+	if s.file == nil {
+		s.file, s.err = os.CreateTemp(s.f.dests[0].QueueDir, "incoming-*.tmp")
+		if s.err != nil {
+			return len(p), nil
+		}
+	}
+	n, err := s.file.Write(p)
+	s.size += int64(n)
+	if err != nil {
+		s.err = err
+	}
+	return len(p), nil
+}
+
+// Commit queues the batch for every destination; a destination whose
+// queue is full or cannot be written drops it (counted).
+func (s *Spool) Commit() {
+	if len(s.f.dests) == 0 {
+		return
+	}
+	if s.file == nil && s.err == nil { // an empty body: nothing was written
+		s.file, s.err = os.CreateTemp(s.f.dests[0].QueueDir, "incoming-*.tmp")
+	}
+	if s.file != nil {
+		if err := s.file.Close(); err != nil && s.err == nil {
+			s.err = err
+		}
+	}
+	for i, d := range s.f.dests {
+		if s.err != nil {
+			d.drop("the batch could not be written to the queue", s.err)
+			continue
+		}
+		if err := d.enqueueFile(s.file.Name(), s.size, i == len(s.f.dests)-1); err != nil {
+			d.drop("the batch could not be written to the queue", err)
+		}
+	}
+	s.Abort()
+}
+
+// Abort discards the batch.
+func (s *Spool) Abort() {
+	if s.file != nil {
+		s.file.Close()
+		os.Remove(s.file.Name()) // gone already when the last destination took it
+		s.file = nil
+	}
+}
+
+func (d *dest) drop(why string, err error) {
+	d.o.Metrics.Forwarded.WithLabelValues(d.Name, "dropped").Inc()
+	d.o.Logger.Error("audit forward: dropping a batch for this destination: "+why, "destination", d.Name, "err", err)
+}
+
+// enqueueFile queues the file at src, of size bytes: moved when move is
+// set (the last destination), else linked or copied.
+func (d *dest) enqueueFile(src string, size int64, move bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.bytes+int64(len(body)) > d.MaxQueueBytes {
+	if d.bytes+size > d.MaxQueueBytes {
 		d.o.Metrics.Forwarded.WithLabelValues(d.Name, "dropped").Inc()
-		d.o.Logger.Warn("audit forward queue full: dropping batch", "destination", d.Name, "queued_bytes", d.bytes)
+		d.o.Logger.Warn("audit forward queue full: dropping batch", "destination", d.Name, "queued_bytes", d.bytes, "max_queue_bytes", d.MaxQueueBytes)
 		return nil
 	}
 	seq := d.next
-	tmp := d.path(seq) + ".tmp"
-	if err := os.WriteFile(tmp, body, 0o600); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("queue batch: %w", err)
-	}
-	if err := os.Rename(tmp, d.path(seq)); err != nil {
-		os.Remove(tmp)
+	if err := place(src, d.path(seq), move); err != nil {
 		return fmt.Errorf("queue batch: %w", err)
 	}
 	d.next++
 	d.seqs = append(d.seqs, seq)
-	d.sizes[seq] = int64(len(body))
-	d.bytes += int64(len(body))
+	d.sizes[seq] = size
+	d.bytes += size
 	d.gauges()
 	select {
 	case d.notify <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// place puts src at dst: renamed (move) or hard-linked, or, across file
+// systems, copied through a .tmp file and renamed.
+func place(src, dst string, move bool) error {
+	var err error
+	if move {
+		err = os.Rename(src, dst)
+	} else {
+		err = os.Link(src, dst)
+	}
+	if err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // Run delivers queued batches until ctx ends.

@@ -13,6 +13,9 @@ type Metrics struct {
 	QueueDepth    *prometheus.GaugeVec   // batches queued, by destination
 	QueueBytes    *prometheus.GaugeVec   // bytes queued, by destination
 	IngestLatency prometheus.Histogram
+	// InFlightBytes is the part of the sink's in-flight byte budget
+	// that request bodies hold.
+	InFlightBytes prometheus.Gauge
 }
 
 // New creates the metrics and registers them on reg (when not nil: a nil
@@ -45,9 +48,12 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from receiving a webhook batch to answering it.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		InFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gatehouse_audit_inflight_bytes", Help: "Bytes of webhook request bodies the sink holds (read and not yet answered), out of audit.webhook.maxInFlightBytes.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Received, m.Stored, m.Duplicates, m.Rejected, m.Forwarded, m.QueueDepth, m.QueueBytes, m.IngestLatency)
+		reg.MustRegister(m.Received, m.Stored, m.Duplicates, m.Rejected, m.Forwarded, m.QueueDepth, m.QueueBytes, m.IngestLatency, m.InFlightBytes)
 	}
 	return m
 }

@@ -1,10 +1,21 @@
 // Package sink receives kube-apiserver's audit webhook: POSTed
 // audit.k8s.io/v1 EventLists, authenticated by bearer token or client
-// certificate. A 2xx answer means the batch is committed to the store; when
-// the store is busy or failing the sink answers 429 or 503 with Retry-After,
-// which kube-apiserver's webhook backend retries, so nothing accepted is
-// ever dropped. A retried batch is not stored twice: the store keeps one
-// event per (auditID, stage).
+// certificate.
+//
+// Its answers are exact. A 2xx means the batch is committed to the store.
+// A 429, 503 or 408 means it is not, with one exception that a retry
+// shows: a 503 for a batch that was stored but could not be handed to
+// forwarding (see docs/audit.md), which a retry finds as duplicates. When
+// the store stalls, the sink answers 503 only for batches whose commit
+// has not begun; a batch whose commit has begun is answered with the
+// commit's outcome. A retried batch is not stored twice: the store keeps
+// one event per (auditID, stage).
+//
+// Memory is bounded by MaxInFlightBytes: request bodies count against it
+// from their first byte (the whole Content-Length when one is given),
+// concurrent bodies share it, and a body that does not fit is answered 429
+// with Retry-After. A body is decoded as it is read, each event handed to
+// a store.Batch that compresses its JSON, so a batch is never held whole.
 package sink
 
 import (
@@ -19,24 +30,51 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
 	"github.com/gatehouse-dev/gatehouse/internal/audit/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/audit/store"
 )
 
-// Inserter stores a batch atomically, skipping events already stored.
-type Inserter interface {
-	Insert(ctx context.Context, events []event.Event) (store.Result, error)
+// Store stores a batch atomically, skipping events already stored
+// (*store.DB). Its error must be exact: nil only when the batch is
+// committed.
+type Store interface {
+	InsertBatch(ctx context.Context, b *store.Batch) (store.Result, error)
 }
+
+// Spool receives a request body as the sink reads it, for forwarding
+// (forward.Spool). Write must not fail the request: a spool that cannot
+// write keeps the error and drops the batch for forwarding at Commit.
+type Spool interface {
+	io.Writer
+	// Commit queues the body for forwarding; the sink calls it after the
+	// batch is stored.
+	Commit()
+	// Abort discards the body (the batch was refused or not stored).
+	Abort()
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxInFlight      = 4
+	DefaultQueueWait        = 2 * time.Second
+	DefaultStoreTimeout     = 20 * time.Second
+	DefaultBodyTimeout      = 25 * time.Second
+	DefaultMaxBodyBytes     = 64 << 20
+	DefaultMaxInFlightBytes = 128 << 20
+)
 
 // Options configure a Handler.
 type Options struct {
-	Store Inserter
+	Store Store
 	// BearerTokens are accepted in "Authorization: Bearer <token>".
 	BearerTokens []string
 	// ClientCAs verify client certificates. The TLS server must ask for
@@ -48,14 +86,22 @@ type Options struct {
 	// QueueWait is how long a batch waits for a slot before the sink
 	// answers 429 (default 2s).
 	QueueWait time.Duration
-	// StoreTimeout bounds one batch's insert before the sink answers 503
-	// (default 20s).
+	// StoreTimeout bounds how long a batch waits for its commit to begin
+	// before the sink answers 503 (default 20s).
 	StoreTimeout time.Duration
-	// MaxBodyBytes bounds a request body (default 64 MiB).
+	// BodyTimeout bounds reading a request body; past it the sink answers
+	// 408 (default 25s, under kube-apiserver's 30 s per request).
+	BodyTimeout time.Duration
+	// MaxBodyBytes bounds a request body (default 64 MiB); a larger one is
+	// answered 413, before reading when Content-Length says so.
 	MaxBodyBytes int64
-	// Forward, when set, receives each accepted batch's body after it is
-	// stored and before the sink answers (forwarding is at least once).
-	Forward func(body []byte) error
+	// MaxInFlightBytes is the byte budget request bodies share (default
+	// 128 MiB); it must be at least MaxBodyBytes.
+	MaxInFlightBytes int64
+	// Forward, when set, gives a Spool for each request: the body is
+	// written to it as it is read, and committed after the batch is
+	// stored, before the sink answers (forwarding is at least once).
+	Forward func() Spool
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 }
@@ -65,6 +111,7 @@ type Handler struct {
 	o      Options
 	tokens [][32]byte // SHA-256 of the accepted tokens
 	slots  chan struct{}
+	budget *semaphore.Weighted
 }
 
 // New returns a Handler. It needs a store and at least one way to
@@ -84,16 +131,25 @@ func New(o Options) (*Handler, error) {
 		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
 	}
 	if h.o.MaxInFlight <= 0 {
-		h.o.MaxInFlight = 4
+		h.o.MaxInFlight = DefaultMaxInFlight
 	}
 	if h.o.QueueWait <= 0 {
-		h.o.QueueWait = 2 * time.Second
+		h.o.QueueWait = DefaultQueueWait
 	}
 	if h.o.StoreTimeout <= 0 {
-		h.o.StoreTimeout = 20 * time.Second
+		h.o.StoreTimeout = DefaultStoreTimeout
+	}
+	if h.o.BodyTimeout <= 0 {
+		h.o.BodyTimeout = DefaultBodyTimeout
 	}
 	if h.o.MaxBodyBytes <= 0 {
-		h.o.MaxBodyBytes = 64 << 20
+		h.o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if h.o.MaxInFlightBytes <= 0 {
+		h.o.MaxInFlightBytes = max(DefaultMaxInFlightBytes, h.o.MaxBodyBytes)
+	}
+	if h.o.MaxInFlightBytes < h.o.MaxBodyBytes {
+		return nil, fmt.Errorf("audit sink: the in-flight byte budget (%d) is smaller than the largest body (%d): a batch that size could never be taken", h.o.MaxInFlightBytes, h.o.MaxBodyBytes)
 	}
 	if h.o.Metrics == nil {
 		h.o.Metrics = metrics.New(nil)
@@ -102,6 +158,7 @@ func New(o Options) (*Handler, error) {
 		h.o.Logger = slog.Default()
 	}
 	h.slots = make(chan struct{}, h.o.MaxInFlight)
+	h.budget = semaphore.NewWeighted(h.o.MaxInFlightBytes)
 	return h, nil
 }
 
@@ -167,6 +224,50 @@ func (h *Handler) reject(w http.ResponseWriter, code int, reason string, events 
 	http.Error(w, msg, code)
 }
 
+// errOverBudget ends a body read that would exceed the byte budget.
+var errOverBudget = errors.New("the in-flight byte budget is used up")
+
+// budgetReader charges the bytes it reads to the budget before they are
+// used; what it holds is released when the request is answered.
+type budgetReader struct {
+	r      io.Reader
+	h      *Handler
+	held   int64 // charged to the budget
+	read   int64
+	failed bool
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.failed {
+		return 0, errOverBudget
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	if need := b.read - b.held; need > 0 {
+		if !b.h.budget.TryAcquire(need) {
+			b.failed = true
+			return 0, errOverBudget
+		}
+		b.h.o.Metrics.InFlightBytes.Add(float64(need))
+		b.held += need
+	}
+	return n, err
+}
+
+func (b *budgetReader) release() {
+	if b.held > 0 {
+		b.h.budget.Release(b.held)
+		b.h.o.Metrics.InFlightBytes.Sub(float64(b.held))
+		b.held = 0
+	}
+}
+
+// isTimeout reports whether a body read failed on its deadline.
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // ServeHTTP handles one webhook batch.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -187,57 +288,106 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.reject(w, http.StatusRequestEntityTooLarge, "too_large", 0, 0, fmt.Sprintf("audit webhook: body larger than %d bytes: lower the webhook batch size", h.o.MaxBodyBytes))
+	tooLarge := func() {
+		h.reject(w, http.StatusRequestEntityTooLarge, "too_large", 0, 0, fmt.Sprintf("audit webhook: body larger than %d bytes: lower the webhook batch size (kube-apiserver's --audit-webhook-batch-max-size)", h.o.MaxBodyBytes))
+	}
+	if r.ContentLength > h.o.MaxBodyBytes {
+		tooLarge() // refused before reading: the header says it all
+		return
+	}
+
+	// The body counts against the budget from its first byte: all of it
+	// at once when its length is known, else as it arrives.
+	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes), h: h}
+	defer br.release()
+	if r.ContentLength > 0 {
+		if !h.budget.TryAcquire(r.ContentLength) {
+			h.overBudget(w)
 			return
 		}
-		h.reject(w, http.StatusBadRequest, "read", 0, 0, "audit webhook: reading body: "+err.Error())
-		return
+		br.held = r.ContentLength
+		h.o.Metrics.InFlightBytes.Add(float64(br.held))
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.o.BodyTimeout)) // not every ResponseWriter supports it
+
+	var body io.Reader = br
+	var spool Spool
+	if h.o.Forward != nil {
+		spool = h.o.Forward()
+		body = io.TeeReader(br, spool)
+		defer func() {
+			if spool != nil {
+				spool.Abort()
+			}
+		}()
 	}
 	src := source(identity, r)
-	events, err := event.DecodeList(body, src)
-	if err != nil {
-		h.reject(w, http.StatusBadRequest, "malformed", 0, 0, "audit webhook: "+err.Error())
+	dec := event.NewListDecoder(body, src)
+	b := store.NewBatch()
+	for {
+		e, err := dec.Next()
+		if err == io.EOF {
+			break
+		}
+		var tooBig *http.MaxBytesError
+		switch {
+		case err == nil:
+			err = b.Add(e)
+			if err == nil {
+				continue
+			}
+			h.o.Logger.Error("audit sink: preparing a batch failed", "err", err)
+			h.reject(w, http.StatusServiceUnavailable, "store_unavailable", dec.Items(), 5*time.Second, "audit webhook: the batch cannot be prepared now; retry")
+		case errors.As(err, &tooBig):
+			tooLarge()
+		case errors.Is(err, errOverBudget):
+			h.overBudget(w)
+		case isTimeout(err):
+			w.Header().Set("Connection", "close")
+			h.reject(w, http.StatusRequestTimeout, "read_timeout", 0, time.Second, fmt.Sprintf("audit webhook: the body did not arrive within %s; retry", h.o.BodyTimeout))
+		case errors.Is(err, event.ErrInvalid):
+			h.reject(w, http.StatusBadRequest, "malformed", 0, 0, "audit webhook: "+err.Error())
+		default:
+			h.reject(w, http.StatusBadRequest, "read", 0, 0, "audit webhook: "+err.Error())
+		}
 		return
 	}
-	h.o.Metrics.Received.Add(float64(len(events)))
+	h.o.Metrics.Received.Add(float64(b.Len()))
 
 	wait := time.NewTimer(h.o.QueueWait)
 	select {
 	case h.slots <- struct{}{}:
 		wait.Stop()
 	case <-wait.C:
-		h.reject(w, http.StatusTooManyRequests, "overloaded", len(events), time.Second, "audit webhook: the store is busy; retry")
+		h.reject(w, http.StatusTooManyRequests, "overloaded", b.Len(), time.Second, "audit webhook: the store is busy; retry")
 		return
 	case <-r.Context().Done():
 		wait.Stop()
-		h.reject(w, http.StatusServiceUnavailable, "client_gone", len(events), time.Second, "audit webhook: request cancelled")
+		h.reject(w, http.StatusServiceUnavailable, "client_gone", b.Len(), time.Second, "audit webhook: request cancelled")
 		return
 	}
 	defer func() { <-h.slots }()
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.o.StoreTimeout)
 	defer cancel()
-	res, err := h.o.Store.Insert(ctx, events)
+	res, err := h.o.Store.InsertBatch(ctx, b)
 	if err != nil {
-		h.o.Logger.Error("audit sink: storing batch failed; asking the sender to retry", "source", src, "events", len(events), "err", err)
-		h.reject(w, http.StatusServiceUnavailable, "store_unavailable", len(events), 5*time.Second, "audit webhook: the store cannot take the batch now; retry")
+		h.o.Logger.Error("audit sink: storing batch failed; asking the sender to retry", "source", src, "events", b.Len(), "err", err)
+		h.reject(w, http.StatusServiceUnavailable, "store_unavailable", b.Len(), 5*time.Second, "audit webhook: the store cannot take the batch now (nothing of it is stored); retry")
 		return
 	}
 	h.o.Metrics.Stored.Add(float64(res.Inserted))
 	h.o.Metrics.Duplicates.Add(float64(res.Duplicates))
-	if h.o.Forward != nil {
-		if err := h.o.Forward(body); err != nil {
-			// Stored but not queued for forwarding: a retry is harmless
-			// (the store skips duplicates) and gives forwarding another try.
-			h.o.Logger.Error("audit sink: queueing batch for forwarding failed", "err", err)
-			h.reject(w, http.StatusServiceUnavailable, "forward_queue", len(events), 5*time.Second, "audit webhook: the forwarding queue cannot take the batch; retry")
-			return
-		}
+	if spool != nil {
+		spool.Commit()
+		spool = nil
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"stored":%d,"duplicates":%d}`+"\n", res.Inserted, res.Duplicates)
+}
+
+func (h *Handler) overBudget(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	h.reject(w, http.StatusTooManyRequests, "over_budget", 0, time.Second,
+		fmt.Sprintf("audit webhook: the sink holds its in-flight byte budget (%d bytes) in other batches; retry", h.o.MaxInFlightBytes))
 }

@@ -278,7 +278,7 @@ type blockingStore struct {
 	stored  int
 }
 
-func (s *blockingStore) Insert(ctx context.Context, events []event.Event) (store.Result, error) {
+func (s *blockingStore) InsertBatch(ctx context.Context, b *store.Batch) (store.Result, error) {
 	s.entered <- struct{}{}
 	select {
 	case <-s.release:
@@ -287,8 +287,8 @@ func (s *blockingStore) Insert(ctx context.Context, events []event.Event) (store
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stored += len(events)
-	return store.Result{Inserted: len(events)}, nil
+	s.stored += b.Len()
+	return store.Result{Inserted: b.Len()}, nil
 }
 
 func TestOverloadAnswers429(t *testing.T) {
@@ -386,15 +386,39 @@ func TestMalformedRequests(t *testing.T) {
 func TestForwardGetsAcceptedBatches(t *testing.T) {
 	db := openStore(t, "")
 	var got [][]byte
-	h := newSink(t, sink.Options{Store: db, Forward: func(b []byte) error { got = append(got, b); return nil }})
+	aborted := 0
+	h := newSink(t, sink.Options{Store: db, Forward: func() sink.Spool {
+		return &memSpool{commit: func(b []byte) { got = append(got, b) }, abort: func() { aborted++ }}
+	}})
 	body := batch(13, 5)
 	post(h, body, map[string]string{"Authorization": "Bearer " + token})
 	post(h, body, map[string]string{"Authorization": "Bearer wrong"})
+	post(h, body[:len(body)-3], map[string]string{"Authorization": "Bearer " + token})
 	if len(got) != 1 || !bytes.Equal(got[0], body) {
 		t.Fatalf("forwarded %d batches, want the one accepted batch, unchanged", len(got))
+	}
+	if aborted != 1 {
+		t.Errorf("%d spools aborted, want the malformed batch's", aborted)
 	}
 	var l struct{ Items []json.RawMessage }
 	if err := json.Unmarshal(got[0], &l); err != nil || len(l.Items) != 5 {
 		t.Fatalf("forwarded body: %v", err)
+	}
+}
+
+// memSpool is a Spool in memory.
+type memSpool struct {
+	buf    bytes.Buffer
+	commit func([]byte)
+	abort  func()
+	done   bool
+}
+
+func (s *memSpool) Write(p []byte) (int, error) { return s.buf.Write(p) }
+func (s *memSpool) Commit()                     { s.done = true; s.commit(s.buf.Bytes()) }
+func (s *memSpool) Abort() {
+	if !s.done {
+		s.done = true
+		s.abort()
 	}
 }

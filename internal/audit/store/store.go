@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
@@ -415,7 +416,25 @@ func dictFields(e *event.Event, gset string) [11]string {
 // is already stored are skipped and counted as duplicates. On error
 // nothing of the batch is stored.
 func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) {
-	if len(events) == 0 {
+	b := NewBatch()
+	for _, e := range events {
+		if err := b.Add(e); err != nil {
+			return Result{}, fmt.Errorf("store audit events: %w", err)
+		}
+	}
+	return db.InsertBatch(ctx, b)
+}
+
+// InsertBatch stores a batch as Insert does. Its answer is exact: nil
+// means the batch is committed; an error means it is not, except when
+// the commit itself failed in a way that leaves the outcome unknown
+// (PostgreSQL's connection lost during COMMIT), where a retry finds the
+// events as duplicates. When ctx ends before the batch is committed,
+// InsertBatch returns ctx's error and the batch is not stored, unless its
+// commit had already begun: then InsertBatch waits for the outcome (the
+// writer bounds a commit to a minute) and reports it.
+func (db *DB) InsertBatch(ctx context.Context, b *Batch) (Result, error) {
+	if b.Len() == 0 {
 		return Result{}, nil
 	}
 	if err := db.prepare(ctx); err != nil {
@@ -425,21 +444,13 @@ func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) 
 	// so that concurrent batches do it in parallel, outside the one
 	// writer: the groups' JSON, the dictionary lookups of strings already
 	// known, and compressing the raw events.
+	events := b.events
 	r := &insertReq{ctx: ctx, events: events, done: make(chan error, 1),
-		gsets: make([]string, len(events)), offs: make([]int, len(events)), ids: map[string]int64{}}
-	size := 0
-	for _, e := range events {
-		size += len(e.Raw)
-	}
-	raw := make([]byte, 0, size)
-	r.maxTS = events[0].Time.UnixNano()
+		gsets: make([]string, len(events)), offs: b.offs, lens: b.lens, maxTS: b.maxTS, ids: map[string]int64{}}
 	db.dict.mu.RLock()
 	for i := range events {
 		e := &events[i]
 		r.gsets[i] = groupsJSON(e.Groups)
-		r.offs[i] = len(raw)
-		raw = append(raw, e.Raw...)
-		r.maxTS = max(r.maxTS, e.Time.UnixNano())
 		for _, v := range dictFields(e, r.gsets[i]) {
 			if _, ok := r.ids[v]; ok {
 				continue
@@ -453,12 +464,18 @@ func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) 
 	}
 	db.dict.mu.RUnlock()
 	var err error
-	if r.blob, err = compressBatch(raw); err != nil {
+	if r.blob, err = b.finish(); err != nil {
 		return Result{}, fmt.Errorf("store audit events: %w", err)
 	}
 
 	if db.reqs == nil { // PostgreSQL: many writers, no need to group
-		err := db.commit(ctx, []*insertReq{r})
+		// The transaction outlives ctx (bounded by its own minute) so that
+		// ctx ending during COMMIT cannot leave a committed batch reported
+		// as failed; its statements run under ctx, and a ctx that has
+		// ended before COMMIT rolls the batch back.
+		txCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writerTimeout)
+		defer cancel()
+		err := db.commit(txCtx, ctx, []*insertReq{r})
 		return r.res, err
 	}
 	select {
@@ -472,18 +489,25 @@ func (db *DB) Insert(ctx context.Context, events []event.Event) (Result, error) 
 	case err := <-r.done:
 		return r.res, err
 	case <-ctx.Done():
-		// The batch may still be committed; the sender retries and the
-		// unique key makes that harmless.
-		return Result{}, fmt.Errorf("store audit events: %w", ctx.Err())
+		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			// The writer has not taken it into a transaction and now
+			// never will: nothing of it is stored.
+			return Result{}, fmt.Errorf("store audit events: %w", ctx.Err())
+		}
+		// Its commit has begun: the outcome is the answer.
+		err := <-r.done
+		return r.res, err
 	}
 }
 
 // insertReq is one batch waiting for the writer.
 type insertReq struct {
 	ctx     context.Context
+	state   atomic.Int32 // reqQueued, then reqCommitting (the writer) or reqAbandoned (the caller)
 	events  []event.Event
 	gsets   []string         // each event's groups as a JSON array
 	offs    []int            // each event's offset in the uncompressed blob
+	lens    []int            // each event's raw length
 	blob    []byte           // the events' raw JSON, concatenated and compressed
 	maxTS   int64            // the newest event's time
 	ids     map[string]int64 // dictionary ids of the batch's strings
@@ -491,6 +515,18 @@ type insertReq struct {
 	res     Result
 	done    chan error
 }
+
+// An insertReq's state: whoever moves it out of reqQueued first decides
+// whether it is stored, so that a caller that gave up is never answered
+// "not stored" for a batch the writer then commits.
+const (
+	reqQueued int32 = iota
+	reqCommitting
+	reqAbandoned
+)
+
+// writerTimeout bounds one commit.
+const writerTimeout = time.Minute
 
 // maxGroup bounds the batches committed together.
 const maxGroup = 16
@@ -519,8 +555,11 @@ func (db *DB) writer() {
 		}
 		live := group[:0]
 		for _, r := range group {
-			if r.ctx.Err() != nil {
-				r.done <- r.ctx.Err() // its caller has given up: do not store it
+			// A caller that has given up (its ctx ended) is not stored; one
+			// that has not can no longer give up: it waits for the outcome.
+			if r.ctx.Err() != nil || !r.state.CompareAndSwap(reqQueued, reqCommitting) {
+				r.state.Store(reqAbandoned)
+				r.done <- r.ctx.Err()
 				continue
 			}
 			live = append(live, r)
@@ -528,8 +567,8 @@ func (db *DB) writer() {
 		if len(live) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := db.commit(ctx, live)
+		ctx, cancel := context.WithTimeout(context.Background(), writerTimeout)
+		err := db.commit(ctx, ctx, live)
 		cancel()
 		for _, r := range live {
 			r.done <- err
@@ -537,9 +576,11 @@ func (db *DB) writer() {
 	}
 }
 
-// commit stores the batches in one transaction: all or none.
-func (db *DB) commit(ctx context.Context, reqs []*insertReq) error {
-	tx, err := db.w.BeginTx(ctx, nil)
+// commit stores the batches in one transaction: all or none. The
+// transaction lives in txCtx, its statements run in ctx; ctx having
+// ended before COMMIT rolls it back.
+func (db *DB) commit(txCtx, ctx context.Context, reqs []*insertReq) error {
+	tx, err := db.w.BeginTx(txCtx, nil)
 	if err != nil {
 		return fmt.Errorf("store audit events: begin: %w", err)
 	}
@@ -564,7 +605,7 @@ func (db *DB) commit(ctx context.Context, reqs []*insertReq) error {
 				f := dictFields(e, r.gsets[i])
 				args = append(args, e.Time.UnixNano(), e.AuditID, r.ids[f[0]], r.ids[f[1]], r.ids[f[2]], r.ids[f[3]],
 					r.ids[f[4]], r.ids[f[5]], r.ids[f[6]], e.Name, nb, e.Code, r.ids[f[7]], r.ids[f[8]], r.ids[f[9]], r.ids[f[10]],
-					batch, r.offs[i], len(e.Raw))
+					batch, r.offs[i], r.lens[i])
 			}
 			st, padded := db.bucketed(ctx, tx, "events", args, nEventCols)
 			res, err := st.ExecContext(ctx, padded...)
@@ -584,6 +625,9 @@ func (db *DB) commit(ctx context.Context, reqs []*insertReq) error {
 			}
 		}
 		r.res = Result{Inserted: int(n), Duplicates: len(r.events) - int(n)}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store audit events: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store audit events: commit: %w", err)
