@@ -263,8 +263,12 @@ func TestStalledStoreAnswersAreExact(t *testing.T) {
 	defer db.Close()
 	h := newSink(t, sink.Options{Store: db, StoreTimeout: 100 * time.Millisecond, MaxInFlight: 8})
 	auth := map[string]string{"Authorization": "Bearer " + token}
-	if w := post(h, batch(50, 5), auth); w.Code != 200 { // statements prepared before the stall
-		t.Fatal(w.Code)
+	warm, err := event.DecodeList(batch(50, 5), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Insert(context.Background(), warm); err != nil { // statements prepared before the stall
+		t.Fatal(err)
 	}
 	release := lockSQLite(t, file)
 	bodies := [][]byte{batch(51, 100), batch(52, 100), batch(53, 100), batch(54, 100)}

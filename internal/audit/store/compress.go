@@ -27,7 +27,8 @@ func decompress(b []byte) ([]byte, error) {
 // Since schema 2 the raw events of one batch are concatenated and
 // compressed together behind a mark byte: 400 events from one
 // kube-apiserver repeat most of their keys and values, which zstd finds
-// across events (per event, Snappy saved only 30 %).
+// across events (per event, Snappy saved only 30 %). A batch over 1 MiB
+// is several zstd frames, one after the other (batch.go).
 const zstdMark = 1
 
 var (
@@ -39,25 +40,15 @@ var (
 
 func zstdInit() error {
 	zstdOnce.Do(func() {
-		zstdEnc, zstdErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false))
+		// The window is a frame (batch.go): an encoder keeps a history of
+		// twice its window, 16 MiB each with the default 8 MiB window.
+		zstdEnc, zstdErr = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false), zstd.WithWindowSize(frameSize))
 		if zstdErr != nil {
 			return
 		}
 		zstdDec, zstdErr = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(1<<30))
 	})
 	return zstdErr
-}
-
-// compressBatch compresses a batch's concatenated raw events. The
-// encoder is safe for concurrent use: each Insert compresses its own
-// batch, outside the single SQLite writer.
-func compressBatch(raw []byte) ([]byte, error) {
-	if err := zstdInit(); err != nil {
-		return nil, fmt.Errorf("zstd: %w", err)
-	}
-	out := make([]byte, 1, 1+len(raw)/3)
-	out[0] = zstdMark
-	return zstdEnc.EncodeAll(raw, out), nil
 }
 
 func decompressBatch(b []byte) ([]byte, error) {

@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -442,24 +441,15 @@ func (db *DB) InsertBatch(ctx context.Context, b *Batch) (Result, error) {
 	}
 	// Everything that needs no database happens before the transaction,
 	// so that concurrent batches do it in parallel, outside the one
-	// writer: the groups' JSON, the dictionary lookups of strings already
-	// known, and compressing the raw events.
-	events := b.events
-	r := &insertReq{ctx: ctx, events: events, done: make(chan error, 1),
-		gsets: make([]string, len(events)), offs: b.offs, lens: b.lens, maxTS: b.maxTS, ids: map[string]int64{}}
+	// writer: the dictionary lookups of strings already known, and
+	// compressing the raw events (most of it done as they were added).
+	r := &insertReq{ctx: ctx, b: b, done: make(chan error, 1), ids: map[string]int64{}}
 	db.dict.mu.RLock()
-	for i := range events {
-		e := &events[i]
-		r.gsets[i] = groupsJSON(e.Groups)
-		for _, v := range dictFields(e, r.gsets[i]) {
-			if _, ok := r.ids[v]; ok {
-				continue
-			}
-			if id, ok := db.dict.ids[v]; ok {
-				r.ids[v] = id
-			} else if !slices.Contains(r.missing, v) {
-				r.missing = append(r.missing, v)
-			}
+	for _, v := range b.list {
+		if id, ok := db.dict.ids[v]; ok {
+			r.ids[v] = id
+		} else {
+			r.missing = append(r.missing, v)
 		}
 	}
 	db.dict.mu.RUnlock()
@@ -504,12 +494,8 @@ func (db *DB) InsertBatch(ctx context.Context, b *Batch) (Result, error) {
 type insertReq struct {
 	ctx     context.Context
 	state   atomic.Int32 // reqQueued, then reqCommitting (the writer) or reqAbandoned (the caller)
-	events  []event.Event
-	gsets   []string         // each event's groups as a JSON array
-	offs    []int            // each event's offset in the uncompressed blob
-	lens    []int            // each event's raw length
+	b       *Batch
 	blob    []byte           // the events' raw JSON, concatenated and compressed
-	maxTS   int64            // the newest event's time
 	ids     map[string]int64 // dictionary ids of the batch's strings
 	missing []string         // strings not in the dictionary's cache
 	res     Result
@@ -592,20 +578,25 @@ func (db *DB) commit(txCtx, ctx context.Context, reqs []*insertReq) error {
 	}
 	for _, r := range reqs {
 		var batch int64
-		nb := db.bucket(len(r.events))
-		if err := tx.QueryRowContext(ctx, db.rebind("INSERT INTO event_batches (nb, max_ts, data) VALUES (?, ?, ?) RETURNING id"), nb, r.maxTS, r.blob).Scan(&batch); err != nil {
+		nb := db.bucket(r.b.Len())
+		if err := tx.QueryRowContext(ctx, db.rebind("INSERT INTO event_batches (nb, max_ts, data) VALUES (?, ?, ?) RETURNING id"), nb, r.b.maxTS, r.blob).Scan(&batch); err != nil {
 			return fmt.Errorf("store audit event batch: %w", err)
 		}
+		ids := make([]int64, len(r.b.list)) // the dictionary id of each of the batch's strings
+		for k, v := range r.b.list {
+			ids[k] = r.ids[v]
+		}
 		n := int64(0)
-		args := make([]any, 0, min(len(r.events), chunk)*nEventCols)
-		for start := 0; start < len(r.events); start += chunk {
+		rows := r.b.rows
+		args := make([]any, 0, min(len(rows), chunk)*nEventCols)
+		for start := 0; start < len(rows); start += chunk {
 			args = args[:0]
-			for i := start; i < min(start+chunk, len(r.events)); i++ {
-				e := &r.events[i]
-				f := dictFields(e, r.gsets[i])
-				args = append(args, e.Time.UnixNano(), e.AuditID, r.ids[f[0]], r.ids[f[1]], r.ids[f[2]], r.ids[f[3]],
-					r.ids[f[4]], r.ids[f[5]], r.ids[f[6]], e.Name, nb, e.Code, r.ids[f[7]], r.ids[f[8]], r.ids[f[9]], r.ids[f[10]],
-					batch, r.offs[i], r.lens[i])
+			for i := start; i < min(start+chunk, len(rows)); i++ {
+				e := &rows[i]
+				f := &e.f
+				args = append(args, e.ts, e.auditID, ids[f[0]], ids[f[1]], ids[f[2]], ids[f[3]],
+					ids[f[4]], ids[f[5]], ids[f[6]], e.name, nb, e.code, ids[f[7]], ids[f[8]], ids[f[9]], ids[f[10]],
+					batch, e.off, e.n)
 			}
 			st, padded := db.bucketed(ctx, tx, "events", args, nEventCols)
 			res, err := st.ExecContext(ctx, padded...)
@@ -624,7 +615,7 @@ func (db *DB) commit(txCtx, ctx context.Context, reqs []*insertReq) error {
 				return fmt.Errorf("store audit event batch: %w", err)
 			}
 		}
-		r.res = Result{Inserted: int(n), Duplicates: len(r.events) - int(n)}
+		r.res = Result{Inserted: int(n), Duplicates: r.b.Len() - int(n)}
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store audit events: %w", err)
@@ -658,13 +649,13 @@ func (db *DB) resolve(ctx context.Context, tx *sql.Tx, reqs []*insertReq) (map[s
 	// A new group set needs its groups' ids too.
 	newSets := map[string][]string{}
 	for _, r := range reqs {
-		for i, g := range r.gsets {
+		for g, groups := range r.b.sets {
 			if _, ok := r.ids[g]; ok {
 				continue
 			}
 			if _, ok := newSets[g]; !ok {
-				newSets[g] = r.events[i].Groups
-				missing = append(missing, r.events[i].Groups...)
+				newSets[g] = groups
+				missing = append(missing, groups...)
 			}
 		}
 	}
