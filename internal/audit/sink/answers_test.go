@@ -160,14 +160,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestBudgetSharedByConcurrentBodies: bodies count against the in-flight
 // byte budget from their first byte (all of a known Content-Length at
 // once), concurrent bodies share it, and a body that does not fit is
-// answered 429 with Retry-After: before reading when its length is
-// known, as soon as it overflows when it is not. The budget is whole
-// again once the answers are given.
+// answered 429 with Retry-After: unread, after waiting BudgetWait, when
+// its length is known; as soon as it overflows when it is not. The budget
+// is whole again once the answers are given.
 func TestBudgetSharedByConcurrentBodies(t *testing.T) {
 	db := openStore(t, "")
 	m := metrics.New(nil)
 	big, other := batch(41, 900), batch(43, 900) // about 1 MB each
-	h := newSink(t, sink.Options{Store: db, Metrics: m, MaxBodyBytes: int64(max(len(big), len(other))), MaxInFlightBytes: int64(len(big)) * 3 / 2})
+	h := newSink(t, sink.Options{Store: db, Metrics: m, MaxBodyBytes: int64(max(len(big), len(other))), MaxInFlightBytes: int64(len(big)) * 3 / 2,
+		BudgetWait: 50 * time.Millisecond})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	url := srv.URL + "/audit/webhook"
@@ -209,6 +210,33 @@ func TestBudgetSharedByConcurrentBodies(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.Rejected.WithLabelValues("over_budget")); got != 2 {
 		t.Errorf("rejected{over_budget} = %v, want 2", got)
+	}
+}
+
+// TestBudgetWaitAdmitsInOrder: a body that does not fit waits, unread,
+// and is taken as soon as the budget frees up within BudgetWait.
+func TestBudgetWaitAdmitsInOrder(t *testing.T) {
+	db := openStore(t, "")
+	m := metrics.New(nil)
+	first, second := batch(44, 900), batch(45, 900)
+	h := newSink(t, sink.Options{Store: db, Metrics: m, MaxBodyBytes: int64(max(len(first), len(second))), MaxInFlightBytes: int64(len(first)) * 3 / 2,
+		BudgetWait: time.Minute})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	a := startRequest(t, srv.Client(), srv.URL+"/audit/webhook", int64(len(first)))
+	go a.pw.Write(first[:100])
+	waitFor(t, "the first body to take its share", func() bool { return testutil.ToFloat64(m.InFlightBytes) == float64(len(first)) })
+	b := startRequest(t, srv.Client(), srv.URL+"/audit/webhook", int64(len(second)))
+	go func() { b.pw.Write(second); b.pw.Close() }()
+	time.Sleep(100 * time.Millisecond) // b reaches the budget and waits (were it later, it would simply fit)
+	go func() { a.pw.Write(first[100:]); a.pw.Close() }()
+	for i, p := range []*pipeRequest{a, b} {
+		if code, msg, _ := p.answer(t); code != http.StatusOK || strings.Contains(msg, `"stored":0`) {
+			t.Fatalf("body %d: %d %s", i, code, msg)
+		}
+	}
+	if got := testutil.ToFloat64(m.Rejected.WithLabelValues("over_budget")); got != 0 {
+		t.Errorf("rejected{over_budget} = %v, want 0", got)
 	}
 }
 

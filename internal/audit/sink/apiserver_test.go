@@ -137,7 +137,8 @@ func TestKubeAPIServerWebhookBackend(t *testing.T) {
 				batches[i] = internalEvents(t, g, 300, nil)
 			}
 			// Room for about one and a half batches (300 events ≈ 320 KB).
-			h := newSink(t, sink.Options{Store: slowStore{db, 200 * time.Millisecond}, MaxBodyBytes: 400 << 10, MaxInFlightBytes: 500 << 10})
+			h := newSink(t, sink.Options{Store: slowStore{db, 200 * time.Millisecond}, MaxBodyBytes: 400 << 10, MaxInFlightBytes: 500 << 10,
+				BudgetWait: 10 * time.Millisecond})
 			rec := &statusRecorder{h: h}
 			srv := httptest.NewTLSServer(rec)
 			defer srv.Close()

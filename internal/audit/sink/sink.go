@@ -70,6 +70,13 @@ const (
 	DefaultBodyTimeout      = 25 * time.Second
 	DefaultMaxBodyBytes     = 64 << 20
 	DefaultMaxInFlightBytes = 128 << 20
+	DefaultBudgetWait       = 5 * time.Second
+	// overBudgetRetry is the Retry-After of a 429 for the byte budget:
+	// the budget is taken by large batches, each of which takes seconds
+	// to store. client-go retries such an answer up to 10 times, after
+	// Retry-After each time, so this also sets how long kube-apiserver
+	// keeps offering a batch before its own backoff (10 s, 15 s, ...).
+	overBudgetRetry = 5 * time.Second
 )
 
 // Options configure a Handler.
@@ -98,6 +105,10 @@ type Options struct {
 	// MaxInFlightBytes is the byte budget request bodies share (default
 	// 128 MiB); it must be at least MaxBodyBytes.
 	MaxInFlightBytes int64
+	// BudgetWait is how long a body whose Content-Length does not fit in
+	// the budget waits, unread and in arrival order, for it to free up
+	// before the sink answers 429 (default 5s).
+	BudgetWait time.Duration
 	// Forward, when set, gives a Spool for each request: the body is
 	// written to it as it is read, and committed after the batch is
 	// stored, before the sink answers (forwarding is at least once).
@@ -147,6 +158,9 @@ func New(o Options) (*Handler, error) {
 	}
 	if h.o.MaxInFlightBytes <= 0 {
 		h.o.MaxInFlightBytes = max(DefaultMaxInFlightBytes, h.o.MaxBodyBytes)
+	}
+	if h.o.BudgetWait <= 0 {
+		h.o.BudgetWait = DefaultBudgetWait
 	}
 	if h.o.MaxInFlightBytes < h.o.MaxBodyBytes {
 		return nil, fmt.Errorf("audit sink: the in-flight byte budget (%d) is smaller than the largest body (%d): a batch that size could never be taken", h.o.MaxInFlightBytes, h.o.MaxBodyBytes)
@@ -297,11 +311,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// The body counts against the budget from its first byte: all of it
-	// at once when its length is known, else as it arrives.
+	// at once when its length is known (waiting a little, unread, for
+	// room), else as it arrives.
 	br := &budgetReader{r: http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes), h: h}
 	defer br.release()
 	if r.ContentLength > 0 {
-		if !h.budget.TryAcquire(r.ContentLength) {
+		ctx, cancel := context.WithTimeout(r.Context(), h.o.BudgetWait)
+		err := h.budget.Acquire(ctx, r.ContentLength)
+		cancel()
+		if err != nil {
 			h.overBudget(w)
 			return
 		}
@@ -388,6 +406,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) overBudget(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
-	h.reject(w, http.StatusTooManyRequests, "over_budget", 0, time.Second,
+	h.reject(w, http.StatusTooManyRequests, "over_budget", 0, overBudgetRetry,
 		fmt.Sprintf("audit webhook: the sink holds its in-flight byte budget (%d bytes) in other batches; retry", h.o.MaxInFlightBytes))
 }
