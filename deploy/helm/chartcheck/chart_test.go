@@ -314,6 +314,66 @@ func TestTemplate(t *testing.T) {
 			if sink.Spec.Type != corev1.ServiceTypeNodePort || sink.Spec.Ports[0].NodePort != 31556 || sink.Spec.Ports[0].TargetPort.String() != "http" || sink.Spec.Ports[0].Port != 80 {
 				t.Errorf("audit sink %+v", sink.Spec)
 			}
+			// The split layout (the default): the sink's own Deployment,
+			// volume and memory; kube-apiserver's Service selects its pods
+			// and the issuer's Service does not.
+			issuer, split := auditDeployments(t, objs)
+			checkSplitSink(t, objs, issuer, split, "352Mi", "160MiB")
+			if !selects(sink.Spec.Selector, split.Spec.Template.Labels) || selects(sink.Spec.Selector, issuer.Spec.Template.Labels) {
+				t.Errorf("audit-sink Service selects %v: want the sink's pods only", sink.Spec.Selector)
+			}
+			if vol := volume(split, "data"); vol.PersistentVolumeClaim == nil || vol.PersistentVolumeClaim.ClaimName != "gatehouse-audit-sink" {
+				t.Errorf("sink data volume %+v, want its own claim", vol)
+			}
+			if n := len(Find(objs, "PersistentVolumeClaim")); n != 2 {
+				t.Errorf("%d PersistentVolumeClaims, want the issuer's and the sink's", n)
+			}
+			checkConfig(t, objs)
+		},
+		"audit-combined": func(t *testing.T, objs []Object) {
+			d := one[*appsv1.Deployment](t, objs, "Deployment")
+			if args := d.Spec.Template.Spec.Containers[0].Args; args[0] != "serve" {
+				t.Errorf("args %v", args)
+			}
+			if strings.Contains(renderedConfig(t, objs), "separate") {
+				t.Error("combined layout: the config leaves the webhook to another process")
+			}
+			checkConfig(t, objs)
+		},
+		"audit-split-postgres-servicemonitor": func(t *testing.T, objs []Object) {
+			issuer, split := auditDeployments(t, objs)
+			checkSplitSink(t, objs, issuer, split, "176Mi", "96MiB")
+			if *split.Spec.Replicas != 2 || split.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+				t.Errorf("sink replicas %d strategy %s, want 2 RollingUpdate on PostgreSQL", *split.Spec.Replicas, split.Spec.Strategy.Type)
+			}
+			var route *networkingv1.Ingress
+			for _, o := range Find(objs, "Ingress") {
+				if strings.HasSuffix(o.Name, "-audit-sink") {
+					route = o.Typed.(*networkingv1.Ingress)
+				}
+			}
+			if route == nil {
+				t.Fatal("no Ingress route for the webhook path")
+			}
+			p := route.Spec.Rules[0].HTTP.Paths[0]
+			if p.Path != "/audit/webhook" || *p.PathType != networkingv1.PathTypeExact || p.Backend.Service.Name != "gatehouse-audit-sink-internal" ||
+				route.Spec.Rules[0].Host != "login.example.com" || route.Annotations["cert-manager.io/cluster-issuer"] != "" {
+				t.Errorf("webhook route %+v", route.Spec)
+			}
+			for _, o := range Find(objs, "NetworkPolicy") {
+				np := o.Typed.(*networkingv1.NetworkPolicy)
+				sinkPods := selects(np.Spec.PodSelector.MatchLabels, split.Spec.Template.Labels)
+				if sinkPods == selects(np.Spec.PodSelector.MatchLabels, issuer.Spec.Template.Labels) {
+					t.Errorf("NetworkPolicy %s selects %v: want one policy per workload", np.Name, np.Spec.PodSelector.MatchLabels)
+				}
+				if sinkPods && !strings.Contains(fmt.Sprint(np.Spec.Ingress[0].From), "10.0.0.0/24") {
+					t.Errorf("the sink's policy does not let kube-apiserver in: %v", np.Spec.Ingress[0].From)
+				}
+			}
+			if n := len(Find(objs, "ServiceMonitor")); n != 2 {
+				t.Errorf("%d ServiceMonitors, want the issuer's and the sink's", n)
+			}
+			none(t, objs, "PersistentVolumeClaim")
 			checkConfig(t, objs)
 		},
 		"kubernetes-storage": func(t *testing.T, objs []Object) {
@@ -390,8 +450,8 @@ func TestTemplate(t *testing.T) {
 				}
 				objs := renderWith(t, helm, vs)
 				tmpls := PodTemplates(objs)
-				if len(tmpls) != 1 {
-					t.Fatalf("%d workloads", len(tmpls))
+				if want := workloads(name); len(tmpls) != want {
+					t.Fatalf("%d workloads, want %d", len(tmpls), want)
 				}
 				for id, tmpl := range tmpls {
 					if err := Restricted(tmpl); err != nil {
@@ -499,6 +559,8 @@ func TestRenderFails(t *testing.T) {
 		{"several replicas, existing secret on SQLite", "existing-secret", []string{"--set", "replicaCount=2"}, "SQLite is one file"},
 		{"audit sink without audit", "default", []string{"--set", "auditSink.enabled=true"}, "auditSink.enabled needs config.audit.enabled"},
 		{"audit sink on https without TLS", "audit-sink", []string{"--set", "auditSink.targetPort=https"}, "serves no TLS"},
+		{"split sink replicas on SQLite", "audit-sink", []string{"--set", "auditSink.replicaCount=2"}, "auditSink.replicaCount is 2 but the audit store is sqlite3"},
+		{"schema: sink layout", "audit-sink", []string{"--set", "auditSink.layout=sidecar"}, "auditSink.layout"},
 		{"web port disagrees", "default", []string{"--set", "config.web.http=0.0.0.0:8080"}, `config.web.http is "0.0.0.0:8080" but ports.http is 5556`},
 		{"telemetry port disagrees", "default", []string{"--set", "config.telemetry.http=:9000"}, "config.telemetry.http"},
 		{"certificate without issuer", "ingress-certificate", []string{"--set", "ingress.tls.certManager.clusterIssuer="}, "needs ingress.tls.certManager.clusterIssuer"},
@@ -589,4 +651,91 @@ func TestDecodeIsStrict(t *testing.T) {
 	if err != nil || len(objs) != 1 {
 		t.Fatalf("%v %v", objs, err)
 	}
+}
+
+// workloads is how many pod templates a value set renders: the issuer,
+// and the audit sink's own Deployment in the split layout.
+func workloads(set string) int {
+	if strings.HasPrefix(set, "audit-") && !strings.Contains(set, "combined") {
+		return 2
+	}
+	return 1
+}
+
+// auditDeployments returns the issuer's Deployment and the split sink's.
+func auditDeployments(t *testing.T, objs []Object) (issuer, sink *appsv1.Deployment) {
+	t.Helper()
+	for _, o := range Find(objs, "Deployment") {
+		d := o.Typed.(*appsv1.Deployment)
+		if strings.HasSuffix(d.Name, "-audit-sink") {
+			sink = d
+		} else {
+			issuer = d
+		}
+	}
+	if issuer == nil || sink == nil {
+		t.Fatalf("want the issuer's and the audit sink's Deployments")
+	}
+	return issuer, sink
+}
+
+// checkSplitSink checks the split layout: the sink runs `gatehouse audit
+// sink` with the memory the budget gives, the issuer leaves it the webhook,
+// and no selector of the issuer picks the sink's pods.
+func checkSplitSink(t *testing.T, objs []Object, issuer, sink *appsv1.Deployment, memory, gomemlimit string) {
+	t.Helper()
+	c := sink.Spec.Template.Spec.Containers[0]
+	if strings.Join(c.Args, " ") != "audit sink --config /etc/gatehouse/config.yaml" {
+		t.Errorf("sink args %v", c.Args)
+	}
+	if got := c.Resources.Limits.Memory().String(); got != memory || c.Resources.Requests.Memory().String() != memory {
+		t.Errorf("sink memory limit %s request %s, want %s (from the budget)", got, c.Resources.Requests.Memory(), memory)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["GOMEMLIMIT"] != gomemlimit {
+		t.Errorf("GOMEMLIMIT %q, want %q", env["GOMEMLIMIT"], gomemlimit)
+	}
+	if issuer.Spec.Template.Spec.Containers[0].Args[0] != "serve" {
+		t.Errorf("issuer args %v", issuer.Spec.Template.Spec.Containers[0].Args)
+	}
+	if !strings.Contains(renderedConfig(t, objs), "separate: true") {
+		t.Error("the config does not leave the webhook to the sink (audit.webhook.separate)")
+	}
+	if selects(issuer.Spec.Selector.MatchLabels, sink.Spec.Template.Labels) || selects(sink.Spec.Selector.MatchLabels, issuer.Spec.Template.Labels) {
+		t.Error("the Deployments' selectors overlap")
+	}
+	for _, o := range Find(objs, "Service") {
+		svc := o.Typed.(*corev1.Service)
+		if !strings.Contains(svc.Name, "audit-sink") && selects(svc.Spec.Selector, sink.Spec.Template.Labels) {
+			t.Errorf("Service %s sends to the sink's pods", svc.Name)
+		}
+	}
+	for _, o := range Find(objs, "PodDisruptionBudget") {
+		if selects(o.Typed.(*policyv1.PodDisruptionBudget).Spec.Selector.MatchLabels, sink.Spec.Template.Labels) {
+			t.Error("the issuer's PodDisruptionBudget counts the sink's pods")
+		}
+	}
+}
+
+// selects reports whether selector matches labels (an empty selector
+// matches nothing here).
+func selects(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// renderedConfig is the config.yaml of the chart's Secret.
+func renderedConfig(t *testing.T, objs []Object) string {
+	t.Helper()
+	return string(one[*corev1.Secret](t, objs, "Secret").Data["config.yaml"])
 }

@@ -63,15 +63,21 @@ func TestDocsValues(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := one[*appsv1.Deployment](t, objs, "Deployment")
-			if *d.Spec.Replicas != tt.replicas {
-				t.Errorf("replicas %d, want %d", *d.Spec.Replicas, tt.replicas)
+			deployments := Find(objs, "Deployment")
+			if want := map[bool]int{true: 2, false: 1}[tt.name == "audit"]; len(deployments) != want {
+				t.Fatalf("%d Deployments, want %d (the audit sink runs in its own)", len(deployments), want)
 			}
-			if err := Restricted(&d.Spec.Template); err != nil {
-				t.Error(err)
-			}
-			if err := Hardened(&d.Spec.Template); err != nil {
-				t.Error(err)
+			for _, o := range deployments {
+				d := o.Typed.(*appsv1.Deployment)
+				if !strings.HasSuffix(d.Name, "-audit-sink") && *d.Spec.Replicas != tt.replicas {
+					t.Errorf("replicas %d, want %d", *d.Spec.Replicas, tt.replicas)
+				}
+				if err := Restricted(&d.Spec.Template); err != nil {
+					t.Error(err)
+				}
+				if err := Hardened(&d.Spec.Template); err != nil {
+					t.Error(err)
+				}
 			}
 			checkConfig(t, objs)
 			sinks := 0

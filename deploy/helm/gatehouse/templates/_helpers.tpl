@@ -87,6 +87,7 @@ listen addresses and the SQLite file filled in when absent.
 {{- $_ := set $st "config" (dict "inCluster" true) }}
 {{- end }}
 {{- $_ := set $cfg "storage" $st }}
+{{- include "gatehouse.auditConfig" (dict "cfg" $cfg "root" .) }}
 {{- toYaml $cfg }}
 {{- end }}
 
