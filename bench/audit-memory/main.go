@@ -58,6 +58,7 @@ func main() {
 	batchMiB := flag.Int("batch-mib", 60, "size of each batch, MiB")
 	gomemlimit := flag.String("gomemlimit", "", "GOMEMLIMIT for the gatehouse process (as the chart sets it), e.g. 200MiB; empty: none")
 	initial := flag.Duration("initial-backoff", 10*time.Second, "kube-apiserver's --audit-webhook-initial-backoff")
+	legacy := flag.Bool("legacy", false, "measure a gatehouse from before the byte budget: no maxBodyBytes, maxInFlightBytes or separate keys (use -layout serve)")
 	pragmas := flag.String("pragmas", "", "extra SQLite pragmas on the audit store's file name, e.g. ?_pragma=cache_size(-8192)")
 	flag.Parse()
 	if *bin == "" {
@@ -94,6 +95,9 @@ audit:
   storage: {type: sqlite3, config: {file: %q}}
   webhook: {bearerTokens: [%q], maxBodyBytes: %d, maxInFlightBytes: %d, separate: %v}
 `, web, filepath.Join(dir, "gatehouse.db"), web, paths.ServerCert, paths.ServerKey, tel, hash, auditDB+*pragmas, token, 64<<20, max(budget, 64<<20), *layout == "sink")
+	if *legacy {
+		cfg = strings.Replace(cfg, fmt.Sprintf(", maxBodyBytes: %d, maxInFlightBytes: %d, separate: %v", 64<<20, max(budget, 64<<20), *layout == "sink"), "", 1)
+	}
 	cfgFile := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		log.Fatal(err)
