@@ -267,6 +267,12 @@ func (l *ListDecoder) next() (Event, error) {
 	}
 }
 
+// DecodeItem decodes one item of an EventList, as ListDecoder does
+// (kind and apiVersion may be absent), keeping a copy of raw.
+func DecodeItem(raw []byte, source string) (Event, error) {
+	return decode(raw, source, false, true)
+}
+
 // Decode decodes one audit.k8s.io/v1 Event, such as a line of the log
 // backend's audit.log.
 func Decode(raw []byte, source string) (Event, error) {

@@ -391,3 +391,45 @@ func TestForwardQueueFullDropsAndAnswersStore(t *testing.T) {
 		t.Errorf("stored %d events, want 200", n)
 	}
 }
+
+// TestUnauthenticatedBodiesTakeNoBudget: the byte budget is charged only
+// after authentication, so a sender without a valid token cannot hold it
+// (here, a huge body that never comes).
+func TestUnauthenticatedBodiesTakeNoBudget(t *testing.T) {
+	db := openStore(t, "")
+	m := metrics.New(nil)
+	h := newSink(t, sink.Options{Store: db, Metrics: m, MaxInFlightBytes: 64 << 20, BudgetWait: time.Minute})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, auth := range []string{"", "Bearer wrong-token"} {
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/audit/webhook", pr)
+		req.ContentLength = 64 << 20
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		pw.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%q: status %d, want 401", auth, resp.StatusCode)
+		}
+		if got := testutil.ToFloat64(m.InFlightBytes); got != 0 {
+			t.Fatalf("%q: %v bytes of the budget held by an unauthenticated body", auth, got)
+		}
+	}
+	// The whole budget is still there for an authenticated batch of its size.
+	big := batch(90, 100)
+	r := httptest.NewRequest(http.MethodPost, "/audit/webhook", bytes.NewReader(big))
+	r.ContentLength = 64 << 20 // claims all of it: it fits only if nothing is held
+	r.Header.Set("Authorization", "Bearer "+token)
+	r.Body = io.NopCloser(bytes.NewReader(big))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		t.Fatalf("authenticated batch claiming the whole budget: %d %s", w.Code, w.Body)
+	}
+}

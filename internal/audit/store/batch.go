@@ -93,6 +93,30 @@ func (b *Batch) Len() int { return len(b.rows) }
 // RawBytes is the size of the events' raw JSON.
 func (b *Batch) RawBytes() int { return b.size }
 
+// Events decodes the batch's events back from their JSON, each as the
+// store would return it: for fakes of the store in tests.
+func (b *Batch) Events() ([]event.Event, error) {
+	if err := b.flush(); err != nil {
+		return nil, err
+	}
+	var raw []byte
+	if b.blob != nil {
+		var err error
+		if raw, err = decompressBatch(b.blob); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]event.Event, len(b.rows))
+	for i, r := range b.rows {
+		e, err := event.DecodeItem(raw[r.off:r.off+r.n], b.list[r.f[7]])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
 // flush compresses the current frame onto the blob.
 func (b *Batch) flush() error {
 	if len(b.frame) == 0 {

@@ -160,6 +160,15 @@ func TestBatchCompressesInFrames(t *testing.T) {
 			if batch.Len() != len(items) || batch.RawBytes() != size {
 				t.Fatalf("batch of %d events, %d bytes; want %d, %d", batch.Len(), batch.RawBytes(), len(items), size)
 			}
+			back, err := batch.Events() // what a fake of the store sees
+			if err != nil || len(back) != len(items) {
+				t.Fatalf("Events: %d, %v", len(back), err)
+			}
+			for i, e := range back {
+				if !bytes.Equal(e.Raw, items[i]) || e.Source != "cp-1" {
+					t.Fatalf("event %d back from the batch: source %q, raw %q", i, e.Source, e.Raw)
+				}
+			}
 			res, err := db.InsertBatch(context.Background(), batch)
 			if err != nil || res.Inserted != len(items) {
 				t.Fatalf("insert: %+v %v", res, err)

@@ -28,8 +28,12 @@ type Sink struct {
 	events []event.Event
 }
 
-// Insert implements sink.Inserter.
-func (s *Sink) Insert(_ context.Context, events []event.Event) (store.Result, error) {
+// InsertBatch implements sink.Store.
+func (s *Sink) InsertBatch(_ context.Context, b *store.Batch) (store.Result, error) {
+	events, err := b.Events()
+	if err != nil {
+		return store.Result{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.events = append(s.events, events...)
