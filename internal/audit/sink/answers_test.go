@@ -298,6 +298,7 @@ func TestStalledStoreAnswersAreExact(t *testing.T) {
 	if _, err := db.Insert(context.Background(), warm); err != nil { // statements prepared before the stall
 		t.Fatal(err)
 	}
+	resend := newSink(t, sink.Options{Store: db}) // the resends, with the default store timeout
 	release := lockSQLite(t, file)
 	bodies := [][]byte{batch(51, 100), batch(52, 100), batch(53, 100), batch(54, 100)}
 	codes := make([]int, len(bodies))
@@ -335,7 +336,7 @@ func TestStalledStoreAnswersAreExact(t *testing.T) {
 		default:
 			t.Errorf("batch %d answered %d", i, codes[i])
 		}
-		w := post(h, b, auth)
+		w := post(resend, b, auth)
 		want := fmt.Sprintf(`{"stored":0,"duplicates":%d}`, len(evs))
 		if codes[i] != http.StatusOK {
 			want = fmt.Sprintf(`{"stored":%d,"duplicates":0}`, len(evs))
