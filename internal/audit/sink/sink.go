@@ -3,13 +3,14 @@
 // certificate.
 //
 // Its answers are exact. A 2xx means the batch is committed to the store.
-// A 429, 503 or 408 means it is not, with one exception that a retry
-// shows: a 503 for a batch that was stored but could not be handed to
-// forwarding (see docs/audit.md), which a retry finds as duplicates. When
-// the store stalls, the sink answers 503 only for batches whose commit
-// has not begun; a batch whose commit has begun is answered with the
-// commit's outcome. A retried batch is not stored twice: the store keeps
-// one event per (auditID, stage).
+// A 408, 429 or 503 means nothing of it is stored, with one exception a
+// resend shows: with PostgreSQL, a connection lost during COMMIT leaves the
+// outcome unknown (503; if the commit went through, the resend reports
+// duplicates). When the store stalls, the sink answers 503 only for
+// batches whose commit has not begun; a batch whose commit has begun is
+// answered with the commit's outcome. Forwarding never changes an answer.
+// A resent batch is not stored twice: the store keeps one event per
+// (auditID, stage).
 //
 // Memory is bounded by MaxInFlightBytes: request bodies count against it
 // from their first byte (the whole Content-Length when one is given),
@@ -391,7 +392,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res, err := h.o.Store.InsertBatch(ctx, b)
 	if err != nil {
 		h.o.Logger.Error("audit sink: storing batch failed; asking the sender to retry", "source", src, "events", b.Len(), "err", err)
-		h.reject(w, http.StatusServiceUnavailable, "store_unavailable", b.Len(), 5*time.Second, "audit webhook: the store cannot take the batch now (nothing of it is stored); retry")
+		h.reject(w, http.StatusServiceUnavailable, "store_unavailable", b.Len(), 5*time.Second, "audit webhook: the store did not take the batch; retry")
 		return
 	}
 	h.o.Metrics.Stored.Add(float64(res.Inserted))
