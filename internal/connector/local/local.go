@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -39,8 +41,12 @@ type Connector struct {
 	static  map[string]User
 	storage storage.Storage
 	// dummy is a valid bcrypt hash, compared against when the user does
-	// not exist so that unknown and known users take the same time.
-	dummy []byte
+	// not exist so that unknown and known users take the same time. Its
+	// cost follows the most expensive hash the connector has seen (static
+	// users at start, stored users as they are looked up): a fixed cost
+	// would make unknown names faster or slower than real ones.
+	dummy atomic.Pointer[[]byte]
+	mu    sync.Mutex // serialises raising dummy's cost
 }
 
 var (
@@ -67,12 +73,48 @@ func New(users []User, store storage.Storage) (*Connector, error) {
 		}
 		c.static[key] = u
 	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte("gatehouse-timing-equaliser"), bcrypt.DefaultCost)
-	if err != nil {
+	cost := 0
+	for _, u := range c.static {
+		if n, _ := bcrypt.Cost(u.Hash); n > cost {
+			cost = n
+		}
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	if err := c.raiseDummyCost(cost); err != nil {
 		return nil, err
 	}
-	c.dummy = dummy
 	return c, nil
+}
+
+// maxDummyCost caps the equaliser's cost: Dex refuses static password
+// hashes above cost 16, and a stored hash of absurd cost must not make
+// every unknown-name login cost minutes of CPU.
+const maxDummyCost = 16
+
+// raiseDummyCost makes the unknown-user hash at least as expensive as a
+// hash of the given cost (up to maxDummyCost).
+func (c *Connector) raiseDummyCost(cost int) error {
+	cost = min(cost, maxDummyCost)
+	if d := c.dummy.Load(); d != nil {
+		if n, _ := bcrypt.Cost(*d); n >= cost {
+			return nil
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d := c.dummy.Load(); d != nil {
+		if n, _ := bcrypt.Cost(*d); n >= cost {
+			return nil
+		}
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("gatehouse-timing-equaliser"), cost)
+	if err != nil {
+		return fmt.Errorf("local: timing-equaliser hash: %w", err)
+	}
+	c.dummy.Store(&dummy)
+	return nil
 }
 
 // Prompt labels the username field.
@@ -103,8 +145,13 @@ func (c *Connector) Login(ctx context.Context, _ connector.Scopes, username, pas
 		return connector.Identity{}, false, err
 	}
 	if !ok {
-		_ = bcrypt.CompareHashAndPassword(c.dummy, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(*c.dummy.Load(), []byte(password))
 		return connector.Identity{}, false, nil
+	}
+	if n, err := bcrypt.Cost(u.Hash); err == nil {
+		if err := c.raiseDummyCost(n); err != nil {
+			return connector.Identity{}, false, err
+		}
 	}
 	if bcrypt.CompareHashAndPassword(u.Hash, []byte(password)) != nil {
 		return connector.Identity{}, false, nil
