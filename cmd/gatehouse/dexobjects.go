@@ -45,39 +45,30 @@ func addStoredClients(ctx context.Context, store storage.Storage, clients []issu
 	return clients, nil
 }
 
-// addStoredConnectors opens the connectors Dex kept in storage, as Dex
-// does at start-up (one that cannot be opened stops start-up, naming
-// it). A connector of the config file with the same id wins.
-func addStoredConnectors(ctx context.Context, store storage.Storage, conns []issuer.Connector, log *slog.Logger, reg prometheus.Registerer) ([]issuer.Connector, error) {
+// addStoredConnectors adds the connectors Dex kept in storage, as Dex
+// does at start-up: a config mistake in one stops start-up, naming it; an
+// upstream it cannot reach is retried like a config file's connector. A
+// connector of the config file with the same id wins.
+func addStoredConnectors(ctx context.Context, store storage.Storage, set *connectorSet, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) error {
 	d, ok := store.(dexObjects)
 	if !ok {
-		return conns, nil
+		return nil
 	}
 	stored, err := d.DexConnectors(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connectors kept in storage by Dex: %w", err)
+		return fmt.Errorf("connectors kept in storage by Dex: %w", err)
 	}
 	for _, c := range stored {
-		if slices.ContainsFunc(conns, func(o issuer.Connector) bool { return o.ID == c.ID }) {
+		if set.has(c.ID) {
 			log.Info("connector in storage shadowed by the config's", "connector_id", c.ID)
 			continue
 		}
 		cc := config.Connector{Type: c.Type, ID: c.ID, Name: c.Name, Config: c.Config}
-		var impl any
-		if cc.Type == config.ConnectorLDAP {
-			impl, err = ldapConnector(cc, log)
-		} else {
-			impl, err = openConnector(cc, log, reg)
+		// Opened like the config's: an unreachable upstream is retried.
+		if err := set.add(cc, cfg, store, log, reg); err != nil {
+			return fmt.Errorf("connector %q kept in storage by Dex (a Connector object): %w; fix or delete the object", c.ID, err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("connector %q kept in storage by Dex (a Connector object): %w; fix or delete the object", c.ID, err)
-		}
-		name := c.Name
-		if name == "" {
-			name = c.ID
-		}
-		conns = append(conns, issuer.Connector{ID: c.ID, Type: c.Type, Name: name, Impl: impl})
 		log.Info("connector from storage (created through Dex's API)", "connector_id", c.ID, "type", c.Type)
 	}
-	return conns, nil
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/connector/retry"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/dexcompat"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
@@ -46,23 +48,27 @@ func TestStoredClientsAndConnectors(t *testing.T) {
 	if len(clients) != 2 || clients[0].Secret != "from-config" || clients[1].ID != "grafana" || clients[1].RedirectURIs[0] != "https://grafana.example.com/cb" {
 		t.Fatalf("clients: %+v", clients)
 	}
-	conns, err := addStoredConnectors(ctx, store, []issuer.Connector{{ID: "github", Type: "github", Name: "From config"}}, log, prometheus.NewRegistry())
-	if err != nil {
+	set := func(conns ...issuer.Connector) *connectorSet {
+		return &connectorSet{list: conns, metrics: retry.NewMetrics(prometheus.NewRegistry())}
+	}
+	cfg := &config.Config{}
+	conns := set(issuer.Connector{ID: "github", Type: "github", Name: "From config"})
+	if err := addStoredConnectors(ctx, store, conns, cfg, log, prometheus.NewRegistry()); err != nil {
 		t.Fatal(err)
 	}
-	if len(conns) != 3 || conns[0].Name != "From config" || conns[1].ID != "gh2" || conns[1].Name != "gh2" || conns[1].Impl == nil ||
-		conns[2].ID != "corp" || conns[2].Impl == nil {
-		t.Fatalf("connectors: %+v", conns)
+	if l := conns.list; len(l) != 3 || l[0].Name != "From config" || l[1].ID != "gh2" || l[1].Name != "gh2" || l[1].Impl == nil ||
+		l[2].ID != "corp" || l[2].Impl == nil {
+		t.Fatalf("connectors: %+v", l)
 	}
 
 	// A stored connector gatehouse cannot open stops start-up, naming it.
 	store.connectors = []dexcompat.Connector{{ID: "corp", Type: "saml", Name: "Corp SSO", Config: []byte(`{}`)}}
-	_, err = addStoredConnectors(ctx, store, nil, log, prometheus.NewRegistry())
+	err = addStoredConnectors(ctx, store, set(), cfg, log, prometheus.NewRegistry())
 	if err == nil || !strings.Contains(err.Error(), `connector "corp" kept in storage by Dex`) || !strings.Contains(err.Error(), "saml") {
 		t.Fatalf("unsupported stored connector: %v", err)
 	}
 	store.connectors = []dexcompat.Connector{{ID: "gh", Type: "github", Config: []byte(`{"clientID":"a","orgz":[]}`)}}
-	if _, err = addStoredConnectors(ctx, store, nil, log, prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), "orgz") {
+	if err = addStoredConnectors(ctx, store, set(), cfg, log, prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), "orgz") {
 		t.Fatalf("bad stored config: %v", err)
 	}
 

@@ -27,6 +27,13 @@ import (
 // seed article's org and teams.
 func githubSetup(t *testing.T, extra string) (*fakegithub.Server, served) {
 	t.Helper()
+	return githubSetupWith(t, extra, nil)
+}
+
+// githubSetupWith is githubSetup with more connectors, written by more
+// from the issuer URL (before gatehouse starts).
+func githubSetupWith(t *testing.T, extra string, more func(issuer string) string) (*fakegithub.Server, served) {
+	t.Helper()
 	fx, err := fakegithub.LoadFixture("../../test/fakegithub/testdata/exampleorg.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +64,7 @@ func githubSetup(t *testing.T, extra string) (*fakegithub.Server, served) {
     orgs:
     - name: exampleorg
 `+extra+`
+`+moreConnectors(more, s.issuer)+`
 enablePasswordDB: true`, 1)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -64,6 +72,13 @@ enablePasswordDB: true`, 1)
 	stop := run(t, path, s)
 	t.Cleanup(stop)
 	return gh, s
+}
+
+func moreConnectors(more func(string) string, issuer string) string {
+	if more == nil {
+		return ""
+	}
+	return more(issuer)
 }
 
 // loopback is the client's redirect listener.

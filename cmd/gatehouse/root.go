@@ -6,7 +6,10 @@ import (
 
 // newRootCommand builds the command tree. Each subcommand lives in its own
 // file and registers itself here.
-func newRootCommand() *cobra.Command {
+func newRootCommand() *cobra.Command { return newRoot(false) }
+
+// newRoot builds the command tree; dexImage: see newServeCommand.
+func newRoot(dexImage bool) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "gatehouse",
 		Short:         "Single sign-on to Kubernetes through GitHub teams or any OIDC provider, with a central audit trail",
@@ -14,7 +17,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCommand())
-	root.AddCommand(newServeCommand())
+	root.AddCommand(newServeCommand(dexImage))
 	root.AddCommand(newAuditCommand())
 	root.AddCommand(newClusterCommand())
 	root.AddCommand(newKubeconfigCommand())

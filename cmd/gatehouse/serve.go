@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/connector/retry"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
@@ -33,30 +37,49 @@ type serveFlags struct {
 	config string
 	dev    bool
 	devDir string
+	// Dex's `serve` flags.
+	dex      config.Overrides
+	grpcAddr string
+	// shutdownDelay keeps serving after SIGTERM, readiness failing, so
+	// that load balancers stop sending before the listeners close.
+	shutdownDelay time.Duration
 }
 
-func newServeCommand() *cobra.Command {
+// newServeCommand builds `serve`. dexImage is set when the binary runs as
+// Dex's image entrypoint does (`dex serve ...`, see main): the config
+// file is then rendered as that entrypoint renders it (gomplate).
+func newServeCommand(dexImage bool) *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
-		Use:   "serve [--config FILE | --dev]",
-		Short: "Run the OpenID Connect issuer (reads Dex's config.yaml)",
+		Use:   "serve [flags] [config file]",
+		Short: "Run the OpenID Connect issuer (reads Dex's config.yaml; takes dex serve's command line)",
 		Long: `Run the OpenID Connect issuer.
 
-With --config, gatehouse reads Dex's config.yaml format unchanged (plus a few
-extension keys, see docs/configuration.md). With --dev it runs on embedded
-defaults: SQLite in a data folder, a generated CA and serving certificate, a
-client "kubernetes" and a local user, and prints how to point kube-apiserver
-and kubectl at it.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.dev == (f.config != "") {
-				return errors.New("give either --config FILE or --dev")
+gatehouse reads Dex's config.yaml format unchanged (plus a few extension
+keys, see docs/configuration.md) and takes dex serve's command line: the
+config file as the argument (or --config FILE), and --web-http-addr,
+--web-https-addr and --telemetry-addr, which replace web.http, web.https
+and telemetry.http when given (so a file without a web section works, as
+with Dex's Helm chart). With --dev it runs on embedded defaults: SQLite in
+a data folder, a generated CA and serving certificate, a client
+"kubernetes" and a local user, and prints how to point kube-apiserver and
+kubectl at it.
+
+On SIGTERM or Ctrl-C, /healthz/ready fails at once; after --shutdown-delay
+the listeners close and requests in flight finish (up to 15s).`,
+		Example: `  gatehouse serve config.yaml
+  gatehouse serve --web-http-addr 0.0.0.0:5556 --telemetry-addr 0.0.0.0:5558 /etc/dex/config.yaml
+  gatehouse serve --dev`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := f.configPath(args)
+			if err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			var cfg *config.Config
 			var dev *devSetup
-			var err error
 			if f.dev {
 				dev, err = prepareDev(f.devDir)
 				if err != nil {
@@ -64,22 +87,61 @@ and kubectl at it.`,
 				}
 				cfg = dev.config
 			} else {
-				cfg, err = config.Load(f.config)
+				cfg, err = config.LoadWith(path, config.LoadOptions{Overrides: f.dex, Template: dexImage && config.IsTemplateName(path)})
 				if err != nil {
 					return err
 				}
 			}
-			return serve(ctx, cfg, cmd.ErrOrStderr(), func() {
-				if dev != nil {
-					dev.printInstructions(cmd.OutOrStdout())
-				}
+			return serveWith(ctx, cfg, runOptions{
+				LogOut: cmd.ErrOrStderr(), ShutdownDelay: f.shutdownDelay,
+				Ready: func() {
+					if dev != nil {
+						dev.printInstructions(cmd.OutOrStdout())
+					}
+				},
 			})
 		},
 	}
-	cmd.Flags().StringVar(&f.config, "config", "", "Dex-format configuration file")
-	cmd.Flags().BoolVar(&f.dev, "dev", false, "run on embedded defaults (SQLite, local user, self-signed TLS) for a first try")
-	cmd.Flags().StringVar(&f.devDir, "dev-dir", "gatehouse-data", "data folder of --dev (database, certificates, credentials)")
+	fs := cmd.Flags()
+	fs.StringVar(&f.config, "config", "", "Dex-format configuration file (or give it as the argument, as dex serve takes it)")
+	fs.BoolVar(&f.dev, "dev", false, "run on embedded defaults (SQLite, local user, self-signed TLS) for a first try")
+	fs.StringVar(&f.devDir, "dev-dir", "gatehouse-data", "data folder of --dev (database, certificates, credentials)")
+	fs.StringVar(&f.dex.WebHTTP, "web-http-addr", "", "Web HTTP address (dex serve's flag: replaces web.http)")
+	fs.StringVar(&f.dex.WebHTTPS, "web-https-addr", "", "Web HTTPS address (dex serve's flag: replaces web.https; needs web.tlsCert and web.tlsKey)")
+	fs.StringVar(&f.dex.Telemetry, "telemetry-addr", "", "Telemetry address (dex serve's flag: replaces telemetry.http)")
+	fs.StringVar(&f.grpcAddr, "grpc-addr", "", "gRPC API address (dex serve's flag; gatehouse has no gRPC API and refuses it)")
+	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep serving this long with /healthz/ready failing before closing the listeners (e.g. 5s behind a Kubernetes Service)")
 	return cmd
+}
+
+// configPath returns the config file given as the argument or --config,
+// and refuses what cannot be served.
+func (f *serveFlags) configPath(args []string) (string, error) {
+	path := f.config
+	if len(args) == 1 {
+		if path != "" && path != args[0] {
+			return "", fmt.Errorf("the config file is given twice (--config %s and %s); give it once", path, args[0])
+		}
+		path = args[0]
+	}
+	if f.grpcAddr != "" {
+		return "", fmt.Errorf("--grpc-addr %s: gatehouse has no gRPC API (clients, users and connectors are configured in the config file: staticClients, staticPasswords, connectors); leave --grpc-addr out (in Dex's Helm chart: grpc.enabled: false)", f.grpcAddr)
+	}
+	if f.dev {
+		if path != "" {
+			return "", errors.New("give either a config file or --dev, not both")
+		}
+		for name, v := range map[string]string{"--web-http-addr": f.dex.WebHTTP, "--web-https-addr": f.dex.WebHTTPS, "--telemetry-addr": f.dex.Telemetry} {
+			if v != "" {
+				return "", fmt.Errorf("%s cannot be combined with --dev, which listens on %s (telemetry %s)", name, devListen, devTelemetry)
+			}
+		}
+		return "", nil
+	}
+	if path == "" {
+		return "", errors.New("give the config file (gatehouse serve config.yaml, as dex serve takes it, or --config config.yaml), or --dev for a first try")
+	}
+	return path, nil
 }
 
 func newLogger(cfg config.Logger, w io.Writer) *slog.Logger {
@@ -90,9 +152,34 @@ func newLogger(cfg config.Logger, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// runOptions are how serveWith runs, besides the config.
+type runOptions struct {
+	// LogOut receives the logs.
+	LogOut io.Writer
+	// Ready is called once every listener is up.
+	Ready func()
+	// ShutdownDelay: see --shutdown-delay.
+	ShutdownDelay time.Duration
+	// Draining, when set, is called once /healthz/ready has started to
+	// fail after ctx ended (tests use it).
+	Draining func()
+}
+
+// drainTimeout bounds how long requests in flight may take to finish
+// after the listeners close.
+const drainTimeout = 15 * time.Second
+
 // serve runs the issuer until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func()) error {
-	log := newLogger(cfg.Logger, logOut)
+	return serveWith(ctx, cfg, runOptions{LogOut: logOut, Ready: ready})
+}
+
+// serveWith runs the issuer until ctx ends. Then /healthz/ready fails at
+// once, the listeners stay open for ShutdownDelay (so that endpoints and
+// load balancers drop this process first), close, and requests in flight
+// finish (at most drainTimeout).
+func serveWith(ctx context.Context, cfg *config.Config, o runOptions) error {
+	log := newLogger(cfg.Logger, o.LogOut)
 	slog.SetDefault(log)
 
 	store, err := openStorage(ctx, cfg.Storage, log)
@@ -118,10 +205,14 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 	}
 
 	conns, err := buildConnectors(cfg, store, log, reg)
+	logWarnings(log, cfg)
 	if err != nil {
 		return err
 	}
-	if conns, err = addStoredConnectors(ctx, store, conns, log, reg); err != nil {
+	if err := addStoredConnectors(ctx, store, conns, cfg, log, reg); err != nil {
+		return err
+	}
+	if err := conns.start(ctx, config.ContinueOnConnectorFailure(), connectorStartWait); err != nil {
 		return err
 	}
 	renderer, err := web.New(web.Options{
@@ -158,7 +249,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 		return fmt.Errorf("web.clientRemoteIP.trustedProxies: %w", err)
 	}
 	srv, err := issuer.New(issuer.Options{
-		Issuer: cfg.Issuer, Storage: store, Keys: km, Clients: clients, Connectors: conns,
+		Issuer: cfg.Issuer, Storage: store, Keys: km, Clients: clients, Connectors: conns.list,
 		SkipApprovalScreen: cfg.OAuth2.SkipApprovalScreen, AlwaysShowLoginScreen: cfg.OAuth2.AlwaysShowLoginScreen,
 		PasswordConnector: cfg.OAuth2.PasswordConnector, GrantTypes: cfg.OAuth2.GrantTypes,
 		AllowPlainPKCE: cfg.OAuth2.PKCE.AllowPlain, AllowedOrigins: cfg.Web.AllowedOrigins,
@@ -231,12 +322,17 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 			return err
 		}
 	}
+	var draining atomic.Bool
 	if cfg.Telemetry.HTTP != "" {
 		tm := http.NewServeMux()
 		tm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		tm.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		tm.Handle("GET /healthz", healthHandler(conns, &draining))
 		tm.HandleFunc("GET /healthz/live", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 		tm.HandleFunc("GET /healthz/ready", func(w http.ResponseWriter, r *http.Request) {
+			if draining.Load() {
+				http.Error(w, "shutting down", http.StatusServiceUnavailable)
+				return
+			}
 			rctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			if !srv.Ready(rctx) {
@@ -256,9 +352,9 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 			return err
 		}
 	}
-	log.Info("gatehouse started", "issuer", cfg.Issuer, "storage", cfg.Storage.Type, "connectors", connectorIDs(conns), "signing_algorithm", km.Algorithm())
-	if ready != nil {
-		ready()
+	log.Info("gatehouse started", "issuer", cfg.Issuer, "storage", cfg.Storage.Type, "connectors", connectorIDs(conns.list), "signing_algorithm", km.Algorithm())
+	if o.Ready != nil {
+		o.Ready()
 	}
 
 	var runErr error
@@ -266,15 +362,67 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for _, hs := range servers {
-		if err := hs.Shutdown(shutdownCtx); err != nil {
-			log.Warn("shutdown", "err", err)
-		}
+	draining.Store(true)
+	if o.Draining != nil {
+		o.Draining()
 	}
+	if runErr == nil && o.ShutdownDelay > 0 {
+		log.Info("shutting down: readiness fails, still serving", "delay", o.ShutdownDelay.String())
+		time.Sleep(o.ShutdownDelay)
+	}
+	log.Info("shutting down: listeners closed, finishing requests in flight", "timeout", drainTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, hs := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Shutdown(shutdownCtx); err != nil {
+				log.Warn("shutdown: requests still in flight were cut", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	log.Info("stopped")
 	return runErr
+}
+
+// logWarnings logs what the config asks to log rather than refuse: the
+// unknown keys of the file and of the connectors' configs, with
+// DEX_CONFIG_DISALLOW_UNKNOWN_FIELDS=false.
+func logWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("config key ignored", "problem", w.Error())
+	}
+}
+
+// healthHandler answers /healthz with Dex's shape of details: one entry
+// per check, here the storage-independent process state and every
+// connector (available or not, with the last error). It answers 200 while
+// the process runs: an unreachable upstream is not a reason for a
+// liveness probe to restart it.
+func healthHandler(conns *connectorSet, draining *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status := "ok"
+		if draining.Load() {
+			status = "shutting down"
+		}
+		body := struct {
+			Status     string         `json:"status"`
+			Connectors []retry.Status `json:"connectors"`
+		}{status, conns.statuses()}
+		for _, c := range body.Connectors {
+			if !c.Available && status == "ok" {
+				status = "degraded"
+			}
+		}
+		body.Status = status
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(body)
+	})
 }
 
 func connectorIDs(conns []issuer.Connector) string {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -70,25 +69,33 @@ func kubernetesConfig(k config.Kubernetes, log *slog.Logger) kubernetes.Config {
 	return kubernetes.Config{InCluster: k.InCluster, KubeConfigFile: k.KubeConfigFile, CRDHandling: k.CRDHandling, Logger: log}
 }
 
-// openConnector opens a non-local connector from its Dex config block.
-func openConnector(c config.Connector, log *slog.Logger, reg prometheus.Registerer) (any, error) {
+// prepareConnector decodes and checks a non-local connector's config
+// (a mistake fails start-up, naming the key) and returns how to open it:
+// the step that reaches the upstream, which may fail and be retried.
+func prepareConnector(c config.Connector, log *slog.Logger, reg prometheus.Registerer) (func(context.Context) (any, error), error) {
 	switch c.Type {
 	case config.ConnectorGitHub:
 		var cfg github.Config
 		if err := c.DecodeConfig(&cfg); err != nil {
 			return nil, err
 		}
-		return github.New(cfg, log.With("connector", c.ID), github.WithRegisterer(reg))
+		// GitHub is reached only at login: the connector is ready now.
+		conn, err := github.New(cfg, log, github.WithRegisterer(reg))
+		if err != nil {
+			return nil, err
+		}
+		return func(context.Context) (any, error) { return conn, nil }, nil
 	case config.ConnectorOIDC:
 		var cfg oidc.Config
 		if err := c.DecodeConfig(&cfg); err != nil {
 			return nil, err
 		}
-		// Discovery of the upstream happens here: an unreachable issuer
-		// fails start-up with its URL, as in Dex.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		return oidc.New(ctx, cfg, log.With("connector", c.ID))
+		p, err := oidc.Prepare(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		// Discovery of the upstream: retried while it cannot be reached.
+		return func(ctx context.Context) (any, error) { return p.Open(ctx) }, nil
 	default:
 		return nil, fmt.Errorf("connector type %q is not supported (supported: github, oidc, local)", c.Type)
 	}

@@ -40,6 +40,8 @@ type Config struct {
 
 	// src is the YAML the config came from, to give errors a line.
 	src *source
+	// warn collects what start-up should log (see Warnings).
+	warn *warnings
 }
 
 // Storage types gatehouse supports.
@@ -342,6 +344,7 @@ type Connector struct {
 
 	keyPath string
 	src     *source
+	warn    *warnings
 }
 
 // KeyPath is where the connector's config sits in the file
@@ -357,7 +360,7 @@ func (c Connector) KeyPath() string {
 // connector's own config struct): unknown keys and wrong types are errors
 // naming the full key path and, when known, the line.
 func (c Connector) DecodeConfig(v any) error {
-	return decodeStrict(c.Config, v, c.KeyPath(), c.src)
+	return decodeStrict(c.Config, v, c.KeyPath(), c.src, c.warn)
 }
 
 // Client is a static OAuth2 client.

@@ -91,10 +91,13 @@ func joinFieldErrors(errs []*FieldError) error {
 // together. Keys match json tags, exactly or else case-insensitively as
 // encoding/json (and so Dex) does. An empty or null raw leaves v alone.
 func DecodeStrict(raw json.RawMessage, v any, keyPath string) error {
-	return decodeStrict(raw, v, keyPath, nil)
+	return decodeStrict(raw, v, keyPath, nil, nil)
 }
 
-func decodeStrict(raw json.RawMessage, v any, keyPath string, src *source) error {
+// decodeStrict decodes raw into v. With warn set (the lenient mode of
+// UnknownFieldsEnvVar), unknown keys are handed to warn instead of
+// failing.
+func decodeStrict(raw json.RawMessage, v any, keyPath string, src *source, warn *warnings) error {
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("config: DecodeStrict needs a non-nil pointer, not %T", v)
@@ -106,9 +109,13 @@ func decodeStrict(raw json.RawMessage, v any, keyPath string, src *source) error
 	if err != nil {
 		return &FieldError{Path: keyPath, Err: fmt.Errorf("not valid JSON: %w", err)}
 	}
-	d := &decoder{}
+	d := &decoder{lenient: warn != nil}
 	d.decode(keyPath, tree, rv.Elem())
 	src.addLines(d.errs)
+	if warn != nil {
+		src.addLines(d.warns)
+		warn.add(d.warns)
+	}
 	return joinFieldErrors(d.errs)
 }
 
@@ -130,6 +137,10 @@ func decodeGeneric(raw []byte) (any, error) {
 // stopping at the first.
 type decoder struct {
 	errs []*FieldError
+	// lenient turns unknown keys into warnings (Dex's
+	// DEX_CONFIG_DISALLOW_UNKNOWN_FIELDS=false, see UnknownFieldsEnvVar).
+	lenient bool
+	warns   []*FieldError
 }
 
 func (d *decoder) fail(path string, format string, args ...any) {
@@ -447,17 +458,23 @@ func (d *decoder) unknownKey(path, key string, value any, known []string) {
 		}
 		return
 	}
+	fail := d.fail
+	if d.lenient {
+		fail = func(path, format string, args ...any) {
+			d.warns = append(d.warns, &FieldError{Path: path, Err: fmt.Errorf(format+"; ignored because "+UnknownFieldsEnvVar+"=false", args...)})
+		}
+	}
 	if s := suggest(key, known); s != "" {
-		d.fail(full, "unknown key; did you mean %s?", s)
+		fail(full, "unknown key; did you mean %s?", s)
 		return
 	}
 	known = slices.Clone(known)
 	sort.Strings(known)
 	if len(known) == 0 {
-		d.fail(full, "unknown key (this section takes no keys)")
+		fail(full, "unknown key (this section takes no keys)")
 		return
 	}
-	d.fail(full, "unknown key (known keys here: %s)", strings.Join(known, ", "))
+	fail(full, "unknown key (known keys here: %s)", strings.Join(known, ", "))
 }
 
 // suggest returns the known key closest to key, if close enough to be a typo.

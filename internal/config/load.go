@@ -20,19 +20,37 @@ const ExpandEnvVar = "DEX_EXPAND_ENV"
 // All problems found are returned together (errors.Join of *FieldError,
 // each naming the file, line and key).
 func Load(path string) (*Config, error) {
+	return LoadWith(path, LoadOptions{})
+}
+
+// LoadWith is Load with Dex's command-line overrides and, for Dex's image
+// entrypoint, template rendering (see LoadOptions).
+func LoadWith(path string, o LoadOptions) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	if o.Template {
+		if data, err = RenderTemplate(path, data); err != nil {
+			return nil, err
+		}
 	}
 	c, errs, err := parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	set := c.applyOverrides(o.Overrides)
 	c.ApplyDefaults()
 	errs = append(errs, suppressFollowUps(c.validate(), errs)...)
 	c.src.addLines(errs)
 	for _, e := range errs {
 		e.File = path
+	}
+	nameOverrides(errs, set)
+	if c.warn != nil {
+		for _, w := range c.warn.list {
+			w.File = path
+		}
 	}
 	sortByLine(errs)
 	if len(errs) > 0 {
@@ -80,11 +98,17 @@ func parse(data []byte) (*Config, []*FieldError, error) {
 	if expandEnvEnabled() {
 		expandEnvSections(root)
 	}
-	d := &decoder{}
+	d := &decoder{lenient: unknownFieldsAllowed()}
 	d.decode("", root, reflect.ValueOf(c).Elem())
+	if d.lenient {
+		c.warn = &warnings{}
+		c.src.addLines(d.warns)
+		c.warn.add(d.warns)
+	}
 	for i := range c.Connectors {
 		c.Connectors[i].keyPath = fmt.Sprintf("connectors[%d].config", i)
 		c.Connectors[i].src = c.src
+		c.Connectors[i].warn = c.warn
 	}
 	d.errs = append(d.errs, c.resolveEnvRefs()...)
 	return c, d.errs, nil
@@ -168,6 +192,9 @@ func expandEnvSections(root map[string]any) {
 	}
 }
 
+// expandEnv expands strings at any depth of mappings, and the strings and
+// mappings directly inside lists: exactly where Dex's expandEnvInMap does
+// (a list nested in a list is left alone, as in Dex).
 func expandEnv(v any) any {
 	switch x := v.(type) {
 	case string:
@@ -178,7 +205,10 @@ func expandEnv(v any) any {
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = expandEnv(e)
+			switch e.(type) {
+			case string, map[string]any:
+				x[i] = expandEnv(e)
+			}
 		}
 	}
 	return v

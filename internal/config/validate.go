@@ -261,7 +261,7 @@ func checkAddr(v *validator, path, addr string) {
 func (c *Config) validateWeb(v *validator) {
 	w := c.Web
 	if w.HTTP == "" && w.HTTPS == "" {
-		v.fail("web", "needs an address to listen on: set web.https (with tlsCert and tlsKey) or web.http (behind a TLS-terminating proxy)")
+		v.fail("web", "needs an address to listen on: set web.https (with tlsCert and tlsKey) or web.http (behind a TLS-terminating proxy), or give them on the command line as Dex's chart does (--web-https-addr, --web-http-addr)")
 	}
 	checkAddr(v, "web.http", w.HTTP)
 	checkAddr(v, "web.https", w.HTTPS)

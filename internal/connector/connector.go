@@ -110,3 +110,20 @@ func AsUserError(err error) (*UserError, bool) {
 	}
 	return nil, false
 }
+
+// Availability is implemented by a connector that can be temporarily
+// unusable, such as one whose upstream could not be reached yet (see
+// internal/connector/retry). The issuer marks it on the login page.
+type Availability interface {
+	// Available reports whether logins through the connector can work now.
+	Available() bool
+}
+
+// Available reports whether the connector impl can be used now: true
+// unless it implements Availability and says otherwise.
+func Available(impl any) bool {
+	if a, ok := impl.(Availability); ok {
+		return a.Available()
+	}
+	return true
+}

@@ -199,6 +199,7 @@ func (s *Server) chooseConnector(w http.ResponseWriter, r *http.Request, client 
 	for _, c := range allowed {
 		data.Connectors = append(data.Connectors, web.ConnectorLink{
 			ID: c.ID, Name: c.Name, Type: c.Type, URL: s.connectorURL(c.ID, req.ID), LastUsed: c.ID == last,
+			Unavailable: !connector.Available(c.Impl),
 		})
 	}
 	// The last choice goes first.

@@ -8,6 +8,9 @@ type ConnectorLink struct {
 	URL  string
 	// LastUsed marks the connector this browser chose last time.
 	LastUsed bool
+	// Unavailable marks a connector whose upstream cannot be reached now
+	// (still a link: following it tries again and explains).
+	Unavailable bool
 }
 
 // LoginData is the connector choice page.

@@ -104,7 +104,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Connector, error) {
 	}
 	c := &Connector{
 		cfg:     s,
-		logger:  logger.With("connector", "github"),
+		logger:  logger.With("connector_type", "github"),
 		client:  o.client,
 		now:     o.now,
 		timeout: o.timeout,

@@ -68,8 +68,28 @@ type sessionData struct {
 }
 
 // New validates cfg and discovers the provider at cfg.Issuer, trusting the
-// system's CAs and cfg.RootCAs. ctx bounds discovery only.
+// system's CAs and cfg.RootCAs. ctx bounds discovery only. It is Prepare
+// then Open.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Connector, error) {
+	p, err := Prepare(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	return p.Open(ctx)
+}
+
+// Prepared is a connector whose configuration is valid but which has not
+// reached its provider yet. A configuration mistake fails Prepare (at
+// start-up, naming the key); an unreachable provider fails Open, which may
+// be tried again later (gatehouse retries it with backoff).
+type Prepared struct {
+	s      *settings
+	client *http.Client
+	logger *slog.Logger
+}
+
+// Prepare validates cfg without any network access.
+func Prepare(cfg Config, logger *slog.Logger) (*Prepared, error) {
 	s, err := cfg.validate()
 	if err != nil {
 		return nil, err
@@ -77,12 +97,28 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Connector, erro
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Connector{s: s, client: newHTTPClient(s.rootCAs), logger: logger.With("connector", Type, "issuer", s.issuer)}
+	// The caller's logger names the connector (its id, "connector"); this
+	// one adds the type and the upstream under keys of their own, so that
+	// no JSON log line repeats a key.
+	p := &Prepared{s: s, client: newHTTPClient(s.rootCAs), logger: logger.With("connector_type", Type, "upstream", s.issuer)}
+	if s.issuerAlias != "" {
+		p.logger.Warn("issuerAlias is set: the discovery document's issuer is not checked; tokens must name issuerAlias", "issuerAlias", s.issuerAlias)
+	}
+	return p, nil
+}
+
+// Issuer is the provider's issuer URL that Open discovers.
+func (p *Prepared) Issuer() string { return p.s.issuer }
+
+// Open discovers the provider (its discovery document and keys URL) and
+// returns the connector. ctx bounds discovery.
+func (p *Prepared) Open(ctx context.Context) (*Connector, error) {
+	s := p.s
+	c := &Connector{s: s, client: p.client, logger: p.logger}
 
 	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, c.client), 30*time.Second)
 	defer cancel()
 	if s.issuerAlias != "" {
-		c.logger.Warn("issuerAlias is set: the discovery document's issuer is not checked; tokens must name issuerAlias", "issuerAlias", s.issuerAlias)
 		dctx = oidc.InsecureIssuerURLContext(dctx, s.issuerAlias)
 	}
 	provider, err := oidc.NewProvider(dctx, s.issuer)
