@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,18 @@ import (
 // TestMain lets a test run gatehouse serve in a child process (the test
 // binary itself), so that it can be killed with SIGKILL.
 func TestMain(m *testing.M) {
+	// GATEHOUSE_TEST_MAIN_ARGS runs the command line itself (main, as the
+	// binary would), given as a JSON list with argv[0] first.
+	if raw := os.Getenv("GATEHOUSE_TEST_MAIN_ARGS"); raw != "" {
+		var argv []string
+		if err := json.Unmarshal([]byte(raw), &argv); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		os.Args = argv
+		main()
+		os.Exit(0)
+	}
 	if path := os.Getenv("GATEHOUSE_TEST_SERVE_CONFIG"); path != "" {
 		cfg, err := config.Load(path)
 		if err != nil {

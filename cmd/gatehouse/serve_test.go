@@ -103,7 +103,11 @@ func runLogged(t *testing.T, path string, s served, logOut io.Writer) (stop func
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, logOut, nil) }()
+	// Every line the server logs is checked: one JSON object, no key
+	// twice.
+	logs := &logLines{}
+	t.Cleanup(func() { logs.check(t) })
+	go func() { done <- serve(ctx, cfg, io.MultiWriter(logs, logOut), nil) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + s.telemetry + "/healthz/ready")
