@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -153,19 +154,19 @@ func (f *clusterFlags) load(fs *pflag.FlagSet) (*cluster.Config, error) {
 			return nil, err
 		}
 		if err := c.UseGatehouseConfig(g); err != nil {
-			src := "flags"
+			src := "the flags disagree"
 			if f.config != "" {
-				src = f.config
+				src = f.config + " disagrees"
 			}
-			return nil, fmt.Errorf("%s disagrees with %s: %w", src, f.gatehouseConfig, err)
+			return nil, fmt.Errorf("%s with %s: %w", src, f.gatehouseConfig, nameFlags(err, f.config != "", fs.Changed))
 		}
 	}
 	if err := c.Complete(); err != nil {
-		src := "flags"
+		src := "the flags"
 		if f.config != "" {
-			src = f.config + " and flags"
+			src = f.config + " and the flags"
 		}
-		return nil, fmt.Errorf("%s:\n%w", src, err)
+		return nil, fmt.Errorf("%s:\n%w", src, nameFlags(err, f.config != "", fs.Changed))
 	}
 	return c, nil
 }
@@ -298,3 +299,87 @@ prefixes and teams of the config. Exits 1 when anything differs.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "bound for the whole check")
 	return cmd
 }
+
+// keyFlag pairs a cluster.yaml key with the flag that sets it.
+type keyFlag struct{ key, flag string }
+
+// clusterKeyFlags lists every cluster.yaml key a flag sets, longer keys
+// before their prefixes.
+var clusterKeyFlags = []keyFlag{
+	{"audit.webhook.bearerTokenFile", "--audit-webhook-token-file"},
+	{"audit.webhook.bearerToken", "--audit-webhook-token"},
+	{"audit.webhook.clientCertFile", "--audit-webhook-client-cert"},
+	{"audit.webhook.clientKeyFile", "--audit-webhook-client-key"},
+	{"audit.webhook.caFile", "--audit-webhook-ca-file"},
+	{"audit.webhook.url", "--audit-webhook-url"},
+	{"audit.log.path", "--audit-log-path"},
+	{"issuer.url", "--issuer-url"},
+	{"issuer.caFile", "--issuer-ca-file"},
+	{"issuer.clientID", "--client-id"},
+	{"issuer.clientSecret", "--client-secret"},
+	{"issuer.audiences", "--audience"},
+	{"issuer.extraScopes", "--extra-scope"},
+	{"claims.username.claim", "--username-claim"},
+	{"claims.username.prefix", "--username-prefix"},
+	{"claims.groups.claim", "--groups-claim"},
+	{"claims.groups.prefix", "--groups-prefix"},
+	{"serverCAFile", "--server-ca-file"},
+	{"nodeDir", "--node-dir"},
+}
+
+// clusterPhrases rewrite advice written for cluster.yaml into the flags'
+// terms.
+var clusterPhrases = []keyFlag{
+	{"or set audit.webhook.disabled: true here", "or pass --no-audit-webhook"},
+	{"(or set audit.webhook.disabled: true)", "(or pass --no-audit-webhook)"},
+	{"bearerToken, bearerTokenFile, or clientCertFile and clientKeyFile", "--audit-webhook-token, --audit-webhook-token-file, or --audit-webhook-client-cert and --audit-webhook-client-key"},
+	{"set caFile or caData, not both", "give the CA once"},
+	{"set bearerToken or bearerTokenFile, not both", "give --audit-webhook-token or --audit-webhook-token-file, not both"},
+	{"clientCertFile and clientKeyFile go together", "--audit-webhook-client-cert and --audit-webhook-client-key go together"},
+}
+
+// keyName matches a key where a message names it: at the start of a line
+// or after a space or parenthesis, and followed by a colon, space, comma,
+// parenthesis or the end.
+func keyName(key string) *regexp.Regexp {
+	return regexp.MustCompile(`(^|[\s(])` + regexp.QuoteMeta(key) + `([:\s,)]|$)`)
+}
+
+// nameFlags rewrites the cluster.yaml keys in err's message as the flags
+// the user typed: every key when no cluster.yaml was read, else the keys
+// whose flag was given. The message keeps its lines and advice.
+func nameFlags(err error, fromFile bool, changed func(flag string) bool) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if !fromFile {
+		for _, p := range clusterPhrases {
+			msg = strings.ReplaceAll(msg, p.key, p.flag)
+		}
+		msg = regexp.MustCompile(`(?m)^audit\.webhook: `).ReplaceAllString(msg, "the audit webhook: ")
+	}
+	for _, kf := range clusterKeyFlags {
+		if fromFile && !changed(strings.TrimPrefix(kf.flag, "--")) {
+			continue
+		}
+		msg = keyName(kf.key).ReplaceAllString(msg, "${1}"+kf.flag+"${2}")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &renamedError{msg: msg, err: err}
+}
+
+// flagNames is nameFlags for commands that read no cluster.yaml.
+func flagNames(err error) error { return nameFlags(err, false, nil) }
+
+// renamedError is an error whose message names flags; it unwraps to the
+// original.
+type renamedError struct {
+	msg string
+	err error
+}
+
+func (e *renamedError) Error() string { return e.msg }
+func (e *renamedError) Unwrap() error { return e.err }

@@ -24,6 +24,31 @@ func clusterCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+func writeClusterYAML(t *testing.T, data string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// writeGatehouseNoAudit writes testdata/gatehouse.yaml without its audit
+// section.
+func writeGatehouseNoAudit(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "gatehouse.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, _ := strings.Cut(string(b), "audit:")
+	p := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestParseBindingFlag(t *testing.T) {
 	cases := []struct {
 		spec, name string
@@ -124,12 +149,27 @@ func TestClusterRenderCommand(t *testing.T) {
 		{
 			name:      "disagreeing with gatehouse's config",
 			args:      []string{"--gatehouse-config", filepath.Join("testdata", "gatehouse.yaml"), "--client-id", "k8s"},
-			errSubstr: `disagrees with testdata/gatehouse.yaml: issuer.clientID: gatehouse has no static client "k8s"`,
+			errSubstr: `the flags disagree with testdata/gatehouse.yaml: --client-id: gatehouse has no static client "k8s"`,
 		},
 		{
-			name:      "mistakes are named",
+			name:      "mistakes are named as typed",
 			args:      []string{"--issuer-url", "http://login.example.com", "--team", "o:t=edit@Bad_NS"},
-			errSubstr: "issuer.url",
+			errSubstr: `--issuer-url: "http://login.example.com" must be an https URL`,
+		},
+		{
+			name:      "advice names the flag",
+			args:      []string{"--issuer-url", "https://login.example.com/dex"},
+			errSubstr: "the audit webhook: needs a credential for gatehouse's sink: --audit-webhook-token, --audit-webhook-token-file, or --audit-webhook-client-cert and --audit-webhook-client-key (or pass --no-audit-webhook)",
+		},
+		{
+			name:      "sink off in gatehouse's config",
+			args:      []string{"--gatehouse-config", writeGatehouseNoAudit(t)},
+			errSubstr: "turn it on there, or pass --no-audit-webhook",
+		},
+		{
+			name:      "cluster.yaml keys stay keys",
+			args:      []string{"--config", writeClusterYAML(t, "issuer: {url: \"http://login.example.com\"}\n")},
+			errSubstr: `issuer.url: "http://login.example.com" must be an https URL`,
 		},
 		{
 			name:      "bad team flag",
@@ -207,6 +247,13 @@ func TestKubeconfigCommand(t *testing.T) {
 			cluster:  "example",
 			caData:   "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
 		},
+		{
+			name:     "client secret from gatehouse's config",
+			args:     []string{"--gatehouse-config", filepath.Join("testdata", "gatehouse.yaml"), "--server", "https://api.example.com:6443"},
+			wantArgs: []string{"gatehouse", "get-token", "--oidc-issuer-url=https://login.example.com/dex", "--oidc-client-id=kubernetes", "--oidc-client-secret=kube-secret", "--oidc-extra-scope=groups", "--oidc-extra-scope=offline_access", "--oidc-extra-scope=profile"},
+			server:   "https://api.example.com:6443",
+		},
+		{name: "client not in gatehouse's config", args: []string{"--gatehouse-config", filepath.Join("testdata", "gatehouse.yaml"), "--client-id", "k8s", "--server", "https://api.example.com:6443"}, errSubstr: `--client-id: gatehouse has no static client "k8s"`},
 		{name: "no issuer", args: []string{"--server", "https://api.example.com:6443"}, errSubstr: "issuer URL"},
 		{name: "no server", args: []string{"--issuer-url", "https://login.example.com"}, errSubstr: "server"},
 	}
@@ -251,5 +298,19 @@ func TestKubeconfigCommand(t *testing.T) {
 				t.Errorf("mode %v", fi.Mode().Perm())
 			}
 		})
+	}
+}
+
+// TestKubeconfigSaysHowToPassTheSecret: without a secret, the command
+// says how to give one for a confidential client; with one, it is in the
+// kubeconfig.
+func TestKubeconfigSaysHowToPassTheSecret(t *testing.T) {
+	out, err := clusterCLI(t, "kubeconfig", "-o", filepath.Join(t.TempDir(), "k"), "--issuer-url", "https://login.example.com/dex", "--server", "https://api.example.com:6443")
+	if err != nil || !strings.Contains(out, "pass --client-secret, or --gatehouse-config") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err = clusterCLI(t, "kubeconfig", "-o", "-", "--issuer-url", "https://login.example.com/dex", "--server", "https://api.example.com:6443", "--client-secret", "s3cret")
+	if err != nil || strings.Contains(out, "No client secret") || !strings.Contains(out, "--oidc-client-secret=s3cret") {
+		t.Fatalf("%v\n%s", err, out)
 	}
 }

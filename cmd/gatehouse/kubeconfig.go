@@ -11,11 +11,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
 )
 
 func newKubeconfigCommand() *cobra.Command {
 	var o cluster.KubeconfigOptions
-	var config, serverCAFile, issuerCAFile, out, fromKubeconfig string
+	var clusterYAML, gatehouseConfig, serverCAFile, issuerCAFile, out, fromKubeconfig string
 	cmd := &cobra.Command{
 		Use:   "kubeconfig --issuer-url URL --server URL [--certificate-authority FILE] [-o FILE]",
 		Short: "Write the kubeconfig a team member needs (cluster, context, and a user that runs kubectl gatehouse)",
@@ -25,16 +26,20 @@ and a user whose exec runs 'kubectl gatehouse get-token' with kubelogin's
 flags (--oidc-issuer-url, --oidc-client-id, --oidc-extra-scope, ...).
 With --plugin oidc-login the same kubeconfig runs kubelogin (or gatehouse
 installed as kubectl-oidc_login). With --config, the values come from
-cluster.yaml and flags override them.`,
+cluster.yaml and flags override them. With --gatehouse-config, the issuer
+URL, the client and, for a confidential client, its secret come from
+gatehouse's own config.yaml (the secret then ends up in the kubeconfig, as
+with kubelogin: a client that kubectl runs on laptops cannot keep it).`,
 		Example: `  gatehouse kubeconfig --issuer-url https://login.example.com --server https://api.example.com:6443 \
     --certificate-authority ca.crt -o team.kubeconfig
   gatehouse kubeconfig --from-kubeconfig example-kubeconfig --issuer-url https://login.example.com -o oidc-kubeconfig
-  gatehouse kubeconfig --config cluster.yaml -o -`,
+  gatehouse kubeconfig --config cluster.yaml -o -
+  gatehouse kubeconfig --gatehouse-config config.yaml --server https://api.example.com:6443 -o team.kubeconfig`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fs := cmd.Flags()
-			if config != "" {
-				c, err := cluster.Load(config)
+			if clusterYAML != "" {
+				c, err := cluster.Load(clusterYAML)
 				if err != nil {
 					return err
 				}
@@ -64,6 +69,11 @@ cluster.yaml and flags override them.`,
 				}
 				o = base
 			}
+			if gatehouseConfig != "" {
+				if err := clientFromGatehouse(gatehouseConfig, &o, fs.Changed("issuer-url") || clusterYAML != ""); err != nil {
+					return err
+				}
+			}
 			if fromKubeconfig != "" {
 				if err := clusterFromKubeconfig(fromKubeconfig, &o, fs.Changed("server"), fs.Changed("cluster-name")); err != nil {
 					return err
@@ -87,6 +97,9 @@ cluster.yaml and flags override them.`,
 			if err != nil {
 				return err
 			}
+			if o.ClientSecret == "" && gatehouseConfig == "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "No client secret given: right for a public client. If client %q has a secret in gatehouse's staticClients, logins would fail with invalid_client: pass --client-secret, or --gatehouse-config with gatehouse's config.yaml.\n", o.ClientID)
+			}
 			data, err := yaml.Marshal(kc)
 			if err != nil {
 				return fmt.Errorf("kubeconfig: %w", err)
@@ -106,7 +119,8 @@ cluster.yaml and flags override them.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&config, "config", "", "take the values from cluster.yaml (flags override)")
+	fs.StringVar(&clusterYAML, "config", "", "take the values from cluster.yaml (flags override)")
+	fs.StringVar(&gatehouseConfig, "gatehouse-config", "", "gatehouse's own config.yaml: take the issuer URL, the client and its secret from it")
 	fs.StringVar(&o.IssuerURL, "issuer-url", "", "gatehouse's issuer URL (--oidc-issuer-url)")
 	fs.StringVar(&o.ClientID, "client-id", cluster.DefaultClientID, "OAuth client id (--oidc-client-id)")
 	fs.StringVar(&o.ClientSecret, "client-secret", "", "client secret, for a confidential client (--oidc-client-secret)")
@@ -123,6 +137,26 @@ cluster.yaml and flags override them.`,
 	fs.StringArrayVar(&o.ExtraArgs, "arg", nil, "extra argument for the plugin, e.g. --arg=--grant-type=device-code (repeat)")
 	fs.StringVarP(&out, "output", "o", "-", "file to write (0600), or - for standard output")
 	return cmd
+}
+
+// clientFromGatehouse takes the issuer URL, the client id and a
+// confidential client's secret from gatehouse's config.yaml, with the
+// rules of cluster render's --gatehouse-config (a client or issuer that
+// gatehouse does not have is an error).
+func clientFromGatehouse(file string, o *cluster.KubeconfigOptions, issuerGiven bool) error {
+	g, err := config.Load(file)
+	if err != nil {
+		return err
+	}
+	c := &cluster.Config{Issuer: cluster.Issuer{ClientID: o.ClientID, ClientSecret: o.ClientSecret}, Audit: cluster.Audit{Webhook: cluster.AuditWebhook{Disabled: true}}}
+	if issuerGiven {
+		c.Issuer.URL = o.IssuerURL
+	}
+	if err := c.UseGatehouseConfig(g); err != nil {
+		return fmt.Errorf("--gatehouse-config %s: %w", file, flagNames(err))
+	}
+	o.IssuerURL, o.ClientID, o.ClientSecret = c.Issuer.URL, c.Issuer.ClientID, c.Issuer.ClientSecret
+	return nil
 }
 
 func readPEMFile(name string) ([]byte, error) {
