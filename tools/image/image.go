@@ -33,6 +33,8 @@ const (
 // Paths inside the image.
 const (
 	binaryPath = "/gatehouse"
+	// dexPath is where Dex's image has its binary; here a link to gatehouse.
+	dexPath = "/usr/local/bin/dex"
 	caBundle   = "/etc/ssl/certs/ca-certificates.crt"
 	dataDir    = "/var/lib/gatehouse"
 	configDir  = "/etc/gatehouse"
@@ -75,6 +77,7 @@ type file struct {
 	name     string // absolute path in the image
 	mode     int64  // permission bits (plus sticky)
 	dir      bool
+	link     string // symbolic link target, when set
 	uid, gid int
 	data     []byte
 }
@@ -155,10 +158,14 @@ func layer(files []file, mtime time.Time) (v1.Layer, error) {
 			ModTime: mtime.UTC().Truncate(time.Second),
 			Format:  tar.FormatPAX,
 		}
-		if f.dir {
+		switch {
+		case f.dir:
 			hdr.Typeflag = tar.TypeDir
 			hdr.Name += "/"
-		} else {
+		case f.link != "":
+			hdr.Typeflag = tar.TypeSymlink
+			hdr.Linkname = f.link
+		default:
 			hdr.Typeflag = tar.TypeReg
 			hdr.Size = int64(len(f.data))
 		}
@@ -166,7 +173,7 @@ func layer(files []file, mtime time.Time) (v1.Layer, error) {
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, fmt.Errorf("layer: %s: %w", f.name, err)
 		}
-		if !f.dir {
+		if !f.dir && f.link == "" {
 			if _, err := tw.Write(f.data); err != nil {
 				return nil, fmt.Errorf("layer: %s: %w", f.name, err)
 			}
@@ -219,7 +226,17 @@ func Build(binary []byte, arch string, meta Metadata) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	binLayer, err := layer([]file{{name: binaryPath, mode: 0o755, data: binary}}, meta.Created)
+	// The binary, and Dex's path to its binary as a link to it: Dex's
+	// Helm chart runs `dex serve ...` (as arguments to the entrypoint,
+	// which gatehouse understands), and a `command: [/usr/local/bin/dex]`
+	// written for Dex's image finds it.
+	binLayer, err := layer([]file{
+		{name: binaryPath, mode: 0o755, data: binary},
+		{name: "/usr", mode: 0o755, dir: true},
+		{name: "/usr/local", mode: 0o755, dir: true},
+		{name: path.Dir(dexPath), mode: 0o755, dir: true},
+		{name: dexPath, mode: 0o777, link: binaryPath},
+	}, meta.Created)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +271,7 @@ func Build(binary []byte, arch string, meta Metadata) (v1.Image, error) {
 		Cmd:          []string{"serve", "--config", configDir + "/config.yaml"},
 		User:         fmt.Sprintf("%d:%d", nonrootUID, nonrootUID),
 		WorkingDir:   "/",
-		Env:          []string{"PATH=/", "SSL_CERT_FILE=" + caBundle},
+		Env:          []string{"PATH=/:" + path.Dir(dexPath), "SSL_CERT_FILE=" + caBundle},
 		ExposedPorts: ports,
 		Labels:       meta.Labels(),
 	}

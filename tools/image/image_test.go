@@ -45,7 +45,7 @@ func testBinary(t *testing.T) []byte {
 		}
 		binPath = filepath.Join(binDir, "gatehouse")
 		binErr = gobuild.Build(context.Background(), root, gobuild.Target{
-			Package: gobuild.Gatehouse, GOOS: "linux", GOARCH: runtime.GOARCH, Out: binPath,
+			Package: gobuild.Gatehouse, GOOS: "linux", GOARCH: runtime.GOARCH, Out: binPath, Revision: testMeta.Revision,
 		}, "v0.0.0-test")
 	})
 	if binErr != nil {
@@ -194,6 +194,12 @@ func TestImageReproducibleAndInspected(t *testing.T) {
 		t.Fatal(err)
 	} else if dyn {
 		t.Error("/gatehouse has a PT_INTERP program header: it is not static")
+	}
+	if d := files[dexPath]; d.hdr.Typeflag != tar.TypeSymlink || d.hdr.Linkname != binaryPath {
+		t.Errorf("%s: type %c link %q, want a link to %s (Dex's binary path)", dexPath, d.hdr.Typeflag, d.hdr.Linkname, binaryPath)
+	}
+	if !strings.Contains(strings.Join(cf.Config.Env, " "), "PATH=/:/usr/local/bin") {
+		t.Errorf("env %q: dex is not on PATH", cf.Config.Env)
 	}
 	if !strings.Contains(string(files["/etc/passwd"].data), "nonroot:x:65532:65532:") {
 		t.Errorf("/etc/passwd has no nonroot user:\n%s", files["/etc/passwd"].data)

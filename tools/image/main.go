@@ -91,7 +91,7 @@ func run(ctx context.Context, o options) error {
 		if bin == "" {
 			bin = filepath.Join(tmp, "gatehouse-"+arch)
 			fmt.Fprintf(os.Stderr, "image: building gatehouse %s for linux/%s\n", meta.Version, arch)
-			if err := gobuild.Build(ctx, root, gobuild.Target{Package: gobuild.Gatehouse, GOOS: "linux", GOARCH: arch, Out: bin}, meta.Version); err != nil {
+			if err := gobuild.Build(ctx, root, gobuild.Target{Package: gobuild.Gatehouse, GOOS: "linux", GOARCH: arch, Out: bin, Revision: meta.Revision}, meta.Version); err != nil {
 				return err
 			}
 		}

@@ -54,6 +54,14 @@ func TestImageServes(t *testing.T) {
 			if err := os.WriteFile(p, e.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
+		case tar.TypeSymlink:
+			if err := os.Symlink(e.hdr.Linkname, p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(p, e.hdr.Uid, e.hdr.Gid); err != nil {
+				t.Fatal(err)
+			}
+			continue
 		default:
 			t.Fatalf("%s: unexpected entry type %c", n, e.hdr.Typeflag)
 		}
@@ -88,12 +96,46 @@ staticClients:
 		return cmd
 	}
 	out, err := run(context.Background(), "version").CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "gatehouse v0.0.0-test ") {
-		t.Fatalf("gatehouse version in the image: %v: %q", err, out)
+	if err != nil || !strings.HasPrefix(string(out), "gatehouse v0.0.0-test ("+testMeta.Revision[:12]+", ") {
+		t.Fatalf("gatehouse version in the image does not name the commit %s: %v: %q", testMeta.Revision[:12], err, out)
 	}
+	dex := run(context.Background(), "version")
+	dex.Path, dex.Args = dexPath, []string{dexPath, "version"}
+	if out, err := dex.CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "gatehouse v0.0.0-test ") {
+		t.Fatalf("%s version: %v: %q", dexPath, err, out)
+	}
+	t.Run("serve --config", func(t *testing.T) {
+		serveInImage(t, run, tel, "serve", "--config", "/etc/gatehouse/config.yaml")
+	})
+	// Dex's Helm chart: the config without web or telemetry at
+	// /etc/dex/config.yaml, the addresses and `dex serve` as arguments to
+	// the image's entrypoint.
+	if err := os.MkdirAll(filepath.Join(root, "etc/dex"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dexCfg := fmt.Sprintf("issuer: http://127.0.0.1:%d/dex\nstorage: {type: sqlite3, config: {file: /var/lib/gatehouse/dex.db}}\nenablePasswordDB: true\n", web)
+	if err := os.WriteFile(filepath.Join(root, "etc/dex/config.yaml"), []byte(dexCfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("Dex's chart", func(t *testing.T) {
+		serveInImage(t, run, tel, "dex", "serve", "--web-http-addr", fmt.Sprintf("127.0.0.1:%d", web), "--telemetry-addr", fmt.Sprintf("127.0.0.1:%d", tel), "/etc/dex/config.yaml")
+	})
+	fi, err := os.Stat(filepath.Join(root, "var/lib/gatehouse/gatehouse.db"))
+	if err != nil {
+		t.Fatalf("no database in /var/lib/gatehouse: %v", err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != nonrootUID {
+		t.Errorf("database owned by %d, want %d", st.Uid, nonrootUID)
+	}
+}
+
+// serveInImage runs the entrypoint with args until /healthz/ready answers,
+// then stops it with SIGTERM, as Kubernetes does.
+func serveInImage(t *testing.T, run func(context.Context, ...string) *exec.Cmd, tel int, args ...string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	serve := run(ctx, "serve", "--config", "/etc/gatehouse/config.yaml")
+	serve := run(ctx, args...)
 	logs := &syncBuffer{}
 	serve.Stdout, serve.Stderr = logs, logs
 	if err := serve.Start(); err != nil {
@@ -103,7 +145,6 @@ staticClients:
 	go func() { exited <- serve.Wait() }()
 	defer func() {
 		_ = serve.Process.Kill()
-		<-exited
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -124,12 +165,15 @@ staticClients:
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	fi, err := os.Stat(filepath.Join(root, "var/lib/gatehouse/gatehouse.db"))
-	if err != nil {
-		t.Fatalf("no database in /var/lib/gatehouse: %v", err)
-	}
-	if st := fi.Sys().(*syscall.Stat_t); st.Uid != nonrootUID {
-		t.Errorf("database owned by %d, want %d", st.Uid, nonrootUID)
+	_ = serve.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v; logs:\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("no exit after SIGTERM; logs:\n%s", logs.String())
 	}
 }
 

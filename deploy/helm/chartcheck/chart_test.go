@@ -227,6 +227,10 @@ func TestTemplate(t *testing.T) {
 				t.Errorf("data volume %+v does not use the claim %s", vol, pvc.Name)
 			}
 			one[*corev1.ServiceAccount](t, objs, "ServiceAccount")
+			spec := d.Spec.Template.Spec
+			if args := strings.Join(spec.Containers[0].Args, " "); !strings.Contains(args, "--shutdown-delay 5s") || *spec.TerminationGracePeriodSeconds != 30 {
+				t.Errorf("args %q, grace %d: want a 5s shutdown delay inside 30s", args, *spec.TerminationGracePeriodSeconds)
+			}
 			none(t, objs, "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceMonitor", "Certificate")
 			if len(d.Spec.Template.Spec.TopologySpreadConstraints) != 0 {
 				t.Error("topology spread with one replica")
@@ -525,6 +529,16 @@ func volume(d *appsv1.Deployment, name string) corev1.Volume {
 	return corev1.Volume{}
 }
 
+// TestCertManagerAnnotationOnce: the cluster issuer given both as an
+// annotation and as ingress.tls.certManager.clusterIssuer, with one value,
+// is written once (Decode refuses a key written twice).
+func TestCertManagerAnnotationOnce(t *testing.T) {
+	objs := render(t, valueSets(t)["ingress-cert-manager"], "--set", `ingress.annotations.cert-manager\.io/cluster-issuer=letsencrypt-prod`)
+	if ing := one[*networkingv1.Ingress](t, objs, "Ingress"); ing.Annotations["cert-manager.io/cluster-issuer"] != "letsencrypt-prod" {
+		t.Fatalf("annotations %v", ing.Annotations)
+	}
+}
+
 // TestServiceMonitorNeedsCRD: without monitoring.coreos.com/v1 among the
 // cluster's API versions, no ServiceMonitor is rendered.
 func TestServiceMonitorNeedsCRD(t *testing.T) {
@@ -565,11 +579,22 @@ func TestRenderFails(t *testing.T) {
 		{"telemetry port disagrees", "default", []string{"--set", "config.telemetry.http=:9000"}, "config.telemetry.http"},
 		{"certificate without issuer", "ingress-certificate", []string{"--set", "ingress.tls.certManager.clusterIssuer="}, "needs ingress.tls.certManager.clusterIssuer"},
 		{"no issuer", "default", []string{"--set", "config.issuer=null"}, "config.issuer is required"},
+		{"no issuer, ingress on", "ingress-cert-manager", []string{"--set", "config.issuer=null"}, "config.issuer is required"},
+		{"existing secret, ingress on, no host", "existing-secret", []string{"--set", "ingress.enabled=true"}, "ingress.host is required with existingSecret"},
+		{"schema: misspelt key inside config", "default", []string{"--set", "config.oauth2.skipAprovalScreen=true"}, "skipAprovalScreen"},
+		{"schema: misspelt connector key", "default", []string{"--set-json", `config.connectors=[{"type":"github","id":"github","name":"GitHub","config":{"clientID":"a","clientSecrt":"b"}}]`}, "clientSecrt"},
+		{"schema: http issuer on a public host", "default", []string{"--set", "config.issuer=http://login.example.com/dex"}, "/config/issuer"},
+		{"cert-manager issuer given twice", "ingress-cert-manager", []string{"--set", `ingress.annotations.cert-manager\.io/cluster-issuer=letsencrypt-staging`}, "keep one of them"},
+		{"grace period too short for the drain", "default", []string{"--set", "terminationGracePeriodSeconds=10"}, "must exceed shutdownDelaySeconds (5) + 15"},
 		{"schema: issuer not a URL", "default", []string{"--set", "config.issuer=login.example.com"}, "/config/issuer"},
 		{"schema: misspelt key", "default", []string{"--set", "replicaCont=2"}, "additional properties 'replicaCont' not allowed"},
 		{"schema: storage type", "default", []string{"--set", "config.storage.type=etcd"}, "config.storage.type"},
 	}
 	eachHelm(t, func(t *testing.T, helm string) {
+		// The chart's defaults alone name the missing issuer.
+		if _, err := Template(context.Background(), helm, chartDir(t), namespace, nil, nil); err == nil || !strings.Contains(err.Error(), "config.issuer is required") {
+			t.Errorf("chart defaults: %v, want config.issuer is required", err)
+		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				vs := sets[tt.set]

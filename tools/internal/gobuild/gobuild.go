@@ -112,6 +112,9 @@ type Target struct {
 	// files, such as the plugin's embedded engine, without writing them
 	// into the source tree.
 	Overlay string
+	// Revision, when set, is stamped as the server's commit
+	// (internal/version.Revision), which `gatehouse version` prints.
+	Revision string
 }
 
 // Build compiles t in the module at dir with CGO off, -trimpath and the
@@ -121,7 +124,11 @@ func Build(ctx context.Context, dir string, t Target, version string) error {
 	if err := os.MkdirAll(filepath.Dir(t.Out), 0o755); err != nil {
 		return fmt.Errorf("gobuild: %w", err)
 	}
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", LDFlags(version), "-o", t.Out}
+	ldflags := LDFlags(version)
+	if t.Revision != "" && t.Revision != "unknown" {
+		ldflags += " -X " + Module + "/internal/version.Revision=" + t.Revision
+	}
+	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", t.Out}
 	if len(t.Tags) > 0 {
 		args = append(args, "-tags", strings.Join(t.Tags, ","))
 	}

@@ -102,13 +102,14 @@ listen addresses that disagree with the container ports.
 */}}
 {{- define "gatehouse.validate" -}}
 {{- $type := include "gatehouse.storageType" . }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add (int .Values.shutdownDelaySeconds) 15) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed shutdownDelaySeconds (%d) + 15 s for requests in flight to finish; Kubernetes kills the pod when it runs out" (int .Values.terminationGracePeriodSeconds) (int .Values.shutdownDelaySeconds)) }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (ne $type "postgres") (ne $type "kubernetes") }}
 {{- fail (printf "replicaCount is %d but config.storage.type is %q: SQLite is one file on one pod's volume, so only one replica can use it. Set config.storage.type: postgres (with storage.config for your PostgreSQL) or kubernetes (custom resources, no database) to run several replicas, or set replicaCount: 1." (int .Values.replicaCount) $type) }}
 {{- end }}
 {{- if not .Values.existingSecret }}
-{{- if not .Values.config.issuer }}
-{{- fail "config.issuer is required (the URL clients and kube-apiserver use, e.g. https://login.example.com/dex)" }}
-{{- end }}
+{{- $_ := include "gatehouse.issuer" . }}
 {{- $cfg := include "gatehouse.config" . | fromYaml }}
 {{- if $cfg.web.http }}
 {{- if ne (include "gatehouse.addrPort" $cfg.web.http) (toString .Values.ports.http) }}
@@ -139,8 +140,51 @@ listen addresses that disagree with the container ports.
 {{- if include "gatehouse.servesHTTP" . }}http{{- else }}https{{- end }}
 {{- end }}
 
+{{/*
+The issuer URL; stops the render with a reason when it is missing (there
+is no placeholder: a wrong issuer makes every token fail).
+*/}}
+{{- define "gatehouse.issuer" -}}
+{{- $issuer := (.Values.config | default dict).issuer }}
+{{- if not $issuer }}
+{{- if .Values.existingSecret }}
+{{- fail "ingress.host is required with existingSecret (the chart cannot read the issuer from the Secret); set ingress.host to the issuer's host" }}
+{{- end }}
+{{- fail "config.issuer is required: the URL clients and kube-apiserver use, e.g. --set config.issuer=https://login.example.com/dex (the Ingress host is taken from it)" }}
+{{- end }}
+{{- if not (kindIs "string" $issuer) }}
+{{- fail (printf "config.issuer must be a URL string such as https://login.example.com/dex, not %v" $issuer) }}
+{{- end }}
+{{- $issuer }}
+{{- end }}
+
 {{- define "gatehouse.ingressHost" -}}
-{{- default (urlParse .Values.config.issuer).hostname .Values.ingress.host }}
+{{- if .Values.ingress.host }}
+{{- .Values.ingress.host }}
+{{- else }}
+{{- (urlParse (include "gatehouse.issuer" .)).hostname }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Ingress annotations: ingress.annotations plus cert-manager's
+cluster-issuer annotation from ingress.tls.certManager.clusterIssuer. The
+same key given both ways with two values stops the render; with one value
+it is written once (a key written twice is invalid YAML).
+*/}}
+{{- define "gatehouse.ingressAnnotations" -}}
+{{- $cm := .Values.ingress.tls.certManager }}
+{{- $a := deepCopy (.Values.ingress.annotations | default dict) }}
+{{- if and .Values.ingress.tls.enabled $cm.clusterIssuer (not $cm.certificate) }}
+{{- $key := "cert-manager.io/cluster-issuer" }}
+{{- if and (hasKey $a $key) (ne (toString (get $a $key)) (toString $cm.clusterIssuer)) }}
+{{- fail (printf "ingress.annotations sets %s to %q but ingress.tls.certManager.clusterIssuer is %q: keep one of them" $key (toString (get $a $key)) (toString $cm.clusterIssuer)) }}
+{{- end }}
+{{- $_ := set $a $key $cm.clusterIssuer }}
+{{- end }}
+{{- if $a }}
+{{- toYaml $a }}
+{{- end }}
 {{- end }}
 
 {{- define "gatehouse.tlsSecretName" -}}
