@@ -34,10 +34,10 @@ const (
 const (
 	binaryPath = "/gatehouse"
 	// dexPath is where Dex's image has its binary; here a link to gatehouse.
-	dexPath = "/usr/local/bin/dex"
-	caBundle   = "/etc/ssl/certs/ca-certificates.crt"
-	dataDir    = "/var/lib/gatehouse"
-	configDir  = "/etc/gatehouse"
+	dexPath   = "/usr/local/bin/dex"
+	caBundle  = "/etc/ssl/certs/ca-certificates.crt"
+	dataDir   = "/var/lib/gatehouse"
+	configDir = "/etc/gatehouse"
 )
 
 // Ports the default configuration layout uses: Dex's web ports (5556 http,
