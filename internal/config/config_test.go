@@ -138,7 +138,8 @@ func TestLoadErrors(t *testing.T) {
 		{"issuer relative", `issuer: "login.example.com/dex"`, []string{"issuer:", "must be an absolute URL"}},
 		{"issuer http", `issuer: "http://login.example.com/dex"`, []string{"issuer:", "must use https", "loopback"}},
 		{"issuer query", `issuer: "https://login.example.com/dex?x=1"`, []string{"issuer:", "no user, query or fragment"}},
-		{"wrong type string", `web: {http: 5556}`, []string{"web.http: must be a string, not a number"}},
+		{"number for a string, as Dex reads it", `web: {http: 5556}`, []string{`web.http: "5556" is not a listen address`}},
+		{"wrong type string", `web: {http: [5556]}`, []string{"web.http: must be a string, not a list"}},
 		{"wrong type list", `staticClients: {id: a}`, []string{"staticClients: must be a list, not a mapping"}},
 		{"wrong type bool", `enablePasswordDB: "yes please"`, []string{"enablePasswordDB: must be true or false, not a string"}},
 		{"duplicate client id", `staticClients:

@@ -253,9 +253,9 @@ func (d *decoder) decode(path string, v any, rv reflect.Value) {
 		}
 		rv.Set(out)
 	case reflect.String:
-		s, ok := v.(string)
+		s, ok := scalarString(v)
 		if !ok {
-			d.fail(path, "must be a string, not %s (quote it)", kindName(v))
+			d.fail(path, "must be a string, not %s", kindName(v))
 			return
 		}
 		rv.SetString(s)
@@ -311,6 +311,30 @@ func (d *decoder) decode(path string, v any, rv reflect.Value) {
 	default:
 		d.fail(path, "cannot be decoded into %s", rv.Type())
 	}
+}
+
+// scalarString reads a string key's value as Dex's YAML reader
+// (ghodss/yaml) does: an unquoted number or boolean where a string is
+// expected becomes its text (tlsMinVersion: 1.2 is "1.2", clientID: 1234
+// is "1234"; YAML 1.1 reads 0123 as the number 83, so quote such values).
+// A float is written with 32-bit precision, as ghodss/yaml writes it.
+func scalarString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case bool:
+		return strconv.FormatBool(x), true
+	case json.Number:
+		if !strings.ContainsAny(string(x), ".eE") {
+			return string(x), true
+		}
+		f, err := x.Float64()
+		if err != nil {
+			return "", false
+		}
+		return strconv.FormatFloat(f, 'g', -1, 32), true
+	}
+	return "", false
 }
 
 func maxUint(t reflect.Type) uint64 {

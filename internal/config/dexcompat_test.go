@@ -192,3 +192,16 @@ func TestLoadTemplate(t *testing.T) {
 		t.Fatal("a template read without rendering (as `dex serve` itself reads it) was accepted")
 	}
 }
+
+// TestNumbersForStrings: an unquoted number or boolean where a string is
+// expected is read as Dex's YAML reader (ghodss/yaml) reads it.
+func TestNumbersForStrings(t *testing.T) {
+	c, err := Parse([]byte("issuer: https://login.example.com/dex\nstaticClients:\n- {id: 1234, name: true, secret: 3.14159265358979, redirectURIs: [1e3]}\nweb: {tlsMinVersion: 1.2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := c.StaticClients[0]
+	if cl.ID != "1234" || cl.Name != "true" || cl.Secret != "3.1415927" || cl.RedirectURIs[0] != "1000" || c.Web.TLSMinVersion != TLS12 {
+		t.Fatalf("%+v %q", cl, c.Web.TLSMinVersion)
+	}
+}

@@ -175,7 +175,8 @@ func (g *schemaGen) value(path string, t reflect.Type) map[string]any {
 	case reflect.Map:
 		return map[string]any{"type": nullable("object"), "additionalProperties": g.value(path, t.Elem())}
 	case reflect.String:
-		return map[string]any{"type": nullable("string")}
+		// An unquoted number or boolean is read as its text, as in Dex.
+		return map[string]any{"type": nullable("string", "number", "boolean")}
 	case reflect.Bool:
 		return map[string]any{"type": nullable("boolean")}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
