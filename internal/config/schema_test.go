@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"regexp"
 	"testing"
 )
@@ -33,7 +32,7 @@ func TestIssuerPatternAgrees(t *testing.T) {
 			agree++
 		}
 	}
-	t.Log(fmt.Sprintf("%d issuers agree", agree))
+	t.Logf("%d issuers agree", agree)
 }
 
 // TestSchemaStorageTypes: every storage type of the schema decodes, and
