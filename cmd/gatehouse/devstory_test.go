@@ -90,7 +90,10 @@ func TestDevStory(t *testing.T) {
 		t.Skip("builds kubectl-gatehouse")
 	}
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("needs curl")
+		if os.Getenv("GATEHOUSE_REQUIRE_CURL") != "" {
+			t.Fatal("GATEHOUSE_REQUIRE_CURL is set but curl is not installed: apt-get install curl")
+		}
+		t.Skip("needs curl (apt-get install curl)")
 	}
 	dir := t.TempDir()
 	d, err := prepareDevAt(filepath.Join(dir, "gatehouse-data"), freeAddr(t), freeAddr(t))
