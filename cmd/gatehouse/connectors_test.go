@@ -65,6 +65,20 @@ staticPasswords:
 // waitReady waits for a serve started in the background to be ready.
 func waitReady(t *testing.T, telemetry string, done <-chan error) {
 	t.Helper()
+	pollReady(t, telemetry, func() string {
+		select {
+		case err := <-done:
+			return fmt.Sprintf("serve exited: %v", err)
+		default:
+			return ""
+		}
+	})
+}
+
+// pollReady waits for /healthz/ready on telemetry; stopped says (without
+// blocking) why the server is gone, or "" while it runs.
+func pollReady(t *testing.T, telemetry string, stopped func() string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + telemetry + "/healthz/ready"); err == nil {
@@ -73,10 +87,8 @@ func waitReady(t *testing.T, telemetry string, done <-chan error) {
 				return
 			}
 		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve exited: %v", err)
-		default:
+		if why := stopped(); why != "" {
+			t.Fatal(why)
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("serve never became ready")

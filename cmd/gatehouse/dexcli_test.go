@@ -47,25 +47,15 @@ func startMain(t *testing.T, dir string, env []string, argv ...string) *child {
 // waitReady waits for /healthz/ready on the child's telemetry address.
 func (c *child) waitReady(t *testing.T, telemetry string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + telemetry + "/healthz/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
+	pollReady(t, telemetry, func() string {
 		select {
 		case err := <-c.done:
 			c.done <- err
-			t.Fatalf("exited (%v):\n%s", err, c.out)
+			return fmt.Sprintf("exited (%v):\n%s", err, c.out)
 		default:
+			return ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never ready:\n%s", c.out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
 }
 
 // stop sends SIGTERM and expects a clean exit.

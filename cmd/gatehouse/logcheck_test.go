@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,23 +14,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
 )
 
-// logLines collects a server's JSON log for checkLogLines.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// logLines collects a server's JSON log for check.
+type logLines struct{ syncBuffer }
 
 // check fails t for every line that is not one JSON object or that
 // repeats a key in one object (slog.Logger.With plus the same key in a

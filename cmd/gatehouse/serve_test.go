@@ -108,25 +108,7 @@ func runLogged(t *testing.T, path string, s served, logOut io.Writer) (stop func
 	logs := &logLines{}
 	t.Cleanup(func() { logs.check(t) })
 	go func() { done <- serve(ctx, cfg, io.MultiWriter(logs, logOut), nil) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + s.telemetry + "/healthz/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve never became ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitReady(t, s.telemetry, done)
 	return func() {
 		cancel()
 		select {

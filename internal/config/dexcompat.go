@@ -32,29 +32,26 @@ const (
 
 // ContinueOnConnectorFailure reads ContinueOnConnectorFailureEnvVar as Dex
 // reads its feature flags: strconv.ParseBool, default true.
-func ContinueOnConnectorFailure() bool {
-	raw := os.Getenv(ContinueOnConnectorFailureEnvVar)
+func ContinueOnConnectorFailure() bool { return dexFlag(ContinueOnConnectorFailureEnvVar, true) }
+
+// dexFlag reads one of Dex's feature flags as Dex does
+// (pkg/featureflags): strconv.ParseBool of the variable, the default when
+// it is unset or unparsable.
+func dexFlag(name string, def bool) bool {
+	raw := os.Getenv(name)
 	if raw == "" {
-		return true
+		return def
 	}
 	on, err := strconv.ParseBool(raw)
 	if err != nil {
-		return true
+		return def
 	}
 	return on
 }
 
-// unknownFieldsAllowed reports whether UnknownFieldsEnvVar is set to a
-// false value (parsed as Dex parses its feature flags: strconv.ParseBool,
-// anything unparsable meaning the default).
-func unknownFieldsAllowed() bool {
-	raw := os.Getenv(UnknownFieldsEnvVar)
-	if raw == "" {
-		return false
-	}
-	on, err := strconv.ParseBool(raw)
-	return err == nil && !on
-}
+// unknownFieldsAllowed reports whether UnknownFieldsEnvVar is explicitly
+// false (gatehouse's default is true: strict).
+func unknownFieldsAllowed() bool { return !dexFlag(UnknownFieldsEnvVar, true) }
 
 // warnings collects problems start-up logs without stopping: unknown
 // keys in the lenient mode of UnknownFieldsEnvVar, found while the file

@@ -5,7 +5,6 @@ import (
 	"os"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -144,17 +143,7 @@ next:
 
 // expandEnvEnabled follows Dex's feature flag: on unless DEX_EXPAND_ENV
 // parses as false.
-func expandEnvEnabled() bool {
-	raw := os.Getenv(ExpandEnvVar)
-	if raw == "" {
-		return true
-	}
-	on, err := strconv.ParseBool(raw)
-	if err != nil {
-		return true
-	}
-	return on
-}
+func expandEnvEnabled() bool { return dexFlag(ExpandEnvVar, true) }
 
 // expandEnvSections expands $VAR and ${VAR} (os.ExpandEnv) in every string
 // of the sections where Dex expands them: storage.config,
