@@ -18,7 +18,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/connector/retry"
 	"github.com/gatehouse-dev/gatehouse/internal/testutil/browser"
-	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
 )
 
 // upstreamGatehouse is a second gatehouse used as the upstream OpenID
@@ -34,14 +33,7 @@ type upstreamGatehouse struct {
 func newUpstream(t *testing.T, downstreamCallback string) upstreamGatehouse {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := tlsutil.NewBundle([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	paths, err := b.WriteDir(filepath.Join(dir, "tls"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, paths := testTLS(t, dir)
 	hash, _ := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
 	web, tel := freeAddr(t), freeAddr(t)
 	u := upstreamGatehouse{issuer: "https://" + web + "/upstream", caFile: paths.CACert, configFile: filepath.Join(dir, "config.yaml"), telemetry: tel}

@@ -40,7 +40,9 @@ type served struct {
 	client            *http.Client
 }
 
-func writeConfig(t *testing.T, dir, storageBlock string) (string, served) {
+// testTLS writes a throwaway CA and a serving certificate for 127.0.0.1
+// into dir/tls.
+func testTLS(t *testing.T, dir string) (*tlsutil.Bundle, tlsutil.Paths) {
 	t.Helper()
 	b, err := tlsutil.NewBundle([]string{"127.0.0.1"}, time.Hour)
 	if err != nil {
@@ -50,6 +52,12 @@ func writeConfig(t *testing.T, dir, storageBlock string) (string, served) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b, paths
+}
+
+func writeConfig(t *testing.T, dir, storageBlock string) (string, served) {
+	t.Helper()
+	b, paths := testTLS(t, dir)
 	hash, _ := bcrypt.GenerateFromPassword([]byte("password"), bcrypt.MinCost)
 	web, tel := freeAddr(t), freeAddr(t)
 	issuer := "https://" + web + "/dex"
