@@ -58,6 +58,15 @@ func Schema(o SchemaOptions) map[string]any {
 
 type schemaGen struct{ o SchemaOptions }
 
+// SchemaProvider is implemented by a config type that decodes itself
+// (json.Unmarshaler) to give Schema its JSON Schema, such as a key that
+// takes a string or a list.
+type SchemaProvider interface {
+	ConfigSchema() map[string]any
+}
+
+var schemaProviderType = reflect.TypeFor[SchemaProvider]()
+
 var (
 	durationType   = reflect.TypeFor[Duration]()
 	tlsVersionType = reflect.TypeFor[TLSVersion]()
@@ -164,6 +173,15 @@ func (g *schemaGen) value(path string, t reflect.Type) map[string]any {
 		return g.typed(path, "local", map[string]reflect.Type{"local": reflect.TypeFor[LocalSigner]()})
 	case connectorType:
 		return g.connector(path)
+	}
+	// A type that reads itself (as the decoder lets it) says its shapes
+	// with ConfigSchema; else it takes any and is checked at start-up.
+	if pt := reflect.PointerTo(t); pt.Implements(schemaProviderType) {
+		return reflect.New(t).Interface().(SchemaProvider).ConfigSchema()
+	} else if pt.Implements(jsonUnmarshalerType) {
+		return map[string]any{}
+	} else if pt.Implements(textUnmarshalerType) {
+		return map[string]any{"type": nullable("string")}
 	}
 	switch t.Kind() {
 	case reflect.Pointer:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/connector/github"
+	"github.com/gatehouse-dev/gatehouse/internal/connector/ldap"
 	"github.com/gatehouse-dev/gatehouse/internal/connector/oidc"
 )
 
@@ -20,6 +21,7 @@ func ConfigSchema() map[string]any {
 	return config.Schema(config.SchemaOptions{Connectors: map[string]any{
 		config.ConnectorGitHub: github.Config{},
 		config.ConnectorOIDC:   oidc.Config{},
+		config.ConnectorLDAP:   ldap.Config{},
 	}})
 }
 

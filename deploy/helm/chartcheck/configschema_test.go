@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/connector/github"
+	"github.com/gatehouse-dev/gatehouse/internal/connector/ldap"
 	"github.com/gatehouse-dev/gatehouse/internal/connector/oidc"
 )
 
@@ -92,6 +93,8 @@ func gatehouseAccepts(tree any) error {
 			err = k.DecodeConfig(&github.Config{})
 		case config.ConnectorOIDC:
 			err = k.DecodeConfig(&oidc.Config{})
+		case config.ConnectorLDAP:
+			err = k.DecodeConfig(&ldap.Config{})
 		}
 		if err != nil {
 			return err
@@ -118,7 +121,7 @@ func configDocuments(t *testing.T) map[string]any {
 		}
 		docs[name] = tree
 	}
-	for _, glob := range []string{"../../../internal/config/testdata/*.yaml", "../../../cmd/gatehouse/testdata/dex/*.yaml*"} {
+	for _, glob := range []string{"../../../internal/config/testdata/*.yaml", "../../../cmd/gatehouse/testdata/dex/*.yaml*", "../../../internal/connector/ldap/testdata/dex-config-*.yaml"} {
 		files, _ := filepath.Glob(glob)
 		for _, f := range files {
 			data, err := os.ReadFile(f)

@@ -142,9 +142,20 @@ func (u *UsernameAttributes) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// ConfigSchema is the key's JSON Schema, for the Helm chart's schema
+// (config.SchemaProvider).
+func (*UsernameAttributes) ConfigSchema() map[string]any {
+	return map[string]any{"type": []any{"string", "array", "null"}, "items": map[string]any{"type": "string"}}
+}
+
 // PEMData is PEM given inline: base64 of the PEM, as Dex's []byte field
 // takes it, or the PEM text itself.
 type PEMData []byte
+
+// ConfigSchema is the key's JSON Schema (config.SchemaProvider).
+func (*PEMData) ConfigSchema() map[string]any {
+	return map[string]any{"type": []any{"string", "null"}}
+}
 
 // UnmarshalJSON takes a string of base64 or PEM.
 func (p *PEMData) UnmarshalJSON(b []byte) error {
