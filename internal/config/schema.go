@@ -49,7 +49,9 @@ func Schema(o SchemaOptions) map[string]any {
 	s["description"] = "gatehouse's config.yaml (Dex's format): generated from gatehouse's config types (internal/config Schema); gatehouse checks the rest at start-up"
 	props := s["properties"].(map[string]any)
 	props["issuer"] = map[string]any{
-		"type":        "string",
+		// null passes here so that the chart's templates, which know
+		// whether existingSecret makes it optional, say it is missing.
+		"type":        nullable("string"),
 		"pattern":     IssuerPattern,
 		"description": "https URL (http only on a loopback host, for local testing), without user, query or fragment; required",
 	}
