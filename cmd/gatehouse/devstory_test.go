@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -132,9 +131,10 @@ func TestDevStory(t *testing.T) {
 	}
 	setup := printedCommand(t, out, "kubectl gatehouse setup ")
 	setupCmd := exec.Command("sh", "-c", strings.Replace(setup, "kubectl gatehouse", "kubectl-gatehouse", 1))
+	// A desktop session (DISPLAY), whose xdg-open is the fake browser.
 	setupCmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+filepath.Join(dir, "home"),
-		"LOGIN="+devUserEmail, "PASSWORD="+d.password)
-	var setupOut bytes.Buffer
+		"DISPLAY=:99", "LOGIN="+devUserEmail, "PASSWORD="+d.password)
+	var setupOut syncBuffer
 	setupCmd.Stdout, setupCmd.Stderr = &setupOut, &setupOut
 	errc := make(chan error, 1)
 	if err := setupCmd.Start(); err != nil {
