@@ -290,7 +290,10 @@ func (c *Connector) current(ctx context.Context) (any, error) {
 	return nil, c.unavailable()
 }
 
-// unavailable is the error a login gets while the connector cannot open.
+// unavailable is the error a login gets while the connector cannot open:
+// the issuer ends the login with temporarily_unavailable (RFC 6749
+// 4.1.2.1) and Description, or shows Title and Message when it cannot
+// redirect.
 func (c *Connector) unavailable() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -299,12 +302,13 @@ func (c *Connector) unavailable() error {
 		retry = time.Second
 	}
 	return &connector.UserError{
-		Status:     http.StatusServiceUnavailable,
-		Title:      c.o.Name + " is unavailable",
-		Message:    "gatehouse cannot reach " + c.o.Name + " at the moment, so logging in with it is not possible. Try again in a few minutes, or choose another login method.",
-		Reason:     "connector_unavailable",
-		RetryAfter: retry,
-		Err:        c.lastErr,
+		Status:      http.StatusServiceUnavailable,
+		Title:       c.o.Name + " is unavailable",
+		Message:     "gatehouse cannot reach " + c.o.Name + " at the moment, so logging in with it is not possible. Try again in a few minutes, or choose another login method.",
+		Description: c.o.Name + " cannot be reached at the moment; try again in a few minutes, or log in another way",
+		Reason:      "connector_unavailable",
+		RetryAfter:  retry,
+		Err:         c.lastErr,
 	}
 }
 

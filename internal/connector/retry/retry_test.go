@@ -107,7 +107,7 @@ func TestLoginWhileUnreachable(t *testing.T) {
 	}
 	_, _, err := c.LoginURL(context.Background(), connector.Scopes{}, "https://gh/callback", "st")
 	ue, ok := connector.AsUserError(err)
-	if !ok || ue.Status != http.StatusServiceUnavailable || ue.Reason != "connector_unavailable" || !strings.Contains(ue.Title, "IdP") || ue.RetryAfter <= 0 {
+	if !ok || ue.Status != http.StatusServiceUnavailable || ue.Reason != "connector_unavailable" || !strings.Contains(ue.Title, "IdP") || !strings.Contains(ue.Description, "IdP cannot be reached") || ue.RetryAfter <= 0 {
 		t.Fatalf("login while down: %v", err)
 	}
 	if _, err := c.Refresh(context.Background(), connector.Scopes{}, connector.Identity{UserID: "u"}); err == nil {
