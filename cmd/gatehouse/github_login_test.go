@@ -90,9 +90,13 @@ func loopback(t *testing.T) (string, <-chan url.Values) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case got <- r.URL.Query():
-		default:
+		// Only the authorization response (the browser also asks for
+		// /favicon.ico).
+		if q := r.URL.Query(); r.URL.Path == "/" && (q.Has("code") || q.Has("error")) {
+			select {
+			case got <- q:
+			default:
+			}
 		}
 		_, _ = w.Write([]byte("<!DOCTYPE html><title>done</title><p id=done>done</p>"))
 	})}

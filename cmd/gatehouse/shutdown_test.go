@@ -55,15 +55,23 @@ func TestGracefulShutdown(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// A request in flight: headers and half the body sent.
+	// A request in flight: the handler runs (it asked for the body, so
+	// the server sent 100 Continue) and half the body is sent.
 	body := url.Values{"grant_type": {"password"}, "username": {"admin@example.com"}, "password": {"password"}, "scope": {"openid"}}.Encode()
 	conn, err := tls.Dial("tcp", u.Host, tlsCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST %s/token HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic a3ViZXJuZXRlczprdWJlLXNlY3JldA==\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
-		u.Path, u.Host, len(body), body[:len(body)/2])
+	fmt.Fprintf(conn, "POST %s/token HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic a3ViZXJuZXRlczprdWJlLXNlY3JldA==\r\nContent-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n",
+		u.Path, u.Host, len(body))
+	br := bufio.NewReader(conn)
+	if cont, err := http.ReadResponse(br, nil); err != nil || cont.StatusCode != http.StatusContinue {
+		t.Fatalf("no 100 Continue: %v %v", cont, err)
+	}
+	if _, err := io.WriteString(conn, body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
 
 	cancel() // SIGTERM
 	<-draining
@@ -93,7 +101,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := io.WriteString(conn, body[len(body)/2:]); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("request in flight cut: %v", err)
 	}
