@@ -22,6 +22,7 @@
 package termsafe
 
 import (
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -77,35 +78,62 @@ func Strings(ss []string) []string {
 	return out
 }
 
+// Text is text already rendered for a terminal: Args passes it as it is.
+type Text string
+
 // Join renders each element with String and joins them with sep.
-func Join(ss []string, sep string) string {
-	return strings.Join(Strings(ss), sep)
+func Join(ss []string, sep string) Text {
+	return Text(strings.Join(Strings(ss), sep))
 }
 
 // Args returns a copy of args for a fmt format in which every string,
-// error, fmt.Stringer and value of a string type is replaced by its String rendering; other
-// values (numbers, times) print nothing a terminal would act on. Use it
-// where a message mixes text of ours (which may hold line breaks) with
-// data: the data's line breaks and escapes show, ours still break lines.
+// error, fmt.Stringer and value of a string type other than Text is
+// replaced by a value
+// that prints as its String rendering with %s and %v, and as
+// strconv.Quote would with %q (which escapes the same runes: it is not
+// quoted twice). Other values (numbers, times) print nothing a terminal
+// would act on. Use it where a message mixes text of ours, which may hold
+// line breaks, with data: the data's line breaks and escapes show, ours
+// still break lines.
 func Args(args ...any) []any {
 	out := make([]any, len(args))
 	for i, a := range args {
 		switch v := a.(type) {
+		case Text:
+			out[i] = string(v)
 		case string:
-			out[i] = String(v)
+			out[i] = arg(v)
 		case error:
-			out[i] = String(v.Error())
-		case interface{ String() string }:
-			out[i] = String(v.String())
+			out[i] = arg(v.Error())
+		case fmt.Stringer:
+			out[i] = arg(v.String())
 		default:
 			if v := reflect.ValueOf(a); v.Kind() == reflect.String {
-				out[i] = String(v.String())
+				out[i] = arg(v.String())
 			} else {
 				out[i] = a
 			}
 		}
 	}
 	return out
+}
+
+// Sprintf is fmt.Sprintf(format, Args(args...)...): the format is ours,
+// the args are data.
+func Sprintf(format string, args ...any) string {
+	return fmt.Sprintf(format, Args(args...)...)
+}
+
+// arg is a string from Args.
+type arg string
+
+// Format implements fmt.Formatter.
+func (a arg) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, fmt.FormatString(f, verb), string(a))
+		return
+	}
+	fmt.Fprintf(f, fmt.FormatString(f, 's'), String(string(a)))
 }
 
 // JSON makes indented or compact JSON from encoding/json safe to show: it

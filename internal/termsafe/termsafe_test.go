@@ -65,12 +65,10 @@ type stringer struct{}
 func (stringer) String() string { return "s\x1b[2J" }
 
 func TestArgs(t *testing.T) {
-	got := termsafe.Args("a\nb", errors.New("e\x1b]0;x\x07"), stringer{}, named("n\u202e"), 42, "ok")
-	want := []any{`"a\nb"`, `"e\x1b]0;x\a"`, `"s\x1b[2J"`, `"n\u202e"`, 42, "ok"}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("Args[%d] = %#v, want %#v", i, got[i], want[i])
-		}
+	got := termsafe.Sprintf("%s|%v|%s|%s|%d|%s|%q|%q|%-6s|", "a\nb", errors.New("e\x1b]0;x\x07"), stringer{}, named("n\u202e"), 42, "ok", "q\x1b", "fine", "w")
+	want := `"a\nb"|"e\x1b]0;x\a"|"s\x1b[2J"|"n\u202e"|42|ok|"q\x1b"|"fine"|w     |`
+	if got != want {
+		t.Errorf("Sprintf = %s\nwant      %s", got, want)
 	}
 }
 

@@ -4,6 +4,7 @@
 package termsafetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"unicode"
@@ -46,6 +47,16 @@ var Attacks = map[string]string{
 
 // Visible is a name that must reach the output unchanged.
 const Visible = "café-ünïcødé-名前-ok"
+
+// ViaJSON is s after a trip through encoding/json, which replaces invalid
+// UTF-8 with U+FFFD: what a name becomes once kube-apiserver or an
+// upstream sent it as JSON.
+func ViaJSON(s string) string {
+	b, _ := json.Marshal(s)
+	var out string
+	_ = json.Unmarshal(b, &out)
+	return out
+}
 
 // CheckOutput fails t if out holds a rune a terminal could act on: every
 // byte must be valid UTF-8 and every rune printable (unicode.IsPrint) or a
