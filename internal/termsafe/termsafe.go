@@ -23,6 +23,7 @@ package termsafe
 
 import (
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 	"strings"
@@ -67,6 +68,20 @@ func String(s string) string {
 		return s
 	}
 	return strconv.Quote(s)
+}
+
+// Lines renders each line of s with String and keeps the line breaks:
+// for a message of ours that may hold data, such as an error, whose lines
+// may be several.
+func Lines(s string) string {
+	if Safe(strings.ReplaceAll(s, "\n", "")) {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = String(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Strings renders each element of ss with String.
@@ -122,6 +137,11 @@ func Args(args ...any) []any {
 // the args are data.
 func Sprintf(format string, args ...any) string {
 	return fmt.Sprintf(format, Args(args...)...)
+}
+
+// Fprintf is fmt.Fprintf(w, format, Args(args...)...).
+func Fprintf(w io.Writer, format string, args ...any) (int, error) {
+	return fmt.Fprintf(w, format, Args(args...)...)
 }
 
 // arg is a string from Args.

@@ -2,6 +2,7 @@ package termsafe_test
 
 import (
 	"errors"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,9 +105,21 @@ func TestShellQuote(t *testing.T) {
 			t.Errorf("ShellQuote(%q) = %s, want %s", c.in, got, c.want)
 		}
 	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Log("no bash: the quoted words are not run")
+	}
 	for name, s := range termsafetest.Attacks {
-		termsafetest.CheckOutput(t, termsafe.ShellQuote(s))
-		_ = name
+		q := termsafe.ShellQuote(s)
+		termsafetest.CheckOutput(t, q)
+		if bash == "" || strings.ContainsRune(s, 0) {
+			continue // an argument cannot hold NUL
+		}
+		// The word a person copies gives the command the exact name.
+		out, err := exec.Command(bash, "-c", "printf %s "+q).Output()
+		if err != nil || string(out) != s {
+			t.Errorf("%s: bash made %q of %s, want %q (%v)", name, out, q, s, err)
+		}
 	}
 }
 
@@ -114,6 +127,18 @@ func TestCheckCatches(t *testing.T) {
 	for name, s := range termsafetest.Attacks {
 		if termsafetest.Check("x"+s) == nil && name != "lf forged row" { // a line feed is caught by counting rows
 			t.Errorf("%s: Check(%q) = nil", name, s)
+		}
+	}
+}
+
+func TestLines(t *testing.T) {
+	for in, want := range map[string]string{
+		"two\nlines":                "two\nlines",
+		"kubectl: error\nx\x1b[2Jy": "kubectl: error\n\"x\\x1b[2Jy\"",
+		"\"quoted\" start\nok":      "\"quoted\" start\nok", // nothing to escape: as it is
+	} {
+		if got := termsafe.Lines(in); got != want {
+			t.Errorf("Lines(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
