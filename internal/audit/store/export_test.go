@@ -30,3 +30,12 @@ func Rows(ctx context.Context, db *DB, table string) (int64, error) {
 	err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n)
 	return n, err
 }
+
+// LegacyBlob is raw compressed as the first stores of schema 2 kept a
+// batch (zstdMark: the whole batch in one zstd frame, no index).
+func LegacyBlob(raw []byte) []byte {
+	if err := zstdInit(); err != nil {
+		panic(err)
+	}
+	return zstdEnc.EncodeAll(raw, []byte{zstdMark})
+}

@@ -291,7 +291,7 @@ func (db *DB) list(ctx context.Context, q string, raw bool, args ...any) ([]even
 	}
 	rows.Close()
 	strs := map[int64]string{}
-	batches := map[int64][]byte{}
+	batches := map[int64]*batchBlob{}
 	for i := range rs {
 		for _, id := range rs[i].str {
 			strs[id] = ""
@@ -334,10 +334,9 @@ func (db *DB) list(ctx context.Context, q string, raw bool, args ...any) ([]even
 					// and the batch: the event is being deleted too.
 					break
 				}
-				if r.off.Int64 < 0 || r.off.Int64+r.n.Int64 > int64(len(b)) {
-					return nil, fmt.Errorf("query audit store: event %d lies outside its batch", e.ID)
+				if e.Raw, err = b.event(int(r.off.Int64), int(r.n.Int64)); err != nil {
+					return nil, fmt.Errorf("query audit store: event %d: %w", e.ID, err)
 				}
-				e.Raw = b[r.off.Int64 : r.off.Int64+r.n.Int64 : r.off.Int64+r.n.Int64]
 			default:
 				if e.Raw, err = decompress(r.raw); err != nil {
 					return nil, fmt.Errorf("query audit store: event %d: %w", e.ID, err)
@@ -364,8 +363,9 @@ type displayOnly struct {
 	SourceIPs  []string `json:"sourceIPs"`
 }
 
-// batches reads and decompresses the batches named by the keys of bs.
-func (db *DB) batches(ctx context.Context, bs map[int64][]byte) error {
+// batches reads the batches named by the keys of bs; their frames are
+// decompressed when an event is read from them.
+func (db *DB) batches(ctx context.Context, bs map[int64]*batchBlob) error {
 	if len(bs) == 0 {
 		return nil
 	}
@@ -384,7 +384,7 @@ func (db *DB) batches(ctx context.Context, bs map[int64][]byte) error {
 		if err := rows.Scan(&id, &data); err != nil {
 			return fmt.Errorf("query audit store: %w", err)
 		}
-		if bs[id], err = decompressBatch(data); err != nil {
+		if bs[id], err = openBatch(data); err != nil {
 			return fmt.Errorf("query audit store: batch %d: %w", id, err)
 		}
 	}
