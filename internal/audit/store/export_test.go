@@ -39,3 +39,11 @@ func LegacyBlob(raw []byte) []byte {
 	}
 	return zstdEnc.EncodeAll(raw, []byte{zstdMark})
 }
+
+// SetProbeCap sets how many events the planner's probes count in an
+// index and returns a function that restores it.
+func SetProbeCap(n int) func() {
+	old := probeCap
+	probeCap = n
+	return func() { probeCap = old }
+}

@@ -25,11 +25,14 @@ const rawCols = ", e.batch, e.raw_off, e.raw_len, e.raw"
 const maxReadVerb = 3
 
 // where builds the FROM and WHERE clauses for f. none reports that a
-// filter names a string no stored event has, so nothing matches.
-func (db *DB) where(ctx context.Context, f query.Filter) (from, where string, args []any, none bool, err error) {
+// filter names a string no stored event has, so nothing matches. With
+// newestFirst (the query is ordered by time, newest first) FROM names the
+// index that drives the query on SQLite (plan.go).
+func (db *DB) where(ctx context.Context, f query.Filter, newestFirst bool) (from, where string, args []any, none bool, err error) {
 	from = "events e"
 	var conds []string
 	var want []string
+	var sets []any
 	for _, v := range []string{f.User, f.Group, f.Verb, f.Resource, f.Namespace, f.Source} {
 		if v != "" {
 			want = append(want, v)
@@ -59,7 +62,7 @@ func (db *DB) where(ctx context.Context, f query.Filter) (from, where string, ar
 		if !ok {
 			return "", "", nil, true, nil
 		}
-		sets, err := db.groupSets(ctx, gid)
+		sets, err = db.groupSets(ctx, gid)
 		if err != nil {
 			return "", "", nil, false, err
 		}
@@ -110,6 +113,15 @@ func (db *DB) where(ctx context.Context, f query.Filter) (from, where string, ar
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
+	if newestFirst && !none {
+		idx, err := db.drivingIndex(ctx, f, ids, sets)
+		if err != nil {
+			return "", "", nil, false, err
+		}
+		if idx != "" {
+			from = idx
+		}
+	}
 	return from, where, args, none, nil
 }
 
@@ -150,7 +162,7 @@ func (db *DB) Query(ctx context.Context, f query.Filter) ([]event.Event, *query.
 		return nil, nil, err
 	}
 	limit := f.EffectiveLimit()
-	from, where, args, none, err := db.where(ctx, f)
+	from, where, args, none, err := db.where(ctx, f, true)
 	if err != nil || none {
 		return nil, nil, err
 	}
@@ -170,6 +182,26 @@ func (db *DB) Query(ctx context.Context, f query.Filter) ([]event.Event, *query.
 		}
 		from = "events e"
 		where = " WHERE e.id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(hits)), ",") + ")"
+	} else if from == "events e" && db.kind == "sqlite" {
+		// Driven by the time index (events_key: ts, audit_id, stage),
+		// SQLite sorts on id every event of the time range before the
+		// LIMIT (70 ms for an hour of 5 million events over a week). The
+		// page's oldest request time, found in the index alone, bounds
+		// the range to the page.
+		var oldest int64
+		err := db.r.QueryRowContext(ctx, "SELECT e.ts FROM "+from+where+" ORDER BY e.ts DESC LIMIT 1 OFFSET ?", append(args[:len(args):len(args)], limit)...).Scan(&oldest)
+		switch {
+		case errors.Is(err, sql.ErrNoRows): // the whole range fits in the page
+		case err != nil:
+			return nil, nil, fmt.Errorf("query audit store: %w", err)
+		default:
+			if where == "" {
+				where = " WHERE e.ts >= ?"
+			} else {
+				where += " AND e.ts >= ?"
+			}
+			args = append(args, oldest)
+		}
 	}
 	q := "SELECT " + cols + " FROM " + from + where + " ORDER BY e.ts DESC, e.id DESC LIMIT ?"
 	args = append(args, limit+1)
@@ -190,7 +222,7 @@ func (db *DB) Query(ctx context.Context, f query.Filter) ([]event.Event, *query.
 // afterID, in the order they were stored (for following new events).
 func (db *DB) After(ctx context.Context, f query.Filter, afterID int64, limit int) ([]event.Event, error) {
 	f.Before = nil
-	from, where, args, none, err := db.where(ctx, f)
+	from, where, args, none, err := db.where(ctx, f, false)
 	if err != nil || none {
 		return nil, err
 	}
@@ -424,7 +456,7 @@ func (db *DB) Timeline(ctx context.Context, f query.Filter, by string, buckets, 
 		return Timeline{}, ErrBadTimeline
 	}
 	f.Before = nil
-	from, where, args, none, err := db.where(ctx, f)
+	from, where, args, none, err := db.where(ctx, f, true)
 	if err != nil || none {
 		return Timeline{}, err
 	}
