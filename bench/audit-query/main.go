@@ -199,6 +199,7 @@ func args(f query.Filter) []string {
 // runCLI times whole `gatehouse audit query` commands: each kind as a
 // table of 50, then JSON lines streams of jsonlRows events.
 func runCLI(bin, dbPath string, runs, jsonlRows int, kinds []kind, now time.Time) {
+	var cpu []time.Duration // user + system time of each command
 	run := func(extra []string) (time.Duration, int) {
 		cmd := exec.Command(bin, append([]string{"audit", "query", "--store", dbPath}, extra...)...)
 		var out, errb bytes.Buffer
@@ -207,13 +208,16 @@ func runCLI(bin, dbPath string, runs, jsonlRows int, kinds []kind, now time.Time
 		if err := cmd.Run(); err != nil {
 			log.Fatalf("%v: %v: %s", cmd.Args, err, errb.Bytes())
 		}
-		return time.Since(t), bytes.Count(out.Bytes(), []byte{'\n'})
+		d := time.Since(t)
+		cpu = append(cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+		return d, bytes.Count(out.Bytes(), []byte{'\n'})
 	}
 	fmt.Printf("whole command, table of 50 (%s)\n", bin)
-	fmt.Printf("%-28s %8s %8s %8s %6s\n", "query", "p50", "p95", "max", "rows")
-	var all []time.Duration
+	fmt.Printf("%-28s %8s %8s %8s %6s %9s %9s\n", "query", "p50", "p95", "max", "rows", "cpu p50", "cpu p95")
+	var all, allCPU []time.Duration
 	for _, k := range kinds {
 		var lat []time.Duration
+		cpu = cpu[:0]
 		got := 0
 		for range runs {
 			d, n := run(append(args(k.f()), "--limit", "50"))
@@ -221,15 +225,18 @@ func runCLI(bin, dbPath string, runs, jsonlRows int, kinds []kind, now time.Time
 			got += n - 1 // the table's header
 		}
 		slices.Sort(lat)
-		all = append(all, lat...)
-		fmt.Printf("%-28s %8s %8s %8s %6d\n", k.name, round(pct(lat, 50)), round(pct(lat, 95)), round(lat[len(lat)-1]), got/runs)
+		slices.Sort(cpu)
+		all, allCPU = append(all, lat...), append(allCPU, cpu...)
+		fmt.Printf("%-28s %8s %8s %8s %6d %9s %9s\n", k.name, round(pct(lat, 50)), round(pct(lat, 95)), round(lat[len(lat)-1]), got/runs, round(pct(cpu, 50)), round(pct(cpu, 95)))
 	}
 	slices.Sort(all)
-	fmt.Printf("%-28s %8s %8s %8s\n", "all", round(pct(all, 50)), round(pct(all, 95)), round(all[len(all)-1]))
+	slices.Sort(allCPU)
+	fmt.Printf("%-28s %8s %8s %8s %6s %9s %9s\n", "all", round(pct(all, 50)), round(pct(all, 95)), round(all[len(all)-1]), "", round(pct(allCPU, 50)), round(pct(allCPU, 95)))
 	fmt.Printf("\nJSON lines, --limit %d\n", jsonlRows)
 	for _, f := range []query.Filter{{Code: 403}, {Verb: "delete"}, {User: "oidc:user3"}, {Namespace: "ns-7", Verb: "get"},
 		{Since: now.Add(-72 * time.Hour), Until: now.Add(-71 * time.Hour)}} {
 		var lat []time.Duration
+		cpu = cpu[:0]
 		n := 0
 		for range max(runs/8, 3) {
 			d, rows := run(append(args(f), "--limit", strconv.Itoa(jsonlRows), "-o", "jsonl"))
@@ -237,7 +244,8 @@ func runCLI(bin, dbPath string, runs, jsonlRows int, kinds []kind, now time.Time
 			n = rows
 		}
 		slices.Sort(lat)
-		fmt.Printf("%-40q %6d rows  p50 %8s  max %8s\n", strings.Join(args(f), " "), n, round(pct(lat, 50)), round(lat[len(lat)-1]))
+		slices.Sort(cpu)
+		fmt.Printf("%-40q %6d rows  p50 %8s  max %8s  cpu p50 %8s\n", strings.Join(args(f), " "), n, round(pct(lat, 50)), round(lat[len(lat)-1]), round(pct(cpu, 50)))
 	}
 }
 
