@@ -116,6 +116,10 @@ func (u *GetToken) Run(ctx context.Context) error {
 		if refreshErr != nil {
 			u.logf("refresh failed: %v", refreshErr)
 		}
+		var unavailable *oidcclient.UnavailableError
+		if errors.As(refreshErr, &unavailable) {
+			return u.keepSession(now(), cached, unavailable)
+		}
 	}
 	if cached.RefreshToken == "" || refreshErr != nil {
 		// spec.interactive: false (interactiveMode: Never, or kubectl's
@@ -160,6 +164,25 @@ func (u *GetToken) Run(ctx context.Context) error {
 		return err
 	}
 	return execcredential.Write(u.Stdout, u.Info, ts.IDToken, exp)
+}
+
+// keepSession answers a refresh that the issuer could not do now (its
+// upstream is down, it is busy or unreachable): the refresh token was not
+// used up, so the cache stays as it is and no new login starts, which
+// would meet the same outage (and, run by kubectl without a terminal,
+// could only open a browser nobody watches). While the cached ID token
+// has not expired it is used, with a one-line warning; otherwise the
+// error says to run the command again later.
+func (u *GetToken) keepSession(now time.Time, cached tokencache.Entry, err *oidcclient.UnavailableError) error {
+	retry := ""
+	if err.RetryAfter > 0 {
+		retry = " in " + err.RetryAfter.String()
+	}
+	if exp, xerr := jwtpayload.Expiry(cached.IDToken); xerr == nil && now.Before(exp) {
+		fmt.Fprintf(u.Stderr, "warning: cannot refresh the token now (%s); using the cached token, valid until %s\n", oneLine(err.Error()), exp.Local().Format(time.TimeOnly))
+		return execcredential.Write(u.Stdout, u.Info, cached.IDToken, exp)
+	}
+	return fmt.Errorf("cannot refresh the token now (%s); your login is kept: try again%s", oneLine(err.Error()), retry)
 }
 
 // usable returns the token's expiry and whether it outlives the margin.
