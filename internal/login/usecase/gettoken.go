@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/login/warm"
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // Authenticator gets a new token set: by refresh, or by an interactive
@@ -144,7 +145,7 @@ func (u *GetToken) Run(ctx context.Context) error {
 			return err
 		}
 		if refreshErr != nil {
-			fmt.Fprintf(u.Stderr, "The refresh token was refused (%s); logging in again.\n", oneLine(refreshErr.Error()))
+			termsafe.Fprintf(u.Stderr, "The refresh token was refused (%s); logging in again.\n", oneLine(refreshErr.Error()))
 		}
 		ts, err = u.Auth.Interactive(ctx)
 		if err != nil {
@@ -179,7 +180,8 @@ func (u *GetToken) keepSession(now time.Time, cached tokencache.Entry, err *oidc
 		retry = " in " + err.RetryAfter.String()
 	}
 	if exp, xerr := jwtpayload.Expiry(cached.IDToken); xerr == nil && now.Before(exp) {
-		fmt.Fprintf(u.Stderr, "warning: cannot refresh the token now (%s); using the cached token, valid until %s\n", oneLine(err.Error()), exp.Local().Format(time.TimeOnly))
+		// The reason holds the issuer's error_description: termsafe.
+		termsafe.Fprintf(u.Stderr, "warning: cannot refresh the token now (%s); using the cached token, valid until %s\n", oneLine(err.Error()), exp.Local().Format(time.TimeOnly))
 		return execcredential.Write(u.Stdout, u.Info, cached.IDToken, exp)
 	}
 	return fmt.Errorf("cannot refresh the token now (%s); your login is kept: try again%s", oneLine(err.Error()), retry)
