@@ -172,14 +172,15 @@ func (u *GetToken) Run(ctx context.Context) error {
 // used up, so the cache stays as it is and no new login starts, which
 // would meet the same outage (and, run by kubectl without a terminal,
 // could only open a browser nobody watches). While the cached ID token
-// has not expired it is used, with a one-line warning; otherwise the
-// error says to run the command again later.
+// has not expired it is used, with a one-line warning, unless
+// --force-refresh asked for a new one (then, as kubelogin, it fails);
+// otherwise the error says to run the command again later.
 func (u *GetToken) keepSession(now time.Time, cached tokencache.Entry, err *oidcclient.UnavailableError) error {
 	retry := ""
 	if err.RetryAfter > 0 {
 		retry = " in " + err.RetryAfter.String()
 	}
-	if exp, xerr := jwtpayload.Expiry(cached.IDToken); xerr == nil && now.Before(exp) {
+	if exp, xerr := jwtpayload.Expiry(cached.IDToken); xerr == nil && now.Before(exp) && !u.ForceRefresh {
 		// The reason holds the issuer's error_description: termsafe.
 		termsafe.Fprintf(u.Stderr, "warning: cannot refresh the token now (%s); using the cached token, valid until %s\n", oneLine(err.Error()), exp.Local().Format(time.TimeOnly))
 		return execcredential.Write(u.Stdout, u.Info, cached.IDToken, exp)
