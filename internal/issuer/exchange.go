@@ -152,7 +152,7 @@ func (s *Server) exchangeUpstream(r *http.Request, client *Client, connID, subje
 		return tokenParams{}, badRequest(errUnauthorizedClient, "client "+strconv.Quote(client.ID)+" may not use connector "+strconv.Quote(connID)+" (its allowedConnectors)")
 	}
 	if !connector.Available(conn.Impl) {
-		return tokenParams{}, &tokenError{http.StatusServiceUnavailable, errTemporarilyUnavailable, "connector " + strconv.Quote(connID) + " cannot reach its provider at the moment; try again in a few minutes"}
+		return tokenParams{}, &tokenError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, description: "connector " + strconv.Quote(connID) + " cannot reach its provider at the moment; try again in a few minutes"}
 	}
 	ident, err := tc.TokenIdentity(r.Context(), subjectType, subject)
 	if err != nil {
@@ -173,11 +173,11 @@ func (s *Server) exchangeRefusal(r *http.Request, client *Client, connID string,
 	}
 	ue, ok := connector.AsUserError(err)
 	if ok && ue.Status == http.StatusServiceUnavailable {
-		return &tokenError{http.StatusServiceUnavailable, errTemporarilyUnavailable, ue.Description}
+		return &tokenError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, description: ue.Description}
 	}
 	if !ok {
 		s.log.Error("token exchange: verifying the subject token failed", "connector", connID, "client_id", client.ID, "err", err, "request_id", requestIDFrom(r.Context()))
-		return &tokenError{http.StatusServiceUnavailable, errTemporarilyUnavailable, "the subject token could not be verified at the moment; try again"}
+		return &tokenError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, description: "the subject token could not be verified at the moment; try again"}
 	}
 	s.opts.Metrics.loginsFailed.WithLabelValues("exchange_" + ue.Reason).Inc()
 	s.log.Info("token exchange refused", "connector", connID, "client_id", client.ID, "reason", ue.Reason, "err", err,

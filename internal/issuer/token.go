@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 )
@@ -18,15 +19,17 @@ type tokenError struct {
 	status      int
 	code        string
 	description string
+	// retryAfter, when set, is sent as Retry-After.
+	retryAfter time.Duration
 }
 
 func (e *tokenError) Error() string { return e.code + ": " + e.description }
 
 func badRequest(code, description string) *tokenError {
-	return &tokenError{http.StatusBadRequest, code, description}
+	return &tokenError{status: http.StatusBadRequest, code: code, description: description}
 }
 
-var errClientAuth = &tokenError{http.StatusUnauthorized, errInvalidClient, "client authentication failed"}
+var errClientAuth = &tokenError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication failed"}
 
 // authenticateClient applies RFC 6749 2.3.1: client_secret_basic or
 // client_secret_post (not both), or client_id alone for public clients.
@@ -170,6 +173,9 @@ func (s *Server) answerGrantError(w http.ResponseWriter, r *http.Request, grant 
 	}
 	var te *tokenError
 	if errors.As(err, &te) {
+		if te.retryAfter > 0 {
+			w.Header().Set("Retry-After", formatSeconds(te.retryAfter))
+		}
 		writeOAuthError(w, te.status, te.code, te.description)
 		return true
 	}

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -418,8 +419,32 @@ func (c *Connector) tokenError(what string, err error) error {
 		case "invalid_client", "unauthorized_client":
 			return fmt.Errorf("oidc: %s: the provider refused the client (check clientID, clientSecret, basicAuthUnsupported): %w", what, err)
 		}
+		// A provider that is busy or failing (429, 5xx, or its own
+		// temporarily_unavailable): try again later, nothing was refused.
+		if code := retrieveStatus(re); code == http.StatusTooManyRequests || code >= 500 || re.ErrorCode == "temporarily_unavailable" {
+			wait := time.Minute
+			if re.Response != nil {
+				if n, err := strconv.Atoi(strings.TrimSpace(re.Response.Header.Get("Retry-After"))); err == nil && n > 0 {
+					wait = time.Duration(n) * time.Second
+				}
+			}
+			return &connector.UserError{
+				Status: http.StatusServiceUnavailable, Reason: "upstream_unavailable", RetryAfter: wait,
+				Title:       "Identity provider unavailable",
+				Message:     "Your identity provider is temporarily unavailable. Try again in a minute.",
+				Description: "the identity provider is temporarily unavailable",
+				Err:         fmt.Errorf("oidc: %s: %w", what, err),
+			}
+		}
 	}
 	return fmt.Errorf("oidc: %s: %w", what, err)
+}
+
+func retrieveStatus(re *oauth2.RetrieveError) int {
+	if re.Response == nil {
+		return 0
+	}
+	return re.Response.StatusCode
 }
 
 // verifyError is a reply from the provider that failed a check.

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/login/warm"
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // Authenticator gets a new token set: by refresh, or by an interactive
@@ -116,6 +117,10 @@ func (u *GetToken) Run(ctx context.Context) error {
 		if refreshErr != nil {
 			u.logf("refresh failed: %v", refreshErr)
 		}
+		var unavailable *oidcclient.UnavailableError
+		if errors.As(refreshErr, &unavailable) {
+			return u.keepSession(now(), cached, unavailable)
+		}
 	}
 	if cached.RefreshToken == "" || refreshErr != nil {
 		// spec.interactive: false (interactiveMode: Never, or kubectl's
@@ -140,7 +145,7 @@ func (u *GetToken) Run(ctx context.Context) error {
 			return err
 		}
 		if refreshErr != nil {
-			fmt.Fprintf(u.Stderr, "The refresh token was refused (%s); logging in again.\n", oneLine(refreshErr.Error()))
+			termsafe.Fprintf(u.Stderr, "The refresh token was refused (%s); logging in again.\n", oneLine(refreshErr.Error()))
 		}
 		ts, err = u.Auth.Interactive(ctx)
 		if err != nil {
@@ -160,6 +165,27 @@ func (u *GetToken) Run(ctx context.Context) error {
 		return err
 	}
 	return execcredential.Write(u.Stdout, u.Info, ts.IDToken, exp)
+}
+
+// keepSession answers a refresh that the issuer could not do now (its
+// upstream is down, it is busy or unreachable): the refresh token was not
+// used up, so the cache stays as it is and no new login starts, which
+// would meet the same outage (and, run by kubectl without a terminal,
+// could only open a browser nobody watches). While the cached ID token
+// has not expired it is used, with a one-line warning, unless
+// --force-refresh asked for a new one (then, as kubelogin, it fails);
+// otherwise the error says to run the command again later.
+func (u *GetToken) keepSession(now time.Time, cached tokencache.Entry, err *oidcclient.UnavailableError) error {
+	retry := ""
+	if err.RetryAfter > 0 {
+		retry = " in " + err.RetryAfter.String()
+	}
+	if exp, xerr := jwtpayload.Expiry(cached.IDToken); xerr == nil && now.Before(exp) && !u.ForceRefresh {
+		// The reason holds the issuer's error_description: termsafe.
+		termsafe.Fprintf(u.Stderr, "warning: cannot refresh the token now (%s); using the cached token, valid until %s\n", oneLine(err.Error()), exp.Local().Format(time.TimeOnly))
+		return execcredential.Write(u.Stdout, u.Info, cached.IDToken, exp)
+	}
+	return fmt.Errorf("cannot refresh the token now (%s); your login is kept: try again%s", oneLine(err.Error()), retry)
 }
 
 // usable returns the token's expiry and whether it outlives the margin.

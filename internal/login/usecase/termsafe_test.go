@@ -3,15 +3,21 @@ package usecase
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/apiserversim"
+	"github.com/gatehouse-dev/gatehouse/internal/login/execcredential"
 	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
+	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 	"github.com/gatehouse-dev/gatehouse/internal/termsafe/termsafetest"
 )
@@ -148,5 +154,49 @@ func TestWhoamiEscapesIdentity(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), termsafe.String("webhook said "+attacks[3])) {
 		t.Errorf("the warning does not show the evaluation error escaped: %q", errb.String())
+	}
+}
+
+// fakeAuth refreshes with err and must not log in.
+type fakeAuth struct {
+	t   *testing.T
+	err error
+}
+
+func (f fakeAuth) Refresh(context.Context, string) (oidcclient.TokenSet, error) {
+	return oidcclient.TokenSet{}, f.err
+}
+
+func (f fakeAuth) Interactive(context.Context) (oidcclient.TokenSet, error) {
+	f.t.Error("an outage started a login")
+	return oidcclient.TokenSet{}, errors.New("no login here")
+}
+
+func (fakeAuth) NeedsStdin() string { return "" }
+
+// TestGetTokenEscapesIssuerText: the issuer's error_description reaches
+// the warning line of a refresh during an outage; it must not act on the
+// terminal.
+func TestGetTokenEscapesIssuerText(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	exp := now.Add(30 * time.Second) // valid, inside the 60 s margin
+	payload := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"exp":%d}`, exp.Unix())))
+	idToken := "eyJhbGciOiJSUzI1NiJ9." + payload + ".c2ln"
+	store := tokencache.Store{Dir: t.TempDir(), Storage: tokencache.StorageDisk}
+	key := tokencache.Key{IssuerURL: "https://login.example.com", ClientID: "kubernetes"}
+	if err := store.Save(key, tokencache.Entry{IDToken: idToken, RefreshToken: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	desc := "the provider says \x1b]0;pwned\x07\u202e"
+	var out, errb bytes.Buffer
+	u := &GetToken{Cache: store, Key: key, Now: func() time.Time { return now }, Margin: time.Minute, LockTimeout: time.Second,
+		Info: execcredential.Info{APIVersion: "client.authentication.k8s.io/v1"}, Stdout: &out, Stderr: &errb,
+		Auth: fakeAuth{t: t, err: &oidcclient.UnavailableError{Status: 503, Code: "temporarily_unavailable", Description: desc}}}
+	if err := u.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	termsafetest.CheckOutput(t, errb.String())
+	if !strings.Contains(errb.String(), `\x1b]0;pwned\a\u202e`) || !strings.Contains(out.String(), idToken) {
+		t.Errorf("stderr %q, stdout %q: want the escaped reason and the cached token", errb.String(), out.String())
 	}
 }
