@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"io"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -76,7 +77,7 @@ func startCI(t *testing.T, te oidc.TokenExchange) *ciSetup {
 	s := issuertest.Start(t, issuertest.Options{
 		Now: clock.Now, IDTokenTTL: time.Hour,
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
-		Connectors: []issuer.Connector{{ID: ciConnector, Type: "oidc", Name: "GitHub Actions", Impl: conn}},
+		Connectors: []issuer.Connector{{ID: ciConnector, Type: "oidc", Name: "GitHub Actions", Impl: conn, ExchangeOnly: true}},
 		ExtraClients: []issuer.Client{
 			{ID: "ci", Name: "CI", Public: true, AllowedConnectors: []string{ciConnector}},
 			{ID: "people", Name: "people only", Public: true, AllowedConnectors: []string{"local"}},
@@ -242,6 +243,38 @@ func TestExchangeWorkloadToken(t *testing.T) {
 	}
 	if n := w.JWKSRequests(); n != 3 || c.jwksFetches(t) != 3 {
 		t.Fatalf("JWKS fetched %d times (metric %v), want 3: the first, the rotation, one for the flood", n, c.jwksFetches(t))
+	}
+}
+
+// TestExchangeOnlyConnectorIsNoLogin: a connector for workload tokens is
+// not offered on the login page and cannot be named for a login.
+func TestExchangeOnlyConnectorIsNoLogin(t *testing.T) {
+	c := startCI(t, oidc.TokenExchange{Audiences: []string{ciAudience}})
+	p := newPKCE()
+	params := codeParams(c.s, p, "openid")
+	params["client_id"] = "ci"
+	for _, tc := range []struct{ connectorID, page string }{{"", "No login method"}, {ciConnector, "Login method not available"}} {
+		if tc.connectorID != "" {
+			params["connector_id"] = tc.connectorID
+		}
+		resp, err := noFollow(c.s).Get(authURL(c.s, params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 4 || !strings.Contains(string(body), tc.page) {
+			t.Fatalf("login through the exchange-only connector (connector_id %q): %d, want a page %q", tc.connectorID, resp.StatusCode, tc.page)
+		}
+	}
+	// Its login URL itself refuses too.
+	resp, err := noFollow(c.s).Get(c.s.URL + "/auth/" + ciConnector + "?client_id=ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 4 {
+		t.Fatalf("/auth/%s: %d", ciConnector, resp.StatusCode)
 	}
 }
 

@@ -144,6 +144,11 @@ func Prepare(cfg Config, logger *slog.Logger, opts ...Option) (*Prepared, error)
 	return p, nil
 }
 
+// ExchangeOnly reports whether the connector has no client at the
+// provider (neither clientID nor redirectURI): it serves the token
+// exchange grant only, and must not be offered for login.
+func (p *Prepared) ExchangeOnly() bool { return p.s.exchangeOnly }
+
 // Issuer is the provider's issuer URL that Open discovers.
 func (p *Prepared) Issuer() string { return p.s.issuer }
 
