@@ -19,6 +19,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/connector/oidc/oidctest"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer/issuertest"
+	"github.com/gatehouse-dev/gatehouse/internal/keys"
+	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
 )
 
 const (
@@ -326,4 +328,59 @@ func groupsOf(claims map[string]any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// BenchmarkExchangeGrant exchanges GitHub-Actions-shaped job tokens
+// through an oidc connector (memory storage: the grant writes nothing),
+// RS256 and ES256 issued tokens, and reports the JWKS fetches per run,
+// which must stay at one.
+func BenchmarkExchangeGrant(b *testing.B) {
+	for _, alg := range []keys.Algorithm{keys.RS256, keys.ES256} {
+		b.Run(string(alg), func(b *testing.B) {
+			w := oidctest.Start(b)
+			conn, err := oidc.New(context.Background(), oidc.Config{
+				Issuer: w.URL, RootCAs: []string{w.CAPEM}, Scopes: []string{"openid", "groups"}, UserNameKey: "sub",
+				ClaimModifications: oidc.ClaimModifications{NewGroupFromClaims: []oidc.NewGroupFromClaims{
+					{Claims: []string{"repository", "environment"}, Delimiter: ":", Prefix: "gha"},
+				}},
+				TokenExchange: oidc.TokenExchange{Audiences: []string{ciAudience}, AllowedSubjects: []string{"repo:exampleorg/*:environment:production"}},
+			}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			store := memory.New()
+			km, err := keys.NewManager(keys.Options{Storage: store, Algorithm: alg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := km.Rotate(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			h, err := issuer.New(issuer.Options{
+				Issuer: "https://issuer.example/dex", Storage: store, Keys: km,
+				Clients:    []issuer.Client{{ID: "kubernetes", Secret: "s"}},
+				Connectors: []issuer.Connector{{ID: ciConnector, Name: "GitHub Actions", Impl: conn, ExchangeOnly: true}},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			subject := w.Sign(w.GitHubClaimsFor("exampleorg/deploy", "production", ciAudience, time.Hour))
+			form := url.Values{
+				"grant_type": {grantExchange}, "connector_id": {ciConnector}, "subject_token": {subject},
+				"subject_token_type": {typeIDToken}, "requested_token_type": {typeIDToken}, "scope": {"openid groups profile"},
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if out, code := benchGrant(h, form); code != 200 {
+						b.Errorf("exchange: %d %v", code, out)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "exchange/s")
+			b.ReportMetric(float64(w.JWKSRequests()), "jwks-fetches")
+		})
+	}
 }
