@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ type keyCache struct {
 	algs    []jose.SignatureAlgorithm
 	now     func() time.Time
 	fetches prometheus.Counter
+	logger  *slog.Logger
 
 	mu        sync.Mutex
 	keys      jose.JSONWebKeySet
@@ -53,7 +55,14 @@ func (k *keyCache) ensure(ctx context.Context) error {
 	if !k.fetchedAt.IsZero() && k.now().Sub(k.triedAt) < jwksRefetchInterval {
 		return nil // stale but recently tried: keep serving the old set
 	}
-	return k.fetchLocked(ctx)
+	err := k.fetchLocked(ctx)
+	if err != nil && !k.fetchedAt.IsZero() {
+		// Stale, and the provider cannot be reached: the keys we hold
+		// are still the provider's; keep them rather than refuse.
+		k.logger.Warn("the provider's keys could not be refreshed; using the ones fetched before", "fetched", k.fetchedAt, "err", err)
+		return nil
+	}
+	return err
 }
 
 func (k *keyCache) fetchLocked(ctx context.Context) error {

@@ -220,7 +220,7 @@ func (c *Connector) openExchange(jwksURI string, announced []string, o options) 
 	for i, a := range algs {
 		joseAlgs[i] = jose.SignatureAlgorithm(a)
 	}
-	c.keys = &keyCache{url: jwksURI, client: c.client, algs: joseAlgs, now: c.now,
+	c.keys = &keyCache{url: jwksURI, client: c.client, algs: joseAlgs, now: c.now, logger: c.logger,
 		fetches: o.metrics.jwksFetches.WithLabelValues(o.connectorID)}
 	iss := c.s.issuer
 	if c.s.issuerAlias != "" {
