@@ -248,6 +248,39 @@ func TestExchangeWorkloadToken(t *testing.T) {
 	}
 }
 
+// TestExchangeRequiredClaims: tokenExchange.requiredClaims admits only
+// jobs of the named reusable workflow on main.
+func TestExchangeRequiredClaims(t *testing.T) {
+	c := startCI(t, oidc.TokenExchange{
+		Audiences:      []string{ciAudience},
+		RequiredClaims: map[string]string{"job_workflow_ref": "exampleorg/*/.github/workflows/deploy.yml@refs/heads/main", "repository_owner": "exampleorg"},
+	})
+	w := c.w
+	if got := c.exchange(t, "ci", w.Sign(w.GitHubClaims("exampleorg/deploy", "production", ciAudience)), nil); got.status != 200 {
+		t.Fatalf("workflow on main: %d %s %s", got.status, got.Error, got.Description)
+	}
+	for name, edit := range map[string]func(map[string]any){
+		"feature branch": func(m map[string]any) {
+			m["job_workflow_ref"] = "exampleorg/deploy/.github/workflows/deploy.yml@refs/heads/x"
+		},
+		"other workflow": func(m map[string]any) {
+			m["job_workflow_ref"] = "exampleorg/deploy/.github/workflows/evil.yml@refs/heads/main"
+		},
+		"claim missing":    func(m map[string]any) { delete(m, "job_workflow_ref") },
+		"claim not string": func(m map[string]any) { m["repository_owner"] = []string{"exampleorg"} },
+	} {
+		m := w.GitHubClaims("exampleorg/deploy", "production", ciAudience)
+		edit(m)
+		got := c.exchange(t, "ci", w.Sign(m), nil)
+		if got.status != 400 || got.Error != "invalid_grant" || !strings.Contains(got.Description, "not allowed") {
+			t.Errorf("%s: %d %s %q", name, got.status, got.Error, got.Description)
+		}
+	}
+	if logs := c.logs.String(); !strings.Contains(logs, "tokenExchange.requiredClaims.job_workflow_ref") {
+		t.Errorf("the refusal's log line should name the rule; logs:\n%s", logs)
+	}
+}
+
 // TestExchangeOnlyConnectorIsNoLogin: a connector for workload tokens is
 // not offered on the login page and cannot be named for a login.
 func TestExchangeOnlyConnectorIsNoLogin(t *testing.T) {
