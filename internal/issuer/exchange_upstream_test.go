@@ -168,6 +168,16 @@ func TestExchangeWorkloadToken(t *testing.T) {
 		t.Errorf("aud %v azp %v, want cluster-a and ci", ct["aud"], ct["azp"])
 	}
 
+	// Dex's documented GitHub Actions request: the job's JWT sent as an
+	// access token, an access token asked for.
+	asAccess := c.exchange(t, "ci", subject, url.Values{"subject_token_type": {typeAccess}, "requested_token_type": {typeAccess}})
+	if asAccess.status != 200 || asAccess.IssuedTokenType != typeAccess {
+		t.Fatalf("JWT as access token: %d %s %s (%q)", asAccess.status, asAccess.Error, asAccess.Description, asAccess.IssuedTokenType)
+	}
+	if at := claimsOf(t, c.s, asAccess.AccessToken); at["client_id"] != "ci" || int64(at["exp"].(float64)) > claims["exp"].(int64) {
+		t.Errorf("access token: client_id %v exp %v (subject exp %v)", at["client_id"], at["exp"], claims["exp"])
+	}
+
 	edit := func(f func(map[string]any)) map[string]any {
 		m := w.GitHubClaims("exampleorg/deploy", "production", ciAudience)
 		f(m)
