@@ -23,10 +23,15 @@ import (
 // refetch interval, and a stale set is kept when the provider is down.
 func TestKeyCache(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	var down atomic.Bool
+	var down, hang atomic.Bool
 	var hits atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
+		if hang.Load() {
+			entered <- struct{}{}
+			<-release
+		}
 		if down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
@@ -58,6 +63,29 @@ func TestKeyCache(t *testing.T) {
 	if hits.Load() != 2 || testutil.ToFloat64(fetches) != 2 {
 		t.Fatalf("%d fetches (metric %v), want 2: one refetch per interval", hits.Load(), testutil.ToFloat64(fetches))
 	}
+
+	// A JWKS endpoint that hangs: while one request waits for it, the
+	// others are answered at once, known keys verified, unknown refused.
+	now = now.Add(11 * time.Second)
+	hang.Store(true)
+	done := make(chan error)
+	go func() {
+		_, err := k.lookup(ctx, "k3")
+		done <- err
+	}()
+	<-entered
+	if _, err := k.lookup(ctx, "k1"); err != nil {
+		t.Fatalf("known key during a hanging fetch: %v", err)
+	}
+	if _, err := k.lookup(ctx, "k4"); !errors.Is(err, errUnknownKey) {
+		t.Fatalf("unknown key during a hanging fetch: %v", err)
+	}
+	close(release)
+	if err := <-done; !errors.Is(err, errUnknownKey) {
+		t.Fatalf("the fetching request: %v", err)
+	}
+	hang.Store(false)
+
 	down.Store(true)
 	now = now.Add(2 * time.Hour)
 	if err := k.ensure(ctx); err != nil {
