@@ -81,11 +81,15 @@ func (k *keyCache) ensure(ctx context.Context) error {
 		}
 		return nil
 	}
-	k.fetchMu.Lock()
+	// Never fetched: one request fetches; the others do not queue behind
+	// it (each would hold one of the token endpoint's slots).
+	if !k.fetchMu.TryLock() {
+		return fmt.Errorf("oidc: the provider's keys at %s are being fetched; retry", k.url)
+	}
 	defer k.fetchMu.Unlock()
 	fetched, tried = k.times()
 	if !fetched.IsZero() {
-		return nil // fetched while this request waited
+		return nil // fetched meanwhile
 	}
 	if !tried.IsZero() && k.now().Sub(tried) < jwksRefetchInterval {
 		return fmt.Errorf("oidc: the provider's keys at %s could not be fetched; retrying in at most %s", k.url, jwksRefetchInterval)

@@ -197,6 +197,11 @@ func (p *Prepared) Open(ctx context.Context) (*Connector, error) {
 	}
 	c.verifier = provider.Verifier(&oidc.Config{ClientID: s.clientID})
 	c.openExchange(meta.JWKSURI, meta.SigningAlgs, p.opts)
+	// The keys for token exchange, now rather than at the first exchange
+	// (a failure here is not the connector's: the first exchange retries).
+	if err := c.keys.ensure(dctx); err != nil {
+		c.logger.Warn("the provider's keys could not be fetched yet; token exchange will retry", "err", err)
+	}
 	return c, nil
 }
 
