@@ -48,3 +48,21 @@ func SetProbeCap(n, n2 int) func() {
 	probeCap, probeCap2 = n, n2
 	return func() { probeCap, probeCap2 = old, old2 }
 }
+
+// IndexColumns lists the columns of a SQLite index, in order.
+func IndexColumns(ctx context.Context, db *DB, index string) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT name FROM pragma_index_info(?) ORDER BY seqno", index)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
