@@ -339,6 +339,28 @@ func (db *DB) list(ctx context.Context, q string, raw bool, args ...any) ([]even
 	if err := db.batches(ctx, batches); err != nil {
 		return nil, err
 	}
+	if raw {
+		// The frames the page needs, each once, decoded together.
+		var frames []blobFrame
+		seen := map[blobFrame]bool{}
+		for i := range rs {
+			b := batches[rs[i].batch.Int64]
+			if !rs[i].batch.Valid || b == nil {
+				continue
+			}
+			k, err := b.frameOf(int(rs[i].off.Int64))
+			if err != nil {
+				return nil, fmt.Errorf("query audit store: event %d: %w", rs[i].e.ID, err)
+			}
+			if f := (blobFrame{b, k}); !seen[f] {
+				seen[f] = true
+				frames = append(frames, f)
+			}
+		}
+		if err := decodeAll(frames); err != nil {
+			return nil, fmt.Errorf("query audit store: %w", err)
+		}
+	}
 	out := make([]event.Event, len(rs))
 	for i := range rs {
 		r := &rs[i]
