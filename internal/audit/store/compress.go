@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -80,7 +81,8 @@ var errCorruptBatch = errors.New("stored event batch is corrupt")
 // batchBlob reads events out of one stored batch, decoding only the
 // frames it needs (all of them for the zstdMark format), each once.
 type batchBlob struct {
-	data   []byte
+	data   []byte   // the stored batch; nil after keep
+	src    [][]byte // after keep: the compressed frames kept, by number
 	starts []int    // framedMark: uncompressed offset of each frame, then the total
 	comp   []int    // framedMark: offset of each frame in data, then the index's
 	frames [][]byte // decoded frames, nil until needed
@@ -147,6 +149,27 @@ func (b *batchBlob) event(off, n int) ([]byte, error) {
 	return within(b.frames[i], off-start, n)
 }
 
+// keep copies out of data the compressed frames that hold offs (all of a
+// batch of one stream) and lets data go: the caller may reuse it.
+func (b *batchBlob) keep(offs []int) error {
+	if b.starts == nil {
+		b.data = bytes.Clone(b.data)
+		return nil
+	}
+	b.src = make([][]byte, len(b.frames))
+	for _, off := range offs {
+		i, err := b.frameOf(off)
+		if err != nil {
+			return err
+		}
+		if b.src[i] == nil {
+			b.src[i] = bytes.Clone(b.data[b.comp[i]:b.comp[i+1]])
+		}
+	}
+	b.data = nil
+	return nil
+}
+
 // frameOf returns the frame that holds uncompressed offset off (0 for a
 // batch of one stream).
 func (b *batchBlob) frameOf(off int) (int, error) {
@@ -177,7 +200,16 @@ func (b *batchBlob) decode(i int) error {
 	if b.frames[i] != nil {
 		return nil
 	}
-	out, err := zstdDec.DecodeAll(b.data[b.comp[i]:b.comp[i+1]], make([]byte, 0, b.starts[i+1]-b.starts[i]))
+	var src []byte
+	switch {
+	case b.src != nil:
+		if src = b.src[i]; src == nil {
+			return fmt.Errorf("frame %d was not read", i)
+		}
+	default:
+		src = b.data[b.comp[i]:b.comp[i+1]]
+	}
+	out, err := zstdDec.DecodeAll(src, make([]byte, 0, b.starts[i+1]-b.starts[i]))
 	if err != nil {
 		return fmt.Errorf("%w: frame %d: %w", errCorruptBatch, i, err)
 	}
