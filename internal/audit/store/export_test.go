@@ -41,12 +41,11 @@ func LegacyBlob(raw []byte) []byte {
 }
 
 // SetProbeCap sets how many events the planner's probes count in an
-// index (first and second round) and returns a function that restores
-// them.
-func SetProbeCap(n, n2 int) func() {
-	old, old2 := probeCap, probeCap2
-	probeCap, probeCap2 = n, n2
-	return func() { probeCap, probeCap2 = old, old2 }
+// index and returns a function that restores it.
+func SetProbeCap(n int) func() {
+	old := probeCap
+	probeCap = n
+	return func() { probeCap = old }
 }
 
 // IndexColumns lists the columns of a SQLite index, in order.
