@@ -63,29 +63,33 @@ func main() {
 		}
 		fmt.Printf("generated %d events in %.0fs\n", *rows, time.Since(start).Seconds())
 	}
-	db, err := store.Open(ctx, "sqlite3", *dbPath)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-	start := time.Now()
-	if *cli == "" {
+	var last query.Filter
+	var db *store.DB
+	if *cli != "" {
+		// The binary opens the store itself (migrating it to its own
+		// schema, if need be); this process must not migrate it to ours.
+		last.Until = newest(*cli, *dbPath).Add(time.Second)
+	} else {
+		var err error
+		if db, err = store.Open(ctx, "sqlite3", *dbPath); err != nil {
+			log.Fatal(err)
+		}
+		defer db.Close()
+		start := time.Now()
 		if err := db.Optimize(ctx); err != nil {
 			log.Fatal(err)
 		}
-	}
-	n, err := db.Count(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	info, _ := os.Stat(*dbPath)
-	fmt.Printf("store: %d events, %d MB; optimize took %.1fs\n", n, info.Size()>>20, time.Since(start).Seconds())
-
-	var last query.Filter
-	if evs, _, err := db.Query(ctx, query.Filter{Limit: 1}); err != nil || len(evs) == 0 {
-		log.Fatalf("empty store: %v", err)
-	} else {
-		last.Until = evs[0].Time.Add(time.Second)
+		n, err := db.Count(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		info, _ := os.Stat(*dbPath)
+		fmt.Printf("store: %d events, %d MB; optimize took %.1fs\n", n, info.Size()>>20, time.Since(start).Seconds())
+		if evs, _, err := db.Query(ctx, query.Filter{Limit: 1}); err != nil || len(evs) == 0 {
+			log.Fatalf("empty store: %v", err)
+		} else {
+			last.Until = evs[0].Time.Add(time.Second)
+		}
 	}
 	now := last.Until
 	r := rand.New(rand.NewPCG(7, 7))
@@ -133,7 +137,6 @@ func main() {
 				i--
 			}
 		}
-		db.Close()
 		runCLI(*cli, *dbPath, *runs, *jsonlRows, kinds, now)
 		return
 	}
@@ -194,6 +197,23 @@ func args(f query.Filter) []string {
 		a = append(a, "--until", f.Until.Format(time.RFC3339Nano))
 	}
 	return a
+}
+
+// newest asks bin for the newest event's request time.
+func newest(bin, dbPath string) time.Time {
+	out, err := exec.Command(bin, "audit", "query", "--store", dbPath, "--limit", "1", "-o", "jsonl").Output()
+	if err != nil {
+		log.Fatalf("%s audit query: %v", bin, err)
+	}
+	var e struct {
+		T time.Time `json:"requestReceivedTimestamp"`
+	}
+	if err := json.Unmarshal(out, &e); err != nil || e.T.IsZero() {
+		log.Fatalf("newest event: %v (%q)", err, out)
+	}
+	info, _ := os.Stat(dbPath)
+	fmt.Printf("store: %d MB, newest event %s\n", info.Size()>>20, e.T.Format(time.RFC3339))
+	return e.T
 }
 
 // runCLI times whole `gatehouse audit query` commands: each kind as a

@@ -93,7 +93,7 @@ func TestEveryFilterCombination(t *testing.T) {
 		for _, cap := range []int{3, 0} {
 			restore := func() {}
 			if cap > 0 {
-				restore = store.SetProbeCap(cap, 4*cap)
+				restore = store.SetProbeCap(cap)
 			}
 			for mask := 1; mask < 1<<len(filterDims); mask++ {
 				anchor := events[r.IntN(len(events))]

@@ -1,11 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/zstd"
@@ -78,7 +81,8 @@ var errCorruptBatch = errors.New("stored event batch is corrupt")
 // batchBlob reads events out of one stored batch, decoding only the
 // frames it needs (all of them for the zstdMark format), each once.
 type batchBlob struct {
-	data   []byte
+	data   []byte   // the stored batch; nil after keep
+	src    [][]byte // after keep: the compressed frames kept, by number
 	starts []int    // framedMark: uncompressed offset of each frame, then the total
 	comp   []int    // framedMark: offset of each frame in data, then the index's
 	frames [][]byte // decoded frames, nil until needed
@@ -131,32 +135,128 @@ func openBatch(data []byte) (*batchBlob, error) {
 
 // event returns the n bytes of raw JSON at uncompressed offset off.
 func (b *batchBlob) event(off, n int) ([]byte, error) {
-	if b.starts == nil { // zstdMark: one buffer for the whole batch
-		if b.frames == nil {
-			out, err := zstdDec.DecodeAll(b.data[1:], nil)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", errCorruptBatch, err)
-			}
-			b.frames = [][]byte{out}
+	i, err := b.frameOf(off)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.decode(i); err != nil {
+		return nil, err
+	}
+	start := 0
+	if b.starts != nil {
+		start = b.starts[i]
+	}
+	return within(b.frames[i], off-start, n)
+}
+
+// keep copies out of data the compressed frames that hold offs (all of a
+// batch of one stream) and lets data go: the caller may reuse it.
+func (b *batchBlob) keep(offs []int) error {
+	if b.starts == nil {
+		b.data = bytes.Clone(b.data)
+		return nil
+	}
+	b.src = make([][]byte, len(b.frames))
+	for _, off := range offs {
+		i, err := b.frameOf(off)
+		if err != nil {
+			return err
 		}
-		return within(b.frames[0], off, n)
+		if b.src[i] == nil {
+			b.src[i] = bytes.Clone(b.data[b.comp[i]:b.comp[i+1]])
+		}
+	}
+	b.data = nil
+	return nil
+}
+
+// frameOf returns the frame that holds uncompressed offset off (0 for a
+// batch of one stream).
+func (b *batchBlob) frameOf(off int) (int, error) {
+	if b.starts == nil {
+		return 0, nil
 	}
 	// The last frame starting at or before off.
 	i := sort.SearchInts(b.starts, off+1) - 1
 	if i < 0 || i >= len(b.frames) {
-		return nil, fmt.Errorf("%w: offset %d outside the batch", errCorruptBatch, off)
+		return 0, fmt.Errorf("%w: offset %d outside the batch", errCorruptBatch, off)
 	}
-	if b.frames[i] == nil {
-		out, err := zstdDec.DecodeAll(b.data[b.comp[i]:b.comp[i+1]], make([]byte, 0, b.starts[i+1]-b.starts[i]))
-		if err != nil {
-			return nil, fmt.Errorf("%w: frame %d: %w", errCorruptBatch, i, err)
+	return i, nil
+}
+
+// decode decompresses frame i unless it is already. Different frames of
+// one batch may be decoded at once.
+func (b *batchBlob) decode(i int) error {
+	if b.starts == nil { // zstdMark: one buffer for the whole batch
+		if b.frames == nil {
+			out, err := zstdDec.DecodeAll(b.data[1:], nil)
+			if err != nil {
+				return fmt.Errorf("%w: %w", errCorruptBatch, err)
+			}
+			b.frames = [][]byte{out}
 		}
-		if len(out) != b.starts[i+1]-b.starts[i] {
-			return nil, fmt.Errorf("%w: frame %d is %d bytes, its index says %d", errCorruptBatch, i, len(out), b.starts[i+1]-b.starts[i])
-		}
-		b.frames[i] = out
+		return nil
 	}
-	return within(b.frames[i], off-b.starts[i], n)
+	if b.frames[i] != nil {
+		return nil
+	}
+	var src []byte
+	switch {
+	case b.src != nil:
+		if src = b.src[i]; src == nil {
+			return fmt.Errorf("frame %d was not read", i)
+		}
+	default:
+		src = b.data[b.comp[i]:b.comp[i+1]]
+	}
+	out, err := zstdDec.DecodeAll(src, make([]byte, 0, b.starts[i+1]-b.starts[i]))
+	if err != nil {
+		return fmt.Errorf("%w: frame %d: %w", errCorruptBatch, i, err)
+	}
+	if len(out) != b.starts[i+1]-b.starts[i] {
+		return fmt.Errorf("%w: frame %d is %d bytes, its index says %d", errCorruptBatch, i, len(out), b.starts[i+1]-b.starts[i])
+	}
+	b.frames[i] = out
+	return nil
+}
+
+// blobFrame is one frame of one batch.
+type blobFrame struct {
+	b *batchBlob
+	i int
+}
+
+// decodeAll decodes frames on every core: a page of JSON lines needs
+// thousands of them, each about 30 µs.
+func decodeAll(frames []blobFrame) error {
+	workers := min(runtime.GOMAXPROCS(0), len(frames)/16)
+	if workers <= 1 {
+		for _, f := range frames {
+			if err := f.b.decode(f.i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var next atomic.Int64
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(frames) {
+					return
+				}
+				if err := frames[k].b.decode(frames[k].i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func within(buf []byte, off, n int) ([]byte, error) {

@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
@@ -57,5 +59,20 @@ func TestOpenBatchRejectsCorruptIndex(t *testing.T) {
 		if !errors.Is(err, errCorruptBatch) {
 			t.Errorf("%s: %v, want a corrupt batch", name, err)
 		}
+	}
+}
+
+// TestMigrateKeepsTempStoreInMemory: the migration sorts in temporary
+// files, and the writer's connection goes back to memory for the
+// statement journals of the inserts.
+func TestMigrateKeepsTempStoreInMemory(t *testing.T) {
+	db, err := Open(context.Background(), "sqlite3", filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode int
+	if err := db.w.QueryRow("PRAGMA temp_store").Scan(&mode); err != nil || mode != 2 {
+		t.Fatalf("the writer's temp_store after the migration: %d, %v; want 2 (memory)", mode, err)
 	}
 }

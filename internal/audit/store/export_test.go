@@ -41,10 +41,27 @@ func LegacyBlob(raw []byte) []byte {
 }
 
 // SetProbeCap sets how many events the planner's probes count in an
-// index (first and second round) and returns a function that restores
-// them.
-func SetProbeCap(n, n2 int) func() {
-	old, old2 := probeCap, probeCap2
-	probeCap, probeCap2 = n, n2
-	return func() { probeCap, probeCap2 = old, old2 }
+// index and returns a function that restores it.
+func SetProbeCap(n int) func() {
+	old := probeCap
+	probeCap = n
+	return func() { probeCap = old }
+}
+
+// IndexColumns lists the columns of a SQLite index, in order.
+func IndexColumns(ctx context.Context, db *DB, index string) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT name FROM pragma_index_info(?) ORDER BY seqno", index)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

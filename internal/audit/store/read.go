@@ -323,21 +323,44 @@ func (db *DB) list(ctx context.Context, q string, raw bool, args ...any) ([]even
 	}
 	rows.Close()
 	strs := map[int64]string{}
-	batches := map[int64]*batchBlob{}
+	need := map[int64][]int{} // the events' offsets in each batch
 	for i := range rs {
 		for _, id := range rs[i].str {
 			strs[id] = ""
 		}
 		strs[rs[i].agent] = ""
 		if raw && rs[i].batch.Valid {
-			batches[rs[i].batch.Int64] = nil
+			need[rs[i].batch.Int64] = append(need[rs[i].batch.Int64], int(rs[i].off.Int64))
 		}
 	}
 	if err := db.names(ctx, strs); err != nil {
 		return nil, err
 	}
-	if err := db.batches(ctx, batches); err != nil {
+	batches, err := db.batches(ctx, need)
+	if err != nil {
 		return nil, err
+	}
+	if raw {
+		// The frames the page needs, each once, decoded together.
+		var frames []blobFrame
+		seen := map[blobFrame]bool{}
+		for i := range rs {
+			b := batches[rs[i].batch.Int64]
+			if !rs[i].batch.Valid || b == nil {
+				continue
+			}
+			k, err := b.frameOf(int(rs[i].off.Int64))
+			if err != nil {
+				return nil, fmt.Errorf("query audit store: event %d: %w", rs[i].e.ID, err)
+			}
+			if f := (blobFrame{b, k}); !seen[f] {
+				seen[f] = true
+				frames = append(frames, f)
+			}
+		}
+		if err := decodeAll(frames); err != nil {
+			return nil, fmt.Errorf("query audit store: %w", err)
+		}
 	}
 	out := make([]event.Event, len(rs))
 	for i := range rs {
@@ -395,35 +418,42 @@ type displayOnly struct {
 	SourceIPs  []string `json:"sourceIPs"`
 }
 
-// batches reads the batches named by the keys of bs; their frames are
-// decompressed when an event is read from them.
-func (db *DB) batches(ctx context.Context, bs map[int64]*batchBlob) error {
-	if len(bs) == 0 {
-		return nil
+// batches reads the batches named by the keys of need, keeping of each
+// only the compressed frames that hold need's offsets (decompressed when
+// an event is read from them).
+func (db *DB) batches(ctx context.Context, need map[int64][]int) (map[int64]*batchBlob, error) {
+	bs := make(map[int64]*batchBlob, len(need))
+	if len(need) == 0 {
+		return bs, nil
 	}
-	ids := make([]any, 0, len(bs))
-	for id := range bs {
+	ids := make([]any, 0, len(need))
+	for id := range need {
 		ids = append(ids, id)
 	}
 	rows, err := db.r.QueryContext(ctx, db.rebind("SELECT id, data FROM event_batches WHERE id IN ("+strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")+")"), ids...)
 	if err != nil {
-		return fmt.Errorf("query audit store: %w", err)
+		return nil, fmt.Errorf("query audit store: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		var data []byte
+		var data sql.RawBytes // valid until Next: keep copies of the frames needed
 		if err := rows.Scan(&id, &data); err != nil {
-			return fmt.Errorf("query audit store: %w", err)
+			return nil, fmt.Errorf("query audit store: %w", err)
 		}
-		if bs[id], err = openBatch(data); err != nil {
-			return fmt.Errorf("query audit store: batch %d: %w", id, err)
+		b, err := openBatch(data)
+		if err == nil {
+			err = b.keep(need[id])
 		}
+		if err != nil {
+			return nil, fmt.Errorf("query audit store: batch %d: %w", id, err)
+		}
+		bs[id] = b
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("query audit store: %w", err)
+		return nil, fmt.Errorf("query audit store: %w", err)
 	}
-	return nil
+	return bs, nil
 }
 
 // Timeline counts events matching f per time bucket and per value of by
