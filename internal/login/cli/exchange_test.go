@@ -18,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse-dev/gatehouse/internal/issuer"
+	"github.com/gatehouse-dev/gatehouse/internal/issuer/issuertest"
 	"github.com/gatehouse-dev/gatehouse/internal/login/cli"
 	"github.com/gatehouse-dev/gatehouse/internal/login/jwtpayload"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
@@ -569,5 +572,53 @@ func TestExchangeFlagErrors(t *testing.T) {
 		if res.code == 0 || !strings.Contains(res.stderr, tt.want) || res.stdout != "" {
 			t.Errorf("%q: exit %d, stderr %q; want %q", tt.args, res.code, res.stderr, tt.want)
 		}
+	}
+}
+
+// The same against gatehouse's issuer (in-process): one browser login,
+// then a token per trusting cluster client, and a refusal where the
+// client does not trust the plugin's.
+func TestExchangeAgainstIssuer(t *testing.T) {
+	clock := newClock()
+	srv := issuertest.Start(t, issuertest.Options{Now: clock.Now, ExtraClients: []issuer.Client{
+		{ID: "cluster-a", Public: true, TrustedPeers: []string{"kubernetes"}},
+		{ID: "cluster-b", Public: true, TrustedPeers: []string{"kubernetes"}},
+		{ID: "cluster-c", Public: true, TrustedPeers: []string{"someone-else"}},
+	}})
+	r := &rig{t: t, srv: srv, clock: clock, dir: filepath.Join(t.TempDir(), "cache"), br: &httpBrowser{t: t, srv: srv}}
+	ctx := context.Background()
+	verify := func(aud string) map[string]any {
+		t.Helper()
+		res := r.run(ctx, execInfoV1, r.args("--exchange-audience="+aud))
+		if res.code != 0 {
+			t.Fatalf("--exchange-audience=%s: exit %d\n%s", aud, res.code, res.stderr)
+		}
+		tok, _ := tokenV1(t, res.stdout)
+		p, err := oidc.NewProvider(oidc.ClientContext(ctx, srv.HTTPClient), srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idt, err := p.Verifier(&oidc.Config{ClientID: aud, Now: clock.Now}).Verify(oidc.ClientContext(ctx, srv.HTTPClient), tok)
+		if err != nil {
+			t.Fatalf("%s token: %v", aud, err)
+		}
+		var c map[string]any
+		_ = idt.Claims(&c)
+		return c
+	}
+	a := verify("cluster-a")
+	b := verify("cluster-b")
+	if n := r.br.opened.Load(); n != 1 {
+		t.Errorf("browser opened %d times for two clusters, want 1", n)
+	}
+	if a["sub"] != b["sub"] || a["aud"] != "cluster-a" || b["aud"] != "cluster-b" || a["azp"] != "kubernetes" {
+		t.Errorf("claims: a %v, b %v", a, b)
+	}
+	res := r.run(ctx, execInfoV1, r.args("--exchange-audience=cluster-c"))
+	if res.code == 0 || !strings.Contains(res.stderr, "invalid_target") {
+		t.Errorf("cluster-c (does not trust kubernetes): exit %d, %s", res.code, res.stderr)
+	}
+	if n := r.br.opened.Load(); n != 1 {
+		t.Errorf("browser opened %d times, want 1", n)
 	}
 }
