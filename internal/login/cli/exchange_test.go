@@ -75,7 +75,7 @@ func startExchangeIssuer(t *testing.T, clock *fakeClock) *exchangeIssuer {
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": s.URL, "authorization_endpoint": s.URL + "/auth",
 			"token_endpoint": s.URL + "/token", "jwks_uri": s.URL + "/keys", "response_types_supported": []string{"code"},
 			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"RS256"},
-			"scopes_supported": []string{"openid", "groups", "offline_access"},
+			"scopes_supported":      []string{"openid", "groups", "offline_access"},
 			"grant_types_supported": []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"}})
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
