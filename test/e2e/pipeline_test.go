@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/cluster"
+	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
+	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/kube"
+	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/workload"
+)
+
+// servedGatehouse is a `gatehouse serve` process.
+type servedGatehouse struct {
+	URL    string
+	CAPEM  []byte
+	CAFile string
+}
+
+// serveGatehouse runs the `gatehouse serve` binary, as an operator does,
+// with config (a Dex-format config.yaml, given the issuer URL, storage
+// file, listen address, TLS files and telemetry address in that order as
+// %s verbs' values), until t ends.
+func serveGatehouse(t *testing.T, dir string, config func(issuerURL, dbFile, web, cert, key, telemetry string) string) servedGatehouse {
+	t.Helper()
+	bundle, err := tlsutil.NewBundle([]string{"127.0.0.1"}, 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsPaths, err := bundle.WriteDir(filepath.Join(dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, telemetry := freeAddr(t), freeAddr(t)
+	issuerURL := "https://" + web + "/dex"
+	configFile := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(configFile, []byte(config(issuerURL, filepath.Join(dir, "gatehouse.db"), web, tlsPaths.ServerCert, tlsPaths.ServerKey, telemetry)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "gatehouse.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := exec.Command(goBinary(t, "gatehouse"), "serve", "--config", configFile)
+	serve.Stdout, serve.Stderr = logFile, logFile
+	serve.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = serve.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-serve.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-serve.Process.Pid, syscall.SIGKILL)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("gatehouse serve log:\n%s", b)
+		}
+	})
+	if err := kube.WaitFor(60*time.Second, func() error {
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(logFile.Name())
+			return fmt.Errorf("gatehouse serve exited:\n%s", b)
+		default:
+		}
+		resp, err := http.Get("http://" + telemetry + "/healthz/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("ready: %s", resp.Status)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("gatehouse serve: %v", err)
+	}
+	return servedGatehouse{URL: issuerURL, CAPEM: bundle.CACert, CAFile: tlsPaths.CACert}
+}
+
+// pipelineConfig is docs/ci.md's issuer configuration, pointed at the
+// test's GitHub Actions stand-in: an exchange-only oidc connector whose
+// subject tokens must be for the audience "gatehouse" and come from a
+// production environment of an exampleorg repository; repository and
+// environment make the group; the CI client may use that connector only.
+func pipelineConfig(workloadURL, workloadCA string) func(issuerURL, dbFile, web, cert, key, telemetry string) string {
+	return func(issuerURL, dbFile, web, cert, key, telemetry string) string {
+		return fmt.Sprintf(`issuer: %s
+storage:
+  type: sqlite3
+  config: {file: %s}
+web:
+  https: %s
+  tlsCert: %s
+  tlsKey: %s
+telemetry:
+  http: %s
+staticClients:
+- id: ci
+  name: CI pipelines
+  public: true
+  allowedConnectors: [github-actions]
+connectors:
+- type: oidc
+  id: github-actions
+  name: GitHub Actions
+  config:
+    issuer: %s
+    rootCAs: [%s]
+    scopes: [profile]
+    userNameKey: sub
+    claimMapping:
+      preferred_username: sub
+    claimModifications:
+      newGroupFromClaims:
+      - claims: [repository, environment]
+        delimiter: ":"
+        prefix: gha
+    tokenExchange:
+      audiences: [gatehouse]
+      allowedSubjects: ["repo:exampleorg/*:environment:production"]
+`, issuerURL, dbFile, web, cert, key, telemetry, workloadURL, workloadCA)
+	}
+}
+
+// ciKubeconfig is docs/ci.md's kubeconfig: the plugin takes the job's
+// token from GitHub Actions and exchanges it; it never opens a browser.
+func ciKubeconfig(t *testing.T, file, server string, serverCA []byte, issuerURL, issuerCAFile, cacheDir string) {
+	t.Helper()
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: ci
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: kubectl-gatehouse
+      args:
+      - get-token
+      - --oidc-issuer-url=%s
+      - --oidc-client-id=ci
+      - --oidc-extra-scope=profile
+      - --oidc-extra-scope=groups
+      - --subject-token-source=github-actions
+      - --subject-token-audience=gatehouse
+      - --connector-id=github-actions
+      - --certificate-authority=%s
+      - --token-cache-dir=%s
+      interactiveMode: Never
+contexts:
+- name: prod
+  context: {cluster: prod, user: ci}
+current-context: prod
+`, server, base64.StdEncoding.EncodeToString(serverCA), issuerURL, issuerCAFile, cacheDir)
+	if err := os.WriteFile(file, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: deploy
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: registry.example.com/web:1.0
+`
+
+// TestPipeline is docs/ci.md on a real kube-apiserver: a GitHub Actions
+// job's token (from a stand-in with its own TLS and keys, served where
+// ACTIONS_ID_TOKEN_REQUEST_URL points) is exchanged by `gatehouse serve`
+// through its oidc connector; kubectl, with the CI kubeconfig, applies a
+// Deployment under the RBAC bound to the repository's group. Another
+// repository's job is Forbidden; jobs the subject policy leaves out (a
+// staging environment, another organisation) get no token at all.
+func TestPipeline(t *testing.T) {
+	dir := t.TempDir()
+	wl := workload.Start(t, dir)
+	jobs := map[string]workload.Job{
+		"job-deploy":  {Repository: "exampleorg/deploy", OwnerID: "1001", Environment: "production", Ref: "refs/heads/main"},
+		"job-other":   {Repository: "exampleorg/other", OwnerID: "1001", Environment: "production", Ref: "refs/heads/main"},
+		"job-staging": {Repository: "exampleorg/deploy", OwnerID: "1001", Environment: "staging", Ref: "refs/heads/main"},
+		"job-fork":    {Repository: "otherorg/deploy", OwnerID: "2002", Environment: "production", Ref: "refs/heads/main"},
+	}
+	for token, job := range jobs {
+		wl.AddJob(token, job)
+	}
+	g := serveGatehouse(t, dir, pipelineConfig(wl.URL, wl.CAFile))
+
+	cfg, err := cluster.Parse([]byte(`
+name: prod
+issuer:
+  clientID: kubernetes
+  audiences: [kubernetes, ci]
+claims:
+  username: {claim: preferred_username, prefix: "oidc:"}
+  groups: {claim: groups, prefix: "oidc:"}
+teams:
+  "gha:exampleorg/deploy:production": {role: edit, namespace: deploy}
+audit:
+  webhook: {disabled: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Issuer.URL, cfg.Issuer.CAData = g.URL, string(g.CAPEM)
+	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeStructured})
+	c.AdminKubectl(t, "create", "namespace", "deploy")
+	c.AdminKubectl(t, "apply", "--server-side", "--field-manager=gatehouse", "-f", filepath.Join(c.Config.NodeDir, cluster.FileRBAC))
+
+	binDir := filepath.Join(c.Dir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(goBinary(t, "kubectl-gatehouse"), filepath.Join(binDir, "kubectl-gatehouse")); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(c.Dir, "deployment.yaml")
+	if err := os.WriteFile(manifest, []byte(deployment), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(c.Dir, "ci.kubeconfig")
+	// One cache folder for every job, as on a self-hosted runner.
+	ciKubeconfig(t, kubeconfig, c.Server, c.CAPEM, g.URL, g.CAFile, filepath.Join(c.Dir, "token-cache"))
+	job := func(requestToken string, args ...string) (string, error) {
+		env := []string{
+			"PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+			"ACTIONS_ID_TOKEN_REQUEST_URL=" + wl.RequestURL(),
+			"ACTIONS_ID_TOKEN_REQUEST_TOKEN=" + requestToken,
+			// GitHub's token service is publicly trusted; its stand-in's
+			// CA is made the system's for the plugin.
+			"SSL_CERT_FILE=" + wl.CAFile,
+		}
+		out, stderr, err := c.Kubectl(context.Background(), kubeconfig, env, args...)
+		return out + stderr, err
+	}
+
+	// The deploy job: kube-apiserver fetches the issuer's keys in the
+	// background after start, so the first apply is retried.
+	if err := kube.WaitFor(45*time.Second, func() error {
+		_, err := job("job-deploy", "apply", "-f", manifest)
+		return err
+	}); err != nil {
+		t.Fatalf("the deploy job's kubectl apply: %v", err)
+	}
+	out, err := job("job-deploy", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}")
+	if err != nil || !strings.Contains(out, "oidc:repo:exampleorg/deploy:environment:production") || !strings.Contains(out, "oidc:gha:exampleorg/deploy:production") {
+		t.Errorf("whoami as the deploy job: %v\n%s", err, out)
+	}
+	if out := c.AdminKubectl(t, "get", "deployment", "web", "-n", "deploy", "-o", "jsonpath={.metadata.managedFields[0].manager}"); out != "kubectl-client-side-apply" {
+		t.Errorf("the Deployment's manager = %q", out)
+	}
+	requests := wl.Requests()
+	if _, err := job("job-deploy", "get", "deployment", "-n", "deploy"); err != nil {
+		t.Errorf("second command of the deploy job: %v", err)
+	}
+	if n := wl.Requests() - requests; n != 0 {
+		t.Errorf("the second command asked GitHub for %d tokens, want 0 (cached)", n)
+	}
+
+	// Another repository of the organisation: a token, but no binding.
+	out, err = job("job-other", "apply", "-f", manifest)
+	if err == nil || !strings.Contains(out, "Forbidden") && !strings.Contains(out, "forbidden") {
+		t.Errorf("another repository's apply: err %v, want Forbidden\n%s", err, out)
+	}
+	if !strings.Contains(out, "oidc:repo:exampleorg/other:environment:production") {
+		t.Errorf("the refusal does not name the other repository's user (was the deploy job's cached token used?):\n%s", out)
+	}
+	// Outside the subject policy: the issuer refuses the exchange.
+	for _, tok := range []string{"job-staging", "job-fork"} {
+		out, err := job(tok, "get", "deployment", "-n", "deploy")
+		if err == nil || !strings.Contains(out, "invalid_grant") {
+			t.Errorf("%s: err %v, want the exchange refused with invalid_grant\n%s", tok, err, out)
+		}
+	}
+	// A job without `permissions: id-token: write` has no request URL.
+	out, _, err = c.Kubectl(context.Background(), kubeconfig, []string{"PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH")}, "get", "ns")
+	if err == nil || !strings.Contains(out+err.Error(), "permissions: id-token: write") {
+		t.Errorf("without the request variables: err %v, want advice on id-token: write\n%s", err, out)
+	}
+}
