@@ -94,7 +94,7 @@ func serveGatehouse(t *testing.T, dir string, config func(issuerURL, dbFile, web
 
 // pipelineConfig is docs/ci.md's issuer configuration, pointed at the
 // test's GitHub Actions stand-in: an exchange-only oidc connector whose
-// subject tokens must be for the audience "gatehouse" and come from a
+// subject tokens must be for gatehouse (its issuer URL) and come from a
 // production environment of an exampleorg repository; repository and
 // environment make the group; the CI client may use that connector only.
 func pipelineConfig(workloadURL, workloadCA string) func(issuerURL, dbFile, web, cert, key, telemetry string) string {
@@ -114,6 +114,7 @@ staticClients:
   name: CI pipelines
   public: true
   allowedConnectors: [github-actions]
+  allowedGrantTypes: [urn:ietf:params:oauth:grant-type:token-exchange]
 connectors:
 - type: oidc
   id: github-actions
@@ -131,9 +132,9 @@ connectors:
         delimiter: ":"
         prefix: gha
     tokenExchange:
-      audiences: [gatehouse]
+      audiences: [%s]
       allowedSubjects: ["repo:exampleorg/*:environment:production"]
-`, issuerURL, dbFile, web, cert, key, telemetry, workloadURL, workloadCA)
+`, issuerURL, dbFile, web, cert, key, telemetry, workloadURL, workloadCA, issuerURL)
 	}
 }
 
@@ -161,7 +162,7 @@ users:
       - --oidc-extra-scope=profile
       - --oidc-extra-scope=groups
       - --subject-token-source=github-actions
-      - --subject-token-audience=gatehouse
+      - --subject-token-audience=%s
       - --connector-id=github-actions
       - --certificate-authority=%s
       - --token-cache-dir=%s
@@ -170,7 +171,7 @@ contexts:
 - name: prod
   context: {cluster: prod, user: ci}
 current-context: prod
-`, server, base64.StdEncoding.EncodeToString(serverCA), issuerURL, issuerCAFile, cacheDir)
+`, server, base64.StdEncoding.EncodeToString(serverCA), issuerURL, issuerURL, issuerCAFile, cacheDir)
 	if err := os.WriteFile(file, []byte(kc), 0o600); err != nil {
 		t.Fatal(err)
 	}
