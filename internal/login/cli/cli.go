@@ -324,6 +324,13 @@ func logout(ctx context.Context, args []string, env Env) error {
 		Cache: tokencache.Store{Dir: o.CacheDir, Storage: storage, Keyring: env.Keyring}, Key: o.Key(),
 		Login: login, Stderr: env.Stderr,
 	}
+	if o.Exchange.Audience != "" && o.Exchange.SubjectTokenSource == "" {
+		k, err := o.TokenKey(env.Getenv)
+		if err != nil {
+			return fmt.Errorf("logout: %w", err)
+		}
+		u.Exchanged = append(u.Exchanged, k)
+	}
 	if err := u.Run(ctx); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}

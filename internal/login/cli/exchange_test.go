@@ -621,4 +621,18 @@ func TestExchangeAgainstIssuer(t *testing.T) {
 	if n := r.br.opened.Load(); n != 1 {
 		t.Errorf("browser opened %d times, want 1", n)
 	}
+	// logout with the cluster's arguments deletes the login and that
+	// cluster's token; the next run logs in again.
+	args := r.args("--exchange-audience=cluster-a")
+	args[1] = "logout"
+	if res := r.run(ctx, "", args); res.code != 0 || !strings.Contains(res.stderr, "Revoked") {
+		t.Fatalf("logout: exit %d, %s", res.code, res.stderr)
+	}
+	if files := cacheFiles(t, r.dir); len(files) != 1 {
+		t.Errorf("after logout, cache files = %v, want cluster-b's only", files)
+	}
+	_ = verify("cluster-a")
+	if n := r.br.opened.Load(); n != 2 {
+		t.Errorf("browser opened %d times after logout, want 2", n)
+	}
 }
