@@ -119,7 +119,7 @@ func (k *keyCache) match(kid string) []jose.JSONWebKey {
 
 // VerifySignature implements oidc.KeySet.
 func (k *keyCache) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := jose.ParseSigned(jwt, k.algs)
+	jws, err := jose.ParseSignedCompact(jwt, k.algs)
 	if err != nil {
 		return nil, fmt.Errorf("malformed or disallowed algorithm: %w", err)
 	}

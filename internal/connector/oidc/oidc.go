@@ -75,8 +75,8 @@ type sessionData struct {
 // New validates cfg and discovers the provider at cfg.Issuer, trusting the
 // system's CAs and cfg.RootCAs. ctx bounds discovery only. It is Prepare
 // then Open.
-func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Connector, error) {
-	p, err := Prepare(cfg, logger)
+func New(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) (*Connector, error) {
+	p, err := Prepare(cfg, logger, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +107,12 @@ type Option func(*options)
 // connector=id.
 func WithMetrics(m *Metrics, id string) Option {
 	return func(o *options) { o.metrics, o.connectorID = m, id }
+}
+
+// WithClock sets the clock that subject tokens' exp, nbf and iat and the
+// JWKS cache's intervals are measured with (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
 }
 
 // Prepare validates cfg without any network access.
