@@ -40,8 +40,25 @@ type WorkloadIssuer struct {
 // Start runs a workload-token issuer until t ends.
 func Start(t testing.TB) *WorkloadIssuer {
 	t.Helper()
+	w := New()
+	ts := httptest.NewTLSServer(w.Handler())
+	t.Cleanup(ts.Close)
+	w.URL = ts.URL
+	w.CAPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}))
+	return w
+}
+
+// New returns a workload-token issuer with one signing key, to be served
+// by the caller (Handler) at URL, which the caller sets.
+func New() *WorkloadIssuer {
 	w := &WorkloadIssuer{}
 	w.Rotate()
+	return w
+}
+
+// Handler serves the discovery document, the JWKS, and /stats (the JWKS
+// request count, as JSON).
+func (w *WorkloadIssuer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(rw http.ResponseWriter, r *http.Request) {
 		writeJSON(rw, map[string]any{
@@ -61,11 +78,10 @@ func Start(t testing.TB) *WorkloadIssuer {
 		w.mu.Unlock()
 		writeJSON(rw, set)
 	})
-	ts := httptest.NewTLSServer(mux)
-	t.Cleanup(ts.Close)
-	w.URL = ts.URL
-	w.CAPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}))
-	return w
+	mux.HandleFunc("GET /stats", func(rw http.ResponseWriter, r *http.Request) {
+		writeJSON(rw, map[string]int64{"jwks_requests": w.JWKSRequests()})
+	})
+	return mux
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -92,6 +108,11 @@ func (w *WorkloadIssuer) JWKSRequests() int64 { return w.jwksRequests.Load() }
 // repository repo (owner/name) running in environment env, for audience
 // aud, valid for five minutes from now.
 func (w *WorkloadIssuer) GitHubClaims(repo, env, aud string) map[string]any {
+	return w.GitHubClaimsFor(repo, env, aud, 5*time.Minute)
+}
+
+// GitHubClaimsFor is GitHubClaims valid for ttl.
+func (w *WorkloadIssuer) GitHubClaimsFor(repo, env, aud string, ttl time.Duration) map[string]any {
 	now := time.Now()
 	owner := repo
 	for i := range repo {
@@ -107,7 +128,7 @@ func (w *WorkloadIssuer) GitHubClaims(repo, env, aud string) map[string]any {
 		"ref": "refs/heads/main", "ref_type": "branch", "environment": env, "event_name": "push",
 		"job_workflow_ref": repo + "/.github/workflows/deploy.yml@refs/heads/main",
 		"workflow":         "deploy", "actor": "octocat", "run_id": "42", "jti": fmt.Sprint(now.UnixNano()),
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(ttl).Unix(),
 	}
 }
 
