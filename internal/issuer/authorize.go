@@ -175,7 +175,7 @@ func (s *Server) startAuth(w http.ResponseWriter, r *http.Request, connectorID s
 func (s *Server) chooseConnector(w http.ResponseWriter, r *http.Request, client *Client, req storage.AuthRequest, connectorID string) {
 	allowed := s.connectorsFor(client)
 	if connectorID != "" {
-		if _, ok := s.connectors[connectorID]; !ok || !clientAllowsConnector(client, connectorID) {
+		if c, ok := s.connectors[connectorID]; !ok || c.ExchangeOnly || !clientAllowsConnector(client, connectorID) {
 			s.renderError(w, r, http.StatusBadRequest, "Login method not available", "The login method "+strconv.Quote(connectorID)+" does not exist or is not allowed for this application.")
 			return
 		}
@@ -261,7 +261,7 @@ func (s *Server) handleConnectorLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, exists := s.connectors[connID]
 	client := s.clients[req.ClientID]
-	if !exists || client == nil || !clientAllowsConnector(client, connID) {
+	if !exists || conn.ExchangeOnly || client == nil || !clientAllowsConnector(client, connID) {
 		s.renderError(w, r, http.StatusBadRequest, "Login method not available", "This login method does not exist or is not allowed for this application.")
 		return
 	}

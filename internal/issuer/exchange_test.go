@@ -1,7 +1,9 @@
 package issuer_test
 
 import (
+	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -183,9 +185,31 @@ func TestExchangeGrantNotEnabled(t *testing.T) {
 	if got.status != 400 || got.Error != "unauthorized_client" {
 		t.Fatalf("client without the grant: %d %s %q", got.status, got.Error, got.Description)
 	}
+	if !slices.Contains(discoveredGrants(t, s), grantExchange) {
+		t.Errorf("discovery lacks the token exchange grant, enabled by default: %v", discoveredGrants(t, s))
+	}
 	off := issuertest.Start(t, issuertest.Options{GrantTypes: []string{"authorization_code", "refresh_token"}, ExtraClients: clusterClients})
+	if slices.Contains(discoveredGrants(t, off), grantExchange) {
+		t.Errorf("discovery lists the token exchange grant although oauth2.grantTypes lacks it")
+	}
 	got = postToken(t, off, url.Values{"grant_type": {grantExchange}, "subject_token": {"x"}, "subject_token_type": {typeIDToken}, "audience": {"cluster-a"}}, off.ClientID, off.ClientSecret)
 	if got.status != 400 || got.Error != "unsupported_grant_type" {
 		t.Fatalf("grant not in oauth2.grantTypes: %d %s %q", got.status, got.Error, got.Description)
 	}
+}
+
+func discoveredGrants(t *testing.T, s *issuertest.Server) []string {
+	t.Helper()
+	resp, err := s.HTTPClient.Get(s.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Grants []string `json:"grant_types_supported"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Grants
 }

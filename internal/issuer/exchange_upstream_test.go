@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"io"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -18,6 +19,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/connector/oidc/oidctest"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer/issuertest"
+	"github.com/gatehouse-dev/gatehouse/internal/keys"
+	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
 )
 
 const (
@@ -76,7 +79,7 @@ func startCI(t *testing.T, te oidc.TokenExchange) *ciSetup {
 	s := issuertest.Start(t, issuertest.Options{
 		Now: clock.Now, IDTokenTTL: time.Hour,
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
-		Connectors: []issuer.Connector{{ID: ciConnector, Type: "oidc", Name: "GitHub Actions", Impl: conn}},
+		Connectors: []issuer.Connector{{ID: ciConnector, Type: "oidc", Name: "GitHub Actions", Impl: conn, ExchangeOnly: true}},
 		ExtraClients: []issuer.Client{
 			{ID: "ci", Name: "CI", Public: true, AllowedConnectors: []string{ciConnector}},
 			{ID: "people", Name: "people only", Public: true, AllowedConnectors: []string{"local"}},
@@ -165,6 +168,16 @@ func TestExchangeWorkloadToken(t *testing.T) {
 		t.Errorf("aud %v azp %v, want cluster-a and ci", ct["aud"], ct["azp"])
 	}
 
+	// Dex's documented GitHub Actions request: the job's JWT sent as an
+	// access token, an access token asked for.
+	asAccess := c.exchange(t, "ci", subject, url.Values{"subject_token_type": {typeAccess}, "requested_token_type": {typeAccess}})
+	if asAccess.status != 200 || asAccess.IssuedTokenType != typeAccess {
+		t.Fatalf("JWT as access token: %d %s %s (%q)", asAccess.status, asAccess.Error, asAccess.Description, asAccess.IssuedTokenType)
+	}
+	if at := claimsOf(t, c.s, asAccess.AccessToken); at["client_id"] != "ci" || int64(at["exp"].(float64)) > claims["exp"].(int64) {
+		t.Errorf("access token: client_id %v exp %v (subject exp %v)", at["client_id"], at["exp"], claims["exp"])
+	}
+
 	edit := func(f func(map[string]any)) map[string]any {
 		m := w.GitHubClaims("exampleorg/deploy", "production", ciAudience)
 		f(m)
@@ -245,6 +258,71 @@ func TestExchangeWorkloadToken(t *testing.T) {
 	}
 }
 
+// TestExchangeRequiredClaims: tokenExchange.requiredClaims admits only
+// jobs of the named reusable workflow on main.
+func TestExchangeRequiredClaims(t *testing.T) {
+	c := startCI(t, oidc.TokenExchange{
+		Audiences:      []string{ciAudience},
+		RequiredClaims: map[string]string{"job_workflow_ref": "exampleorg/*/.github/workflows/deploy.yml@refs/heads/main", "repository_owner": "exampleorg"},
+	})
+	w := c.w
+	if got := c.exchange(t, "ci", w.Sign(w.GitHubClaims("exampleorg/deploy", "production", ciAudience)), nil); got.status != 200 {
+		t.Fatalf("workflow on main: %d %s %s", got.status, got.Error, got.Description)
+	}
+	for name, edit := range map[string]func(map[string]any){
+		"feature branch": func(m map[string]any) {
+			m["job_workflow_ref"] = "exampleorg/deploy/.github/workflows/deploy.yml@refs/heads/x"
+		},
+		"other workflow": func(m map[string]any) {
+			m["job_workflow_ref"] = "exampleorg/deploy/.github/workflows/evil.yml@refs/heads/main"
+		},
+		"claim missing":    func(m map[string]any) { delete(m, "job_workflow_ref") },
+		"claim not string": func(m map[string]any) { m["repository_owner"] = []string{"exampleorg"} },
+	} {
+		m := w.GitHubClaims("exampleorg/deploy", "production", ciAudience)
+		edit(m)
+		got := c.exchange(t, "ci", w.Sign(m), nil)
+		if got.status != 400 || got.Error != "invalid_grant" || !strings.Contains(got.Description, "not allowed") {
+			t.Errorf("%s: %d %s %q", name, got.status, got.Error, got.Description)
+		}
+	}
+	if logs := c.logs.String(); !strings.Contains(logs, "tokenExchange.requiredClaims.job_workflow_ref") {
+		t.Errorf("the refusal's log line should name the rule; logs:\n%s", logs)
+	}
+}
+
+// TestExchangeOnlyConnectorIsNoLogin: a connector for workload tokens is
+// not offered on the login page and cannot be named for a login.
+func TestExchangeOnlyConnectorIsNoLogin(t *testing.T) {
+	c := startCI(t, oidc.TokenExchange{Audiences: []string{ciAudience}})
+	p := newPKCE()
+	params := codeParams(c.s, p, "openid")
+	params["client_id"] = "ci"
+	for _, tc := range []struct{ connectorID, page string }{{"", "No login method"}, {ciConnector, "Login method not available"}} {
+		if tc.connectorID != "" {
+			params["connector_id"] = tc.connectorID
+		}
+		resp, err := noFollow(c.s).Get(authURL(c.s, params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 4 || !strings.Contains(string(body), tc.page) {
+			t.Fatalf("login through the exchange-only connector (connector_id %q): %d, want a page %q", tc.connectorID, resp.StatusCode, tc.page)
+		}
+	}
+	// Its login URL itself refuses too.
+	resp, err := noFollow(c.s).Get(c.s.URL + "/auth/" + ciConnector + "?client_id=ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 4 {
+		t.Fatalf("/auth/%s: %d", ciConnector, resp.StatusCode)
+	}
+}
+
 func TestExchangeAudiencesDefaultToClientID(t *testing.T) {
 	w := oidctest.Start(t)
 	cfg := oidc.Config{Issuer: w.URL, RootCAs: []string{w.CAPEM}, Scopes: []string{"openid"}, UserNameKey: "sub",
@@ -293,4 +371,59 @@ func groupsOf(claims map[string]any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// BenchmarkExchangeGrant exchanges GitHub-Actions-shaped job tokens
+// through an oidc connector (memory storage: the grant writes nothing),
+// RS256 and ES256 issued tokens, and reports the JWKS fetches per run,
+// which must stay at one.
+func BenchmarkExchangeGrant(b *testing.B) {
+	for _, alg := range []keys.Algorithm{keys.RS256, keys.ES256} {
+		b.Run(string(alg), func(b *testing.B) {
+			w := oidctest.Start(b)
+			conn, err := oidc.New(context.Background(), oidc.Config{
+				Issuer: w.URL, RootCAs: []string{w.CAPEM}, Scopes: []string{"openid", "groups"}, UserNameKey: "sub",
+				ClaimModifications: oidc.ClaimModifications{NewGroupFromClaims: []oidc.NewGroupFromClaims{
+					{Claims: []string{"repository", "environment"}, Delimiter: ":", Prefix: "gha"},
+				}},
+				TokenExchange: oidc.TokenExchange{Audiences: []string{ciAudience}, AllowedSubjects: []string{"repo:exampleorg/*:environment:production"}},
+			}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			store := memory.New()
+			km, err := keys.NewManager(keys.Options{Storage: store, Algorithm: alg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := km.Rotate(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			h, err := issuer.New(issuer.Options{
+				Issuer: "https://issuer.example/dex", Storage: store, Keys: km,
+				Clients:    []issuer.Client{{ID: "kubernetes", Secret: "s"}},
+				Connectors: []issuer.Connector{{ID: ciConnector, Name: "GitHub Actions", Impl: conn, ExchangeOnly: true}},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			subject := w.Sign(w.GitHubClaimsFor("exampleorg/deploy", "production", ciAudience, time.Hour))
+			form := url.Values{
+				"grant_type": {grantExchange}, "connector_id": {ciConnector}, "subject_token": {subject},
+				"subject_token_type": {typeIDToken}, "requested_token_type": {typeIDToken}, "scope": {"openid groups profile"},
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if out, code := benchGrant(h, form); code != 200 {
+						b.Errorf("exchange: %d %v", code, out)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "exchange/s")
+			b.ReportMetric(float64(w.JWKSRequests()), "jwks-fetches")
+		})
+	}
 }

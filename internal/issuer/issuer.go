@@ -62,8 +62,13 @@ type Connector struct {
 	Type string
 	Name string
 	// Impl implements one or more of connector.PasswordConnector,
-	// connector.CallbackConnector, connector.RefreshConnector.
+	// connector.CallbackConnector, connector.RefreshConnector,
+	// connector.TokenIdentityConnector.
 	Impl any
+	// ExchangeOnly: the connector serves the token exchange grant only (an
+	// oidc connector without clientID, for CI workload tokens). It is not
+	// offered on the login page and cannot be used to log in.
+	ExchangeOnly bool
 }
 
 // Expiry holds token and request lifetimes (Dex's expiry section).
@@ -217,6 +222,10 @@ func New(opts Options) (*Server, error) {
 		}
 		switch c.Impl.(type) {
 		case connector.PasswordConnector, connector.CallbackConnector:
+		case connector.TokenIdentityConnector:
+			if !c.ExchangeOnly {
+				return nil, fmt.Errorf("issuer: connectors[%d] (%s): connector implements no login method", i, c.ID)
+			}
 		default:
 			return nil, fmt.Errorf("issuer: connectors[%d] (%s): connector implements no login method", i, c.ID)
 		}
@@ -383,11 +392,12 @@ func (s *Server) grantAllowed(c *Client, grant string) bool {
 	return len(c.AllowedGrantTypes) == 0 || slices.Contains(c.AllowedGrantTypes, grant)
 }
 
-// connectorsFor lists the connectors a client may use, in config order.
+// connectorsFor lists the connectors a client may log in through, in
+// config order.
 func (s *Server) connectorsFor(c *Client) []*Connector {
 	var out []*Connector
 	for _, id := range s.connOrder {
-		if clientAllowsConnector(c, id) {
+		if clientAllowsConnector(c, id) && !s.connectors[id].ExchangeOnly {
 			out = append(out, s.connectors[id])
 		}
 	}

@@ -108,6 +108,10 @@ type TokenExchange struct {
 	// other than `/` and `:` (repo:exampleorg/*:environment:production).
 	// Empty: every subject of the upstream may exchange.
 	AllowedSubjects []string `json:"allowedSubjects"`
+	// RequiredClaims, when set, admit only subject tokens where each named
+	// claim is a string matching its pattern (same `*` as allowedSubjects),
+	// e.g. job_workflow_ref: exampleorg/workflows/.github/workflows/deploy.yml@refs/heads/main.
+	RequiredClaims map[string]string `json:"requiredClaims"`
 }
 
 // ClaimModifications is Dex's claimModifications, applied in Dex's order:
@@ -200,6 +204,7 @@ type settings struct {
 	exchangeOnly      bool
 	exchangeAudiences []string
 	allowedSubjects   []subjectRule
+	requiredClaims    []claimRule // sorted by claim
 }
 
 func configError(key, format string, args ...any) error {

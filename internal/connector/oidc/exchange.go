@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -61,6 +62,12 @@ func compileSubjectRule(pattern string) (subjectRule, error) {
 	return subjectRule{pattern: pattern, re: re}, nil
 }
 
+// claimRule is one tokenExchange.requiredClaims entry.
+type claimRule struct {
+	claim string
+	rule  subjectRule
+}
+
 func (s *settings) validateTokenExchange(te TokenExchange) error {
 	var errs []error
 	s.exchangeAudiences = te.Audiences
@@ -83,6 +90,22 @@ func (s *settings) validateTokenExchange(te TokenExchange) error {
 			continue
 		}
 		s.allowedSubjects = append(s.allowedSubjects, r)
+	}
+	claims := make([]string, 0, len(te.RequiredClaims))
+	for c := range te.RequiredClaims {
+		claims = append(claims, c)
+	}
+	sort.Strings(claims)
+	for _, c := range claims {
+		r, err := compileSubjectRule(te.RequiredClaims[c])
+		if err == nil && strings.TrimSpace(c) == "" {
+			err = errors.New("empty claim name")
+		}
+		if err != nil {
+			errs = append(errs, configError("tokenExchange.requiredClaims."+c, "%q: %v", te.RequiredClaims[c], err))
+			continue
+		}
+		s.requiredClaims = append(s.requiredClaims, claimRule{claim: c, rule: r})
 	}
 	return errors.Join(errs...)
 }
@@ -170,6 +193,14 @@ func (c *Connector) TokenIdentity(ctx context.Context, subjectTokenType, subject
 		return connector.Identity{}, exchangeRefused("subject_not_allowed",
 			fmt.Sprintf("subject %q is not allowed to exchange tokens through this connector", idt.Subject),
 			fmt.Errorf("oidc: subject %q matches none of tokenExchange.allowedSubjects %q", idt.Subject, c.s.allowedSubjectPatterns()))
+	}
+	for _, cr := range c.s.requiredClaims {
+		v, _ := claims[cr.claim].(string)
+		if !cr.rule.re.MatchString(v) {
+			return connector.Identity{}, exchangeRefused("subject_not_allowed",
+				fmt.Sprintf("claim %s %q of subject %q is not allowed to exchange tokens through this connector", cr.claim, v, idt.Subject),
+				fmt.Errorf("oidc: claim %s %q of subject %q does not match tokenExchange.requiredClaims.%s %q", cr.claim, v, idt.Subject, cr.claim, cr.rule.pattern))
+		}
 	}
 	id, err := c.s.mapClaims(claims)
 	if err != nil {

@@ -47,6 +47,7 @@ func TestTokenExchangeConfig(t *testing.T) {
 		{"empty audience", TokenExchange{Audiences: []string{" "}}, nil, "tokenExchange.audiences[0]: empty"},
 		{"empty pattern", TokenExchange{Audiences: []string{"a"}, AllowedSubjects: []string{""}}, nil, "tokenExchange.allowedSubjects[0]"},
 		{"double star", TokenExchange{Audiences: []string{"a"}, AllowedSubjects: []string{"repo:**"}}, nil, "`**` is not supported"},
+		{"bad required claim pattern", TokenExchange{Audiences: []string{"a"}, RequiredClaims: map[string]string{"ref": "refs/**"}}, nil, "tokenExchange.requiredClaims.ref"},
 		{"clientID without redirectURI still refused", TokenExchange{}, func(c *Config) { c.ClientID = "x" }, "redirectURI: required"},
 		{"login connector defaults audiences to clientID", TokenExchange{}, func(c *Config) {
 			c.ClientID, c.RedirectURI = "x", "https://gatehouse.example/callback"

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -27,8 +28,16 @@ type keyCache struct {
 	algs    []jose.SignatureAlgorithm
 	now     func() time.Time
 	fetches prometheus.Counter
+	logger  *slog.Logger
 
-	mu        sync.Mutex
+	// fetchMu is held by the one request fetching the keys. Requests with
+	// a known key never wait for it; requests with an unknown key do not
+	// either (they are refused while a fetch is under way), so a provider
+	// whose JWKS endpoint hangs stalls only the first fetch, not the
+	// token endpoint.
+	fetchMu sync.Mutex
+
+	mu        sync.RWMutex
 	keys      jose.JSONWebKeySet
 	fetchedAt time.Time // zero: never fetched successfully
 	triedAt   time.Time // last fetch attempt
@@ -38,27 +47,64 @@ const (
 	jwksRefetchInterval = 10 * time.Second
 	jwksMaxAge          = time.Hour
 	jwksMaxBytes        = 1 << 20
+	jwksFetchTimeout    = 10 * time.Second
 )
 
 // errUnknownKey: the token names a key the provider does not publish.
 var errUnknownKey = errors.New("the token is signed with a key the provider does not publish (unknown kid)")
 
-// ensure fetches the keys if they never were (or are older than maxAge).
-func (k *keyCache) ensure(ctx context.Context) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.fetchedAt.IsZero() && k.now().Sub(k.fetchedAt) < jwksMaxAge {
-		return nil
-	}
-	if !k.fetchedAt.IsZero() && k.now().Sub(k.triedAt) < jwksRefetchInterval {
-		return nil // stale but recently tried: keep serving the old set
-	}
-	return k.fetchLocked(ctx)
+func (k *keyCache) times() (fetched, tried time.Time) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.fetchedAt, k.triedAt
 }
 
-func (k *keyCache) fetchLocked(ctx context.Context) error {
+// ensure fetches the keys if they never were, and refreshes them when
+// they are older than maxAge (keeping them if the provider cannot be
+// reached).
+func (k *keyCache) ensure(ctx context.Context) error {
+	fetched, tried := k.times()
+	now := k.now()
+	switch {
+	case !fetched.IsZero() && now.Sub(fetched) < jwksMaxAge:
+		return nil
+	case !fetched.IsZero():
+		// Stale: one request refreshes them, at most once per interval;
+		// the others go on with the set they have.
+		if now.Sub(tried) < jwksRefetchInterval || !k.fetchMu.TryLock() {
+			return nil
+		}
+		defer k.fetchMu.Unlock()
+		if err := k.fetch(ctx); err != nil {
+			// The keys we hold are still the provider's; keep them.
+			k.logger.Warn("the provider's keys could not be refreshed; using the ones fetched before", "fetched", fetched, "err", err)
+		}
+		return nil
+	}
+	// Never fetched: one request fetches; the others do not queue behind
+	// it (each would hold one of the token endpoint's slots).
+	if !k.fetchMu.TryLock() {
+		return fmt.Errorf("oidc: the provider's keys at %s are being fetched; retry", k.url)
+	}
+	defer k.fetchMu.Unlock()
+	fetched, tried = k.times()
+	if !fetched.IsZero() {
+		return nil // fetched meanwhile
+	}
+	if !tried.IsZero() && k.now().Sub(tried) < jwksRefetchInterval {
+		return fmt.Errorf("oidc: the provider's keys at %s could not be fetched; retrying in at most %s", k.url, jwksRefetchInterval)
+	}
+	return k.fetch(ctx)
+}
+
+// fetch reads the JWKS; the caller holds fetchMu.
+func (k *keyCache) fetch(ctx context.Context) error {
+	k.mu.Lock()
 	k.triedAt = k.now()
+	k.mu.Unlock()
 	k.fetches.Inc()
+	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
 		return fmt.Errorf("oidc: jwks: %w", err)
@@ -79,23 +125,27 @@ func (k *keyCache) fetchLocked(ctx context.Context) error {
 	if err := json.Unmarshal(body, &set); err != nil {
 		return fmt.Errorf("oidc: the provider's keys at %s are not a JWKS: %w", k.url, err)
 	}
+	k.mu.Lock()
 	k.keys, k.fetchedAt = set, k.now()
+	k.mu.Unlock()
 	return nil
 }
 
-// lookup returns the keys that match kid, refetching once when none does
-// and the last attempt is older than the refetch interval.
+// lookup returns the keys that match kid, refetching once when none does,
+// the last attempt is older than the refetch interval, and no other
+// request is fetching.
 func (k *keyCache) lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	if found := k.match(kid); len(found) > 0 {
 		return found, nil
 	}
-	if k.now().Sub(k.triedAt) < jwksRefetchInterval {
+	if _, tried := k.times(); k.now().Sub(tried) < jwksRefetchInterval || !k.fetchMu.TryLock() {
 		return nil, errUnknownKey
 	}
-	if err := k.fetchLocked(ctx); err != nil {
-		return nil, err
+	defer k.fetchMu.Unlock()
+	if _, tried := k.times(); k.now().Sub(tried) >= jwksRefetchInterval {
+		if err := k.fetch(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if found := k.match(kid); len(found) > 0 {
 		return found, nil
@@ -104,6 +154,8 @@ func (k *keyCache) lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, e
 }
 
 func (k *keyCache) match(kid string) []jose.JSONWebKey {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
 	if kid != "" {
 		return k.keys.Key(kid)
 	}

@@ -144,6 +144,11 @@ func Prepare(cfg Config, logger *slog.Logger, opts ...Option) (*Prepared, error)
 	return p, nil
 }
 
+// ExchangeOnly reports whether the connector has no client at the
+// provider (neither clientID nor redirectURI): it serves the token
+// exchange grant only, and must not be offered for login.
+func (p *Prepared) ExchangeOnly() bool { return p.s.exchangeOnly }
+
 // Issuer is the provider's issuer URL that Open discovers.
 func (p *Prepared) Issuer() string { return p.s.issuer }
 
@@ -192,6 +197,11 @@ func (p *Prepared) Open(ctx context.Context) (*Connector, error) {
 	}
 	c.verifier = provider.Verifier(&oidc.Config{ClientID: s.clientID})
 	c.openExchange(meta.JWKSURI, meta.SigningAlgs, p.opts)
+	// The keys for token exchange, now rather than at the first exchange
+	// (a failure here is not the connector's: the first exchange retries).
+	if err := c.keys.ensure(dctx); err != nil {
+		c.logger.Warn("the provider's keys could not be fetched yet; token exchange will retry", "err", err)
+	}
 	return c, nil
 }
 
@@ -215,7 +225,7 @@ func (c *Connector) openExchange(jwksURI string, announced []string, o options) 
 	for i, a := range algs {
 		joseAlgs[i] = jose.SignatureAlgorithm(a)
 	}
-	c.keys = &keyCache{url: jwksURI, client: c.client, algs: joseAlgs, now: c.now,
+	c.keys = &keyCache{url: jwksURI, client: c.client, algs: joseAlgs, now: c.now, logger: c.logger,
 		fetches: o.metrics.jwksFetches.WithLabelValues(o.connectorID)}
 	iss := c.s.issuer
 	if c.s.issuerAlias != "" {
