@@ -134,6 +134,8 @@ connectors:
     tokenExchange:
       audiences: [%s]
       allowedSubjects: ["repo:exampleorg/*:environment:production"]
+      requiredClaims:
+        repository_owner_id: "1001"
 `, issuerURL, dbFile, web, cert, key, telemetry, workloadURL, workloadCA, issuerURL)
 	}
 }
@@ -201,7 +203,8 @@ spec:
 // through its oidc connector; kubectl, with the CI kubeconfig, applies a
 // Deployment under the RBAC bound to the repository's group. Another
 // repository's job is Forbidden; jobs the subject policy leaves out (a
-// staging environment, another organisation) get no token at all.
+// staging environment, another organisation, an organisation of the same
+// name but another owner ID) get no token at all.
 func TestPipeline(t *testing.T) {
 	dir := t.TempDir()
 	wl := workload.Start(t, dir)
@@ -210,6 +213,9 @@ func TestPipeline(t *testing.T) {
 		"job-other":   {Repository: "exampleorg/other", OwnerID: "1001", Environment: "production", Ref: "refs/heads/main"},
 		"job-staging": {Repository: "exampleorg/deploy", OwnerID: "1001", Environment: "staging", Ref: "refs/heads/main"},
 		"job-fork":    {Repository: "otherorg/deploy", OwnerID: "2002", Environment: "production", Ref: "refs/heads/main"},
+		// The organisation's name taken by someone else (deleted and
+		// created again): same sub, another owner ID.
+		"job-impostor": {Repository: "exampleorg/deploy", OwnerID: "6666", Environment: "production", Ref: "refs/heads/main"},
 	}
 	for token, job := range jobs {
 		wl.AddJob(token, job)
@@ -303,7 +309,7 @@ audit:
 		t.Errorf("the refusal does not name the other repository's user (was the deploy job's cached token used?):\n%s", out)
 	}
 	// Outside the subject policy: the issuer refuses the exchange.
-	for _, tok := range []string{"job-staging", "job-fork"} {
+	for _, tok := range []string{"job-staging", "job-fork", "job-impostor"} {
 		out, err := job(tok, "get", "deployment", "-n", "deploy")
 		if err == nil || !strings.Contains(out, "invalid_grant") {
 			t.Errorf("%s: err %v, want the exchange refused with invalid_grant\n%s", tok, err, out)
