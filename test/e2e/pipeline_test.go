@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
+	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/binaries"
 	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/kube"
 	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/workload"
 )
@@ -92,13 +94,65 @@ func serveGatehouse(t *testing.T, dir string, config func(issuerURL, dbFile, web
 	return servedGatehouse{URL: issuerURL, CAPEM: bundle.CACert, CAFile: tlsPaths.CACert}
 }
 
-// pipelineConfig is docs/ci.md's issuer configuration, pointed at the
-// test's GitHub Actions stand-in: an exchange-only oidc connector whose
-// subject tokens must be for gatehouse (its issuer URL) and come from a
-// production environment of an exampleorg repository; repository and
-// environment make the group; the CI client may use that connector only.
-func pipelineConfig(workloadURL, workloadCA string) func(issuerURL, dbFile, web, cert, key, telemetry string) string {
+// ciDoc holds docs/ci.md's blocks, which TestPipeline runs as written:
+// gatehouse's config (connector and client), cluster.yaml, and the
+// kubeconfig the workflow writes.
+type ciDoc struct {
+	gatehouse, cluster, kubeconfig string
+}
+
+// readCIDoc takes the blocks out of docs/ci.md: the yaml blocks that start
+// with "connectors:" and "issuer:", and the workflow's kubeconfig heredoc.
+func readCIDoc(t *testing.T) ciDoc {
+	t.Helper()
+	moduleDir, err := binaries.ModuleDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(moduleDir, "..", "..", "docs", "ci.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d ciDoc
+	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
+		switch block := m[1]; {
+		case strings.HasPrefix(block, "connectors:"):
+			d.gatehouse = block
+		case strings.HasPrefix(block, "issuer:"):
+			d.cluster = block
+		case strings.Contains(block, "<<EOF"):
+			_, rest, _ := strings.Cut(block, "<<EOF\n")
+			body, _, ok := strings.Cut(rest, "\n        EOF\n")
+			if !ok {
+				t.Fatal("docs/ci.md: the workflow's kubeconfig heredoc has no EOF line")
+			}
+			var lines []string
+			for _, l := range strings.Split(body, "\n") {
+				lines = append(lines, strings.TrimPrefix(l, "        "))
+			}
+			d.kubeconfig = strings.Join(lines, "\n") + "\n"
+		}
+	}
+	if d.gatehouse == "" || d.cluster == "" || d.kubeconfig == "" {
+		t.Fatalf("docs/ci.md: missing a block (gatehouse config %t, cluster.yaml %t, kubeconfig %t)", d.gatehouse != "", d.cluster != "", d.kubeconfig != "")
+	}
+	return d
+}
+
+// docIssuer is the issuer URL docs/ci.md is written for.
+const docIssuer = "https://login.example.com"
+
+// pipelineConfig is docs/ci.md's issuer configuration as written, pointed
+// at the test's GitHub Actions stand-in (and its CA) and the test issuer's
+// URL.
+func pipelineConfig(t *testing.T, doc ciDoc, workloadURL, workloadCA string) func(issuerURL, dbFile, web, cert, key, telemetry string) string {
+	const ghIssuer = "    issuer: https://token.actions.githubusercontent.com\n"
+	if !strings.Contains(doc.gatehouse, ghIssuer) {
+		t.Fatalf("docs/ci.md's connector is not for %q:\n%s", ghIssuer, doc.gatehouse)
+	}
 	return func(issuerURL, dbFile, web, cert, key, telemetry string) string {
+		body := strings.Replace(doc.gatehouse, ghIssuer, "    issuer: "+workloadURL+"\n    rootCAs: ["+workloadCA+"]\n", 1)
+		body = strings.ReplaceAll(body, docIssuer, issuerURL)
 		return fmt.Sprintf(`issuer: %s
 storage:
   type: sqlite3
@@ -109,71 +163,21 @@ web:
   tlsKey: %s
 telemetry:
   http: %s
-staticClients:
-- id: ci
-  name: CI pipelines
-  public: true
-  allowedConnectors: [github-actions]
-  allowedGrantTypes: [urn:ietf:params:oauth:grant-type:token-exchange]
-connectors:
-- type: oidc
-  id: github-actions
-  name: GitHub Actions
-  config:
-    issuer: %s
-    rootCAs: [%s]
-    scopes: [profile]
-    userNameKey: sub
-    claimMapping:
-      preferred_username: sub
-    claimModifications:
-      newGroupFromClaims:
-      - claims: [repository, environment]
-        delimiter: ":"
-        prefix: gha
-    tokenExchange:
-      audiences: [%s]
-      allowedSubjects: ["repo:exampleorg/*:environment:production"]
-      requiredClaims:
-        repository_owner_id: "1001"
-`, issuerURL, dbFile, web, cert, key, telemetry, workloadURL, workloadCA, issuerURL)
+`, issuerURL, dbFile, web, cert, key, telemetry) + body
 	}
 }
 
-// ciKubeconfig is docs/ci.md's kubeconfig: the plugin takes the job's
-// token from GitHub Actions and exchanges it; it never opens a browser.
-func ciKubeconfig(t *testing.T, file, server string, serverCA []byte, issuerURL, issuerCAFile, cacheDir string) {
+// ciKubeconfig is docs/ci.md's kubeconfig as the workflow writes it, for
+// this cluster and issuer; the issuer's CA (a test CA, not publicly
+// trusted) and the cache folder are added to the plugin's arguments.
+func ciKubeconfig(t *testing.T, doc ciDoc, file, server string, serverCA []byte, issuerURL, issuerCAFile, cacheDir string) {
 	t.Helper()
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: prod
-  cluster:
-    server: %s
-    certificate-authority-data: %s
-users:
-- name: ci
-  user:
-    exec:
-      apiVersion: client.authentication.k8s.io/v1
-      command: kubectl-gatehouse
-      args:
-      - get-token
-      - --oidc-issuer-url=%s
-      - --oidc-client-id=ci
-      - --oidc-extra-scope=profile
-      - --oidc-extra-scope=groups
-      - --subject-token-source=github-actions
-      - --subject-token-audience=%s
-      - --connector-id=github-actions
-      - --certificate-authority=%s
-      - --token-cache-dir=%s
-      interactiveMode: Never
-contexts:
-- name: prod
-  context: {cluster: prod, user: ci}
-current-context: prod
-`, server, base64.StdEncoding.EncodeToString(serverCA), issuerURL, issuerURL, issuerCAFile, cacheDir)
+	const last = "      - --connector-id=github-actions\n"
+	if !strings.Contains(doc.kubeconfig, last) {
+		t.Fatalf("docs/ci.md's kubeconfig has no %q:\n%s", last, doc.kubeconfig)
+	}
+	kc := strings.NewReplacer("$SERVER_CA", base64.StdEncoding.EncodeToString(serverCA), "$SERVER", server, docIssuer, issuerURL,
+		last, last+"      - --certificate-authority="+issuerCAFile+"\n      - --token-cache-dir="+cacheDir+"\n").Replace(doc.kubeconfig)
 	if err := os.WriteFile(file, []byte(kc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -220,30 +224,26 @@ func TestPipeline(t *testing.T) {
 	for token, job := range jobs {
 		wl.AddJob(token, job)
 	}
-	g := serveGatehouse(t, dir, pipelineConfig(wl.URL, wl.CAFile))
+	doc := readCIDoc(t)
+	g := serveGatehouse(t, dir, pipelineConfig(t, doc, wl.URL, wl.CAFile))
 
-	cfg, err := cluster.Parse([]byte(`
-name: prod
-issuer:
-  clientID: kubernetes
-  audiences: [kubernetes, ci]
-claims:
-  username: {claim: preferred_username, prefix: "oidc:"}
-  groups: {claim: groups, prefix: "oidc:"}
-teams:
-  "gha:exampleorg/deploy:production": {role: deployer, namespace: deploy}
-audit:
-  webhook: {disabled: true}
-`))
+	cfg, err := cluster.Parse([]byte(doc.cluster))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("docs/ci.md's cluster.yaml: %v", err)
 	}
+	cfg.Name = "prod"
 	cfg.Issuer.URL, cfg.Issuer.CAData = g.URL, string(g.CAPEM)
-	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeStructured})
-	c.AdminKubectl(t, "create", "namespace", "deploy")
+	cfg.Audit.Webhook.Disabled = true
 	// ci.md binds edit; its rules are aggregated by kube-controller-manager,
 	// which this control plane does not run, so the test binds a role with
 	// the rules written out.
+	const group = "gha:exampleorg/deploy:production"
+	if b := cfg.Teams[group]; b.Role != "edit" || b.Namespace != "deploy" {
+		t.Fatalf("docs/ci.md binds %s to %+v", group, b)
+	}
+	cfg.Teams[group] = cluster.Binding{Role: "deployer", Namespace: "deploy"}
+	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeStructured})
+	c.AdminKubectl(t, "create", "namespace", "deploy")
 	c.AdminKubectl(t, "create", "clusterrole", "deployer", "--verb=get,list,watch,create,update,patch,delete", "--resource=deployments.apps")
 	c.AdminKubectl(t, "apply", "--server-side", "--field-manager=gatehouse", "-f", filepath.Join(c.Config.NodeDir, cluster.FileRBAC))
 
@@ -260,7 +260,7 @@ audit:
 	}
 	kubeconfig := filepath.Join(c.Dir, "ci.kubeconfig")
 	// One cache folder for every job, as on a self-hosted runner.
-	ciKubeconfig(t, kubeconfig, c.Server, c.CAPEM, g.URL, g.CAFile, filepath.Join(c.Dir, "token-cache"))
+	ciKubeconfig(t, doc, kubeconfig, c.Server, c.CAPEM, g.URL, g.CAFile, filepath.Join(c.Dir, "token-cache"))
 	job := func(requestToken string, args ...string) (string, error) {
 		env := []string{
 			"PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
