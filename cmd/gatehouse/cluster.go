@@ -31,6 +31,8 @@ type clusterFlags struct {
 	sinkCertFile, sinkKeyFile                              string
 	noAuditWebhook, noAuditLog                             bool
 	auditLogPath                                           string
+	// cluster: this cluster's own audience (client ID); see cluster.Config.Cluster.
+	cluster string
 }
 
 func (f *clusterFlags) register(fs *pflag.FlagSet) {
@@ -62,6 +64,7 @@ func (f *clusterFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.noAuditWebhook, "no-audit-webhook", false, "leave the audit webhook backend out")
 	fs.BoolVar(&f.noAuditLog, "no-audit-log", false, "leave the audit log file backend out")
 	fs.StringVar(&f.auditLogPath, "audit-log-path", "", "audit log file on the nodes (default /var/log/kubernetes/audit.log)")
+	fs.StringVar(&f.cluster, "cluster", "", "give this cluster its own audience: gatehouse client ID NAME, trusting --client-id; one login, one token per cluster (docs/cluster.md)")
 }
 
 // load reads --config (if any), applies the flags that were set, then
@@ -148,6 +151,7 @@ func (f *clusterFlags) load(fs *pflag.FlagSet) (*cluster.Config, error) {
 		c.Audit.Log.Disabled = true
 	}
 	set("audit-log-path", &c.Audit.Log.Path, f.auditLogPath)
+	set("cluster", &c.Cluster, f.cluster)
 	if f.gatehouseConfig != "" {
 		g, err := config.Load(f.gatehouseConfig)
 		if err != nil {

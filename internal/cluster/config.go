@@ -57,8 +57,14 @@ const (
 // Config is cluster.yaml: what gatehouse renders the cluster wiring from.
 type Config struct {
 	// Name of the cluster in the team members' kubeconfig (default
-	// "kubernetes").
+	// Cluster, else "kubernetes").
 	Name string `json:"name,omitempty"`
+	// Cluster, when set, gives this cluster its own audience: a client of
+	// gatehouse with this ID, which trusts the plugin's client
+	// (issuer.clientID, trustedPeers), so that one login gets each cluster
+	// its own token by token exchange and a token for another cluster is
+	// refused here. See docs/cluster.md, "One login, a token per cluster".
+	Cluster string `json:"cluster,omitempty"`
 	// Server is the kube-apiserver URL team members use.
 	Server string `json:"server,omitempty"`
 	// ServerCAFile is the PEM CA bundle that signed kube-apiserver's
@@ -222,7 +228,8 @@ type AuditWebhook struct {
 
 // KubeconfigSettings tune the team members' kubeconfig.
 type KubeconfigSettings struct {
-	// Context and User names (defaults: the cluster name, "oidc").
+	// Context and User names (defaults: the cluster name; "oidc", or
+	// "oidc-<cluster>" when the cluster has its own audience).
 	Context string `json:"context,omitempty"`
 	User    string `json:"user,omitempty"`
 	// Command kubectl runs (default "kubectl") and the plugin's name as its
@@ -273,6 +280,9 @@ func strPtr(s string) *string { return &s }
 
 func (c *Config) applyDefaults() {
 	if c.Name == "" {
+		c.Name = c.Cluster
+	}
+	if c.Name == "" {
 		c.Name = DefaultClusterName
 	}
 	if c.Authentication == "" {
@@ -285,7 +295,7 @@ func (c *Config) applyDefaults() {
 		c.Issuer.ClientID = DefaultClientID
 	}
 	if len(c.Issuer.Audiences) == 0 {
-		c.Issuer.Audiences = []string{c.Issuer.ClientID}
+		c.Issuer.Audiences = []string{c.Audience()}
 	}
 	if len(c.Issuer.SigningAlgs) == 0 {
 		c.Issuer.SigningAlgs = []string{DefaultSigningAlg}
@@ -336,6 +346,11 @@ func (c *Config) applyDefaults() {
 	k := &c.Kubeconfig
 	if k.Context == "" {
 		k.Context = c.Name
+	}
+	if k.User == "" && c.Cluster != "" {
+		// Each cluster's user runs the plugin with its own audience:
+		// merged kubeconfigs must not share one user entry.
+		k.User = DefaultUserName + "-" + c.Cluster
 	}
 	if k.User == "" {
 		k.User = DefaultUserName
@@ -390,6 +405,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Issuer.CAFile != "" && c.Issuer.CAData != "" {
 		fail("issuer.caFile", "set caFile or caData, not both")
+	}
+	if c.Cluster != "" {
+		switch {
+		case strings.ContainsAny(c.Cluster, " \t\n,"):
+			fail("cluster", "%q must be a client ID without spaces or commas, such as k8s-prod-eu", c.Cluster)
+		case c.Cluster == c.Issuer.ClientID:
+			fail("cluster", "%q is the plugin's own client (issuer.clientID): its tokens are every cluster's; give this cluster a client ID of its own", c.Cluster)
+		}
+		for _, a := range c.Issuer.Audiences {
+			if a == c.Issuer.ClientID {
+				fail("issuer.audiences", "lists the plugin's client %q, whose tokens every cluster gets: with cluster set, accept only %q (leave audiences out)", a, c.Cluster)
+			}
+		}
 	}
 	if c.Server != "" {
 		if u, err := url.Parse(c.Server); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -495,6 +523,15 @@ func isDNSLabel(s string) bool {
 		}
 	}
 	return true
+}
+
+// Audience is the client ID the cluster's tokens are for: Cluster when
+// the cluster has its own, else the plugin's client.
+func (c *Config) Audience() string {
+	if c.Cluster != "" {
+		return c.Cluster
+	}
+	return c.Issuer.ClientID
 }
 
 // UsernamePrefix and GroupsPrefix return the effective prefixes.

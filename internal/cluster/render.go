@@ -41,6 +41,13 @@ func (c *Config) Render() ([]File, error) {
 	if hasCA {
 		add(FileIssuerCA, "the issuer's CA, for --oidc-ca-file on the nodes", 0o644, issuerCA)
 	}
+	if c.Cluster != "" {
+		client, err := c.renderGatehouseClient()
+		if err != nil {
+			return nil, err
+		}
+		add(FileGatehouseClient, "gatehouse's config.yaml: this cluster's own client (audience), trusting the plugin's", 0o644, client)
+	}
 
 	policy, err := renderAuditPolicy()
 	if err != nil {

@@ -29,8 +29,8 @@ func newOutageRig(t *testing.T) (*rig, *issuertest.Flaky) {
 	return &rig{t: t, srv: srv, clock: clock, dir: filepath.Join(t.TempDir(), "cache"), br: &httpBrowser{t: t, srv: srv}}, up
 }
 
-// cacheFiles returns the token cache's files and contents.
-func cacheFiles(t *testing.T, dir string) string {
+// cacheContents lists the cache folder's entries with their contents (locks left out).
+func cacheContents(t *testing.T, dir string) string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -60,7 +60,7 @@ func TestRefreshDuringOutage(t *testing.T) {
 			r, dir := newOutageRig(t)
 			ctx := context.Background()
 			first := r.mustLogin(ctx)
-			before := cacheFiles(t, r.dir)
+			before := cacheContents(t, r.dir)
 			r.clock.Add(2 * time.Hour)
 			dir.Fail(down)
 			res := r.run(ctx, execInfo, r.args())
@@ -78,7 +78,7 @@ func TestRefreshDuringOutage(t *testing.T) {
 			if r.br.opened.Load() != 1 {
 				t.Fatal("the outage opened the browser")
 			}
-			if after := cacheFiles(t, r.dir); after != before {
+			if after := cacheContents(t, r.dir); after != before {
 				t.Fatalf("the cache changed during the outage:\n%s\nwas\n%s", after, before)
 			}
 			dir.Fail(nil)
