@@ -1,0 +1,64 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestProxyValidate: a proxy URL kubectl could not use, or its CA given
+// twice, is refused naming the key.
+func TestProxyValidate(t *testing.T) {
+	tests := []struct {
+		name  string
+		proxy Proxy
+		want  string
+	}{
+		{"plain http", Proxy{URL: "http://k8s.example.com"}, "proxy.url"},
+		{"no host", Proxy{URL: "https://"}, "proxy.url"},
+		{"empty", Proxy{}, "proxy.url"},
+		{"query", Proxy{URL: "https://k8s.example.com?x=1"}, "proxy.url"},
+		{"CA twice", Proxy{URL: "https://k8s.example.com", CAFile: "ca.pem", CAData: "x"}, "proxy.caFile: set caFile or caData, not both"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.proxy
+			c := &Config{Issuer: Issuer{URL: "https://login.example.com"}, Proxy: &p}
+			c.Audit.Webhook.Disabled = true
+			err := c.Complete()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestProxyRender: with the proxy and no kube-apiserver URL, the team
+// kubeconfig still comes out, pointing at the proxy with system roots;
+// nothing for the control-plane nodes is rendered.
+func TestProxyRender(t *testing.T) {
+	c := &Config{Issuer: Issuer{URL: "https://login.example.com"}, Proxy: &Proxy{URL: "https://k8s.example.com:8443"}}
+	c.Audit.Webhook.Disabled = true
+	if err := c.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := c.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+		if f.Name == FileKubeconfig {
+			s := string(f.Data)
+			if !strings.Contains(s, "server: https://k8s.example.com:8443\n") || strings.Contains(s, "certificate-authority-data") {
+				t.Errorf("kubeconfig:\n%s", s)
+			}
+		}
+		if !strings.Contains(f.Purpose, "proxy") && f.Name != FileRBAC {
+			t.Errorf("%s: purpose %q does not say it is for the proxy", f.Name, f.Purpose)
+		}
+	}
+	if got, want := strings.Join(names, ","), "authentication-config.yaml,audit-policy.yaml,rbac.yaml,kubeconfig"; got != want {
+		t.Errorf("files %s, want %s", got, want)
+	}
+}
