@@ -420,3 +420,36 @@ func TestProxyVariants(t *testing.T) {
 		}
 	})
 }
+
+// TestProxyDocsValues renders the proxy-only values docs/proxy.md shows,
+// alone and with each cloud's Service settings: the pod passes
+// "restricted" and the proxy's own checks.
+func TestProxyDocsValues(t *testing.T) {
+	values := docsFileBlock(t, "proxy.md", "issuer:\n  enabled: false")
+	for _, cloud := range []string{"", "networking.gke.io", "azure-load-balancer-internal", "aws-load-balancer-type: external"} {
+		t.Run("service "+cloud, func(t *testing.T) {
+			files := []string{values}
+			if cloud != "" {
+				files = append(files, docsBlockWith(t, "proxy.md", "proxy:\n  service:\n    type: LoadBalancer", cloud))
+			}
+			out, err := Template(context.Background(), helmBin(t), chartDir(t), namespace, nil, files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := Decode(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := proxyOf(t, objs)
+			if err := Restricted(&p.deployment.Spec.Template); err != nil {
+				t.Error(err)
+			}
+			if err := HardenedProxy(&p.deployment.Spec.Template); err != nil {
+				t.Error(err)
+			}
+			if p.service.Spec.Type != corev1.ServiceTypeLoadBalancer {
+				t.Errorf("Service type %s", p.service.Spec.Type)
+			}
+		})
+	}
+}
