@@ -78,7 +78,7 @@ func proxyRules(authnResources ...string) []rbacv1.PolicyRule {
 // args maps the proxy's --flag=value arguments.
 func args(d *appsv1.Deployment) map[string]string {
 	m := map[string]string{}
-	for _, a := range d.Spec.Template.Spec.Containers[0].Args[1:] {
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
 		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
 		m[k] = v
 	}
@@ -91,8 +91,8 @@ func args(d *appsv1.Deployment) map[string]string {
 func checkProxyCommon(t *testing.T, objs []Object, p proxyObjects) {
 	t.Helper()
 	d := p.deployment
-	if got := d.Spec.Template.Spec.Containers[0].Args[0]; got != "proxy" {
-		t.Errorf("command %q, want proxy", got)
+	if got := d.Spec.Template.Spec.Containers[0].Command; !reflect.DeepEqual(got, []string{"gatehouse-proxy"}) {
+		t.Errorf("command %q, want gatehouse-proxy", got)
 	}
 	a := args(d)
 	mounts := map[string]bool{}
@@ -406,6 +406,21 @@ func TestProxyVariants(t *testing.T) {
 		}
 		if err := Restricted(&p.deployment.Spec.Template); err != nil {
 			t.Error(err)
+		}
+	})
+	t.Run("image", func(t *testing.T) {
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{nil, "ghcr.io/gatehouse-dev/gatehouse:v0.1.0"},
+			{[]string{"--set", "image.tag=v2"}, "ghcr.io/gatehouse-dev/gatehouse:v2"},
+			{[]string{"--set", "proxy.image.repository=example.com/gatehouse-proxy", "--set", "proxy.image.tag=v3"}, "example.com/gatehouse-proxy:v3"},
+		} {
+			p := proxyOf(t, render(t, vs, tt.args...))
+			if got := p.deployment.Spec.Template.Spec.Containers[0].Image; got != tt.want {
+				t.Errorf("%v: image %s, want %s", tt.args, got, tt.want)
+			}
 		}
 	})
 	t.Run("ingress passthrough", func(t *testing.T) {

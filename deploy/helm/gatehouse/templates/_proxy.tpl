@@ -22,6 +22,18 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* The proxy's image: proxy.image, else the chart's. */}}
+{{- define "gatehouse.proxyImage" -}}
+{{- $i := .Values.proxy.image | default dict }}
+{{- if $i.digest }}
+{{- printf "%s@%s" ($i.repository | default .Values.image.repository) $i.digest }}
+{{- else if or $i.repository $i.tag }}
+{{- printf "%s:%s" ($i.repository | default .Values.image.repository) ($i.tag | default .Chart.AppVersion) }}
+{{- else }}
+{{- include "gatehouse.image" . }}
+{{- end }}
+{{- end }}
+
 {{- define "gatehouse.proxyServiceAccountName" -}}
 {{- if .Values.proxy.serviceAccount.create }}
 {{- default (include "gatehouse.proxyName" .) .Values.proxy.serviceAccount.name }}
