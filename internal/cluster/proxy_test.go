@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
 )
 
 // TestProxyValidate: a proxy URL kubectl could not use, or its CA given
@@ -60,5 +64,42 @@ func TestProxyRender(t *testing.T) {
 	}
 	if got, want := strings.Join(names, ","), "authentication-config.yaml,audit-policy.yaml,rbac.yaml,kubeconfig"; got != want {
 		t.Errorf("files %s, want %s", got, want)
+	}
+}
+
+// TestCheckThroughProxy: with a proxy, `cluster check` does not probe
+// kube-apiserver for the issuer (it has none) and shows the token to the
+// proxy, which answers who its bearer is.
+func TestCheckThroughProxy(t *testing.T) {
+	c := completeConfig(t, "issuer: {url: https://login.example.com}\naudit: {webhook: {disabled: true}}\n")
+	users := map[string]authenticationv1.UserInfo{"alice-token": {Username: "oidc:alice", Groups: []string{"oidc:org:infra"}}}
+	api := &fakeAPIServer{version: "v1.31.2", users: map[string]authenticationv1.UserInfo{}, namespaces: map[string]bool{}, bindings: map[string]json.RawMessage{}}
+	proxy := &fakeAPIServer{version: "v1.31.2", users: users, namespaces: map[string]bool{}, bindings: map[string]json.RawMessage{}}
+	admin := api.start(t)
+	p := proxy.start(t)
+	c.Proxy = &Proxy{URL: p.Host, CAData: string(p.CAData)}
+	for _, tc := range []struct {
+		token, status, detail string
+	}{
+		{"alice-token", string(StatusInfo), `"oidc:alice"`},
+		{"expired", string(StatusFailed), "gatehouse proxy at " + p.Host + " rejects the token"},
+	} {
+		r, err := c.Check(context.Background(), admin, CheckOptions{Token: tc.token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := map[string]Finding{}
+		for _, f := range r.Findings {
+			found[f.Subject] = f
+		}
+		if f := found["token identity"]; string(f.Status) != tc.status || !strings.Contains(f.Detail, tc.detail) {
+			t.Errorf("%s: token identity %+v, want %s with %q", tc.token, f, tc.status, tc.detail)
+		}
+		if f := found["issuer https://login.example.com"]; f.Status != StatusInfo || !strings.Contains(f.Detail, "gatehouse proxy") {
+			t.Errorf("issuer finding %+v", f)
+		}
+		if api.probe != "" {
+			t.Errorf("kube-apiserver was probed with a TokenReview (%q)", api.probe)
+		}
 	}
 }
