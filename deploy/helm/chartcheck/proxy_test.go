@@ -141,13 +141,14 @@ func checkProxyBeside(t *testing.T, objs []Object) {
 	if a["cluster-name"] != "gke-prod" || a["audit-webhook-config"] == "" || a["upstream-kubeconfig"] != "" {
 		t.Errorf("args %v", a)
 	}
-	// The audit events go to the split sink's Service inside the cluster,
-	// with the token from the Secret as a file.
+	// The audit events go to the sink at the issuer's host (https: a
+	// kubeconfig's token goes to https servers only), with the token from
+	// the Secret as a file.
 	var kc clientcmdv1.Config
 	if err := yaml.UnmarshalStrict([]byte(p.configMap.Data["audit-webhook.kubeconfig"]), &kc); err != nil {
 		t.Fatal(err)
 	}
-	if got := kc.Clusters[0].Cluster.Server; got != "http://gatehouse-audit-sink-internal.kube-system.svc:5556/audit/webhook" {
+	if got := kc.Clusters[0].Cluster.Server; got != "https://login.example.com/audit/webhook" {
 		t.Errorf("audit sink %q", got)
 	}
 	tokenFile := kc.AuthInfos[0].AuthInfo.TokenFile

@@ -113,18 +113,20 @@ TestProxyAuthenticationConfigAgrees compares the two).
 {{- toYaml (dict "apiVersion" "apiserver.config.k8s.io/v1" "kind" "AuthenticationConfiguration" "jwt" (list $jwt)) }}
 {{- end }}
 
-{{/* The audit sink's URL: proxy.audit.url, else this release's sink when
-the issuer and its audit trail are here; empty: no audit trail. */}}
+{{/* The audit sink's URL: proxy.audit.url, else, when the issuer and its
+audit trail are in this release, the webhook path on the issuer's host (as
+`gatehouse cluster render` defaults it); empty: no audit trail. https only:
+client-go gives a kubeconfig's token to https servers only, so a plain
+http sink would get requests without it. */}}
 {{- define "gatehouse.proxyAuditURL" -}}
 {{- if .Values.proxy.audit.url }}
+{{- if not (hasPrefix "https://" .Values.proxy.audit.url) }}
+{{- fail (printf "proxy.audit.url %q must be https: the webhook client sends its token to https servers only" .Values.proxy.audit.url) }}
+{{- end }}
 {{- .Values.proxy.audit.url }}
 {{- else if and .Values.issuer.enabled (include "gatehouse.auditOn" .) }}
-{{- if not (include "gatehouse.servesHTTP" .) }}
-{{- fail "the issuer serves no plain HTTP, so the proxy cannot reach its audit sink inside the cluster by default: set proxy.audit.url (https) and proxy.audit.caData" }}
-{{- end }}
-{{- $svc := ternary (include "gatehouse.auditSinkInternalName" .) (include "gatehouse.fullname" .) (eq (include "gatehouse.auditSplit" .) "true") }}
 {{- $path := (((.Values.config | default dict).audit | default dict).webhook | default dict).path | default "/audit/webhook" }}
-{{- printf "http://%s.%s.svc:%v%s" $svc .Release.Namespace .Values.ports.http $path }}
+{{- printf "https://%s%s" (urlParse (include "gatehouse.issuer" .)).host $path }}
 {{- end }}
 {{- end }}
 
