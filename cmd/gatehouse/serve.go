@@ -29,6 +29,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
 	"github.com/gatehouse-dev/gatehouse/internal/web"
 )
@@ -147,9 +148,34 @@ func (f *serveFlags) configPath(args []string) (string, error) {
 func newLogger(cfg config.Logger, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.Level}
 	if cfg.Format == "text" {
+		opts.ReplaceAttr = quoteDEL
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// quoteDEL completes the text handler's escaping for people reading logs
+// on a terminal. The handler quotes (strconv.Quote) every value holding a
+// control, a format character such as a bidi override, or invalid UTF-8,
+// except DEL (0x7f), which JSON lets through raw and slog with it: a value
+// holding one (usernames and errors come from requests) is rendered by
+// termsafe, which quotes it, and the handler quotes that again.
+func quoteDEL(_ []string, a slog.Attr) slog.Attr {
+	var s string
+	switch v := a.Value.Any().(type) {
+	case string:
+		s = v
+	case error:
+		s = v.Error()
+	case fmt.Stringer:
+		s = v.String()
+	default:
+		return a
+	}
+	if strings.IndexByte(s, 0x7f) >= 0 {
+		a.Value = slog.StringValue(termsafe.String(s))
+	}
+	return a
 }
 
 // runOptions are how serveWith runs, besides the config.

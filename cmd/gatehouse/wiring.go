@@ -90,7 +90,7 @@ func prepareConnector(c config.Connector, log *slog.Logger, reg prometheus.Regis
 		if err := c.DecodeConfig(&cfg); err != nil {
 			return nil, err
 		}
-		p, err := oidc.Prepare(cfg, log)
+		p, err := oidc.Prepare(cfg, log, oidc.WithMetrics(oidc.NewMetrics(reg), c.ID))
 		if err != nil {
 			return nil, err
 		}

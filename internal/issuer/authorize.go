@@ -713,6 +713,12 @@ func (s *Server) validateScopes(client *Client, scopes []string) *authError {
 	if !slices.Contains(scopes, scopeOpenID) {
 		return &authError{errInvalidScope, `the "openid" scope is required`}
 	}
+	return s.knownScopes(client, scopes)
+}
+
+// knownScopes checks that every scope is one of Dex's, and that a
+// cross-client scope names a client that trusts this one.
+func (s *Server) knownScopes(client *Client, scopes []string) *authError {
 	for _, sc := range scopes {
 		switch sc {
 		case scopeOpenID, scopeProfile, scopeEmail, scopeGroups, scopeOfflineAccess, scopeFederatedID:

@@ -1,7 +1,7 @@
 // Package issuer implements the OpenID Connect provider: discovery, JWKS,
 // the authorization endpoint with connector login, the token endpoint
 // (authorization_code with PKCE, refresh_token with rotation, device_code,
-// password), userinfo, revocation (RFC 7009), introspection (RFC 7662) and
+// password, token exchange (RFC 8693)), userinfo, revocation (RFC 7009), introspection (RFC 7662) and
 // the device authorization grant (RFC 8628).
 //
 // Paths are Dex's, under the issuer URL's path, so kube-apiserver and
@@ -38,7 +38,7 @@ const (
 )
 
 // SupportedGrantTypes are the grants gatehouse implements.
-var SupportedGrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantPassword}
+var SupportedGrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantPassword, GrantTokenExchange}
 
 // Client is an OAuth 2.0 client (Dex's staticClients).
 type Client struct {
@@ -94,7 +94,8 @@ type Options struct {
 	// (empty: the password grant is off).
 	PasswordConnector string
 	// GrantTypes the server allows (empty: all supported, with the
-	// password grant only when PasswordConnector is set).
+	// password grant only when PasswordConnector is set; token exchange
+	// included, as Dex does).
 	GrantTypes []string
 	// AllowPlainPKCE accepts code_challenge_method=plain (off by default).
 	AllowPlainPKCE bool
@@ -233,7 +234,7 @@ func New(opts Options) (*Server, error) {
 	}
 	grants := opts.GrantTypes
 	if len(grants) == 0 {
-		grants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode}
+		grants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantTokenExchange}
 		if opts.PasswordConnector != "" {
 			grants = append(grants, GrantPassword)
 		}

@@ -30,3 +30,21 @@ func Rows(ctx context.Context, db *DB, table string) (int64, error) {
 	err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n)
 	return n, err
 }
+
+// LegacyBlob is raw compressed as the first stores of schema 2 kept a
+// batch (zstdMark: the whole batch in one zstd frame, no index).
+func LegacyBlob(raw []byte) []byte {
+	if err := zstdInit(); err != nil {
+		panic(err)
+	}
+	return zstdEnc.EncodeAll(raw, []byte{zstdMark})
+}
+
+// SetProbeCap sets how many events the planner's probes count in an
+// index (first and second round) and returns a function that restores
+// them.
+func SetProbeCap(n, n2 int) func() {
+	old, old2 := probeCap, probeCap2
+	probeCap, probeCap2 = n, n2
+	return func() { probeCap, probeCap2 = old, old2 }
+}

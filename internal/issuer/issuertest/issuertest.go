@@ -62,6 +62,8 @@ type Options struct {
 	Mount func(s *Server, mux *http.ServeMux)
 	// LoginLimits (default: the issuer's defaults).
 	LoginLimits issuer.LoginLimits
+	// GrantTypes are oauth2.grantTypes (default: the issuer's).
+	GrantTypes []string
 }
 
 // Server is a running test issuer.
@@ -170,7 +172,7 @@ func Start(t testing.TB, opts Options) *Server {
 		Issuer: issuerURL, Storage: store, Keys: km, Clients: clients, Connectors: conns,
 		SkipApprovalScreen: !opts.ShowApproval, PasswordConnector: passwordConn,
 		Expiry: issuer.Expiry{IDTokens: opts.IDTokenTTL, RefreshReuseInterval: opts.RefreshReuseInterval},
-		Logger: opts.Logger, Now: opts.Now, LoginLimits: opts.LoginLimits,
+		Logger: opts.Logger, Now: opts.Now, LoginLimits: opts.LoginLimits, GrantTypes: opts.GrantTypes,
 	})
 	if err != nil {
 		t.Fatalf("issuertest: issuer: %v", err)

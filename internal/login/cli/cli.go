@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache/keyring"
 	"github.com/gatehouse-dev/gatehouse/internal/login/usecase"
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // Version is set by the linker (-X) in release builds.
@@ -83,7 +84,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0 // the flag set printed the help
 		}
-		fmt.Fprintf(env.Stderr, "error: %v\n", err)
+		// Errors carry the issuer's, kubectl's and the upstream's words.
+		fmt.Fprintf(env.Stderr, "error: %s\n", termsafe.Lines(err.Error()))
 		return 1
 	}
 	return 0
