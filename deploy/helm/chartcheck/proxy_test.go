@@ -424,6 +424,21 @@ func TestProxyVariants(t *testing.T) {
 			}
 		}
 	})
+	t.Run("network policy and service monitor", func(t *testing.T) {
+		vs := vs
+		vs.APIVersions = []string{"monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor"}
+		objs := render(t, vs, "--set", "networkPolicy.enabled=true", "--set", "metrics.serviceMonitor.enabled=true")
+		p := proxyOf(t, objs)
+		np := one[*networkingv1.NetworkPolicy](t, objs, "NetworkPolicy")
+		if !selects(np.Spec.PodSelector.MatchLabels, p.deployment.Spec.Template.Labels) || len(np.Spec.Ingress) != 2 ||
+			np.Spec.Ingress[0].Ports[0].Port.String() != "https" || len(np.Spec.Ingress[0].From) != 0 || np.Spec.Ingress[1].Ports[0].Port.String() != "telemetry" {
+			t.Errorf("network policy %+v", np.Spec)
+		}
+		sm := one[*ServiceMonitor](t, objs, "ServiceMonitor")
+		if !selects(sm.Spec.Selector.MatchLabels, p.service.Labels) || sm.Spec.Endpoints[0].Port != "telemetry" {
+			t.Errorf("service monitor %+v", sm.Spec)
+		}
+	})
 	t.Run("ingress passthrough", func(t *testing.T) {
 		objs := render(t, vs)
 		ing := one[*networkingv1.Ingress](t, objs, "Ingress")
