@@ -125,8 +125,15 @@ http sink would get requests without it. */}}
 {{- end }}
 {{- .Values.proxy.audit.url }}
 {{- else if and .Values.issuer.enabled (include "gatehouse.auditOn" .) }}
+{{- if and .Values.existingSecret (not .Values.ingress.host) }}
+{{- fail "proxy.audit.url is required with existingSecret and the audit sink: the chart cannot read the issuer's host from the Secret (or set ingress.host)" }}
+{{- end }}
 {{- $path := (((.Values.config | default dict).audit | default dict).webhook | default dict).path | default "/audit/webhook" }}
-{{- printf "https://%s%s" (urlParse (include "gatehouse.issuer" .)).host $path }}
+{{- $host := .Values.ingress.host }}
+{{- if not $host }}
+{{- $host = (urlParse (include "gatehouse.issuer" .)).host }}
+{{- end }}
+{{- printf "https://%s%s" $host $path }}
 {{- end }}
 {{- end }}
 
