@@ -31,6 +31,7 @@ import (
 type proxyObjects struct {
 	deployment *appsv1.Deployment
 	service    *corev1.Service
+	telemetry  *corev1.Service
 	configMap  *corev1.ConfigMap
 	role       *rbacv1.ClusterRole
 	binding    *rbacv1.ClusterRoleBinding
@@ -41,6 +42,9 @@ func proxyOf(t *testing.T, objs []Object) proxyObjects {
 	t.Helper()
 	var p proxyObjects
 	for _, o := range objs {
+		if o.Name == "gatehouse-proxy-telemetry" {
+			p.telemetry = o.Typed.(*corev1.Service)
+		}
 		if !strings.HasSuffix(o.Name, "-proxy") {
 			continue
 		}
@@ -59,8 +63,8 @@ func proxyOf(t *testing.T, objs []Object) proxyObjects {
 			p.account = v
 		}
 	}
-	if p.deployment == nil || p.service == nil {
-		t.Fatal("no proxy Deployment or Service")
+	if p.deployment == nil || p.service == nil || p.telemetry == nil {
+		t.Fatal("no proxy Deployment, Service or telemetry Service")
 	}
 	return p
 }
@@ -123,8 +127,14 @@ func checkProxyCommon(t *testing.T, objs []Object, p proxyObjects) {
 			t.Errorf("the proxy's and %s's selectors overlap", other.Name)
 		}
 	}
-	if p.service.Spec.Ports[0].TargetPort.String() != "https" {
-		t.Errorf("Service ports %+v", p.service.Spec.Ports)
+	// Team members reach the https port and nothing else; /metrics stays
+	// on a ClusterIP Service.
+	if len(p.service.Spec.Ports) != 1 || p.service.Spec.Ports[0].TargetPort.String() != "https" {
+		t.Errorf("Service ports %+v, want https only", p.service.Spec.Ports)
+	}
+	if p.telemetry.Spec.Type != corev1.ServiceTypeClusterIP || len(p.telemetry.Spec.Ports) != 1 || p.telemetry.Spec.Ports[0].TargetPort.String() != "telemetry" ||
+		!selects(p.telemetry.Spec.Selector, d.Spec.Template.Labels) {
+		t.Errorf("telemetry Service %+v", p.telemetry.Spec)
 	}
 	if d.Spec.Template.Annotations["checksum/config"] == "" {
 		t.Error("no checksum/config annotation")
@@ -435,7 +445,7 @@ func TestProxyVariants(t *testing.T) {
 			t.Errorf("network policy %+v", np.Spec)
 		}
 		sm := one[*ServiceMonitor](t, objs, "ServiceMonitor")
-		if !selects(sm.Spec.Selector.MatchLabels, p.service.Labels) || sm.Spec.Endpoints[0].Port != "telemetry" {
+		if !selects(sm.Spec.Selector.MatchLabels, p.telemetry.Labels) || selects(sm.Spec.Selector.MatchLabels, p.service.Labels) || sm.Spec.Endpoints[0].Port != "telemetry" {
 			t.Errorf("service monitor %+v", sm.Spec)
 		}
 	})
