@@ -223,8 +223,8 @@ the team members' kubeconfig. See docs/cluster.md.
 With --proxy URL (or proxy: in cluster.yaml) the cluster is reached through
 gatehouse proxy instead (docs/proxy.md): the kubeconfig's server is the
 proxy, and only what the proxy reads is written (authentication-config.yaml,
-audit-policy.yaml, audit-webhook.kubeconfig) with rbac.yaml; no kube-apiserver
-flags or node files.`,
+audit-policy.yaml, audit-webhook.kubeconfig, and proxy-values.yaml for the
+Helm chart) with rbac.yaml; no kube-apiserver flags or node files.`,
 		Example: `  gatehouse cluster render --config cluster.yaml --out rendered/
   gatehouse cluster render --issuer-url https://login.example.com --server https://api.example.com:6443 \
     --team exampleorg:infra-team=cluster-admin --team exampleorg:web=edit@web \

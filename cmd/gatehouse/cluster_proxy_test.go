@@ -39,7 +39,7 @@ func TestClusterRenderProxy(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	sort.Strings(names)
-	if got := strings.Join(names, " "); got != "audit-policy.yaml audit-webhook.kubeconfig authentication-config.yaml kubeconfig rbac.yaml" {
+	if got := strings.Join(names, " "); got != "audit-policy.yaml audit-webhook.kubeconfig authentication-config.yaml kubeconfig proxy-values.yaml rbac.yaml" {
 		t.Errorf("files %s", got)
 	}
 	kc, err := clientcmd.LoadFromFile(filepath.Join(out, "kubeconfig"))

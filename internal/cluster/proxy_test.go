@@ -58,11 +58,11 @@ func TestProxyRender(t *testing.T) {
 				t.Errorf("kubeconfig:\n%s", s)
 			}
 		}
-		if !strings.Contains(f.Purpose, "proxy") && f.Name != FileRBAC {
+		if !strings.Contains(strings.ToLower(f.Purpose), "proxy") && f.Name != FileRBAC {
 			t.Errorf("%s: purpose %q does not say it is for the proxy", f.Name, f.Purpose)
 		}
 	}
-	if got, want := strings.Join(names, ","), "authentication-config.yaml,audit-policy.yaml,rbac.yaml,kubeconfig"; got != want {
+	if got, want := strings.Join(names, ","), "authentication-config.yaml,audit-policy.yaml,rbac.yaml,proxy-values.yaml,kubeconfig"; got != want {
 		t.Errorf("files %s, want %s", got, want)
 	}
 }

@@ -93,6 +93,18 @@ func (c *Config) Render() ([]File, error) {
 	}
 	add(FileRBAC, "ClusterRoleBindings and RoleBindings for the team mapping (kubectl apply -f)", 0o644, rbac)
 
+	if proxy {
+		values, err := c.ProxyValues()
+		if err != nil {
+			return nil, err
+		}
+		data, err := marshal(values)
+		if err != nil {
+			return nil, err
+		}
+		add(FileProxyValues, "Helm values for the chart's proxy (helm install --values)", 0o644, append([]byte(proxyValuesHeader), data...))
+	}
+
 	if c.Server != "" || proxy {
 		opts, err := c.KubeconfigOptions()
 		if err != nil {

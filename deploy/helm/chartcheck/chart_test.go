@@ -91,7 +91,14 @@ func render(t *testing.T, vs ValueSet, extra ...string) []Object {
 
 func renderWith(t *testing.T, helm string, vs ValueSet, extra ...string) []Object {
 	t.Helper()
-	out, err := Template(context.Background(), helm, chartDir(t), namespace, vs.APIVersions, []string{vs.File}, extra...)
+	return renderFilesWith(t, helm, vs.APIVersions, []string{vs.File}, extra...)
+}
+
+// renderFilesWith renders the chart with helm for the values files and
+// extra arguments given, and decodes it.
+func renderFilesWith(t *testing.T, helm string, apiVersions, files []string, extra ...string) []Object {
+	t.Helper()
+	out, err := Template(context.Background(), helm, chartDir(t), namespace, apiVersions, files, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package chartcheck
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -236,14 +235,7 @@ func TestProxyAuthenticationConfigAgrees(t *testing.T) {
 			if err := os.WriteFile(overlayFile, ov, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			out, err := Template(context.Background(), helmBin(t), chartDir(t), namespace, vs.APIVersions, []string{vs.File, overlayFile})
-			if err != nil {
-				t.Fatal(err)
-			}
-			objs, err := Decode(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			objs := renderFiles(t, vs.APIVersions, []string{vs.File, overlayFile})
 			chartYAML := proxyOf(t, objs).configMap.Data["authentication-config.yaml"]
 
 			c := clusterConfig(t, vs.File, overlay)
@@ -473,14 +465,7 @@ func TestProxyDocsValues(t *testing.T) {
 			if cloud != "" {
 				files = append(files, docsBlockWith(t, "proxy.md", "proxy:\n  service:\n    type: LoadBalancer", cloud))
 			}
-			out, err := Template(context.Background(), helmBin(t), chartDir(t), namespace, nil, files)
-			if err != nil {
-				t.Fatal(err)
-			}
-			objs, err := Decode(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			objs := renderFiles(t, nil, files)
 			p := proxyOf(t, objs)
 			if err := Restricted(&p.deployment.Spec.Template); err != nil {
 				t.Error(err)
@@ -493,4 +478,91 @@ func TestProxyDocsValues(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProxyValuesFromClusterRender: the chart installed with the
+// proxy-values.yaml that `gatehouse cluster render --proxy` writes gives
+// the proxy the very AuthenticationConfiguration, audit sink and cluster
+// name that the same render wrote, for the seed and for an email-named,
+// unprefixed setup with a private issuer CA.
+func TestProxyValuesFromClusterRender(t *testing.T) {
+	root := filepath.Join(chartDir(t), "..", "..", "..", "internal", "cluster", "testdata")
+	ca, err := os.ReadFile(filepath.Join(root, "seed-email", "issuer-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	email := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(filepath.Join(filepath.Dir(email), "issuer-ca.pem"), ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(email, []byte(`name: eks-dev
+issuer: {url: "https://login.example.com:8443/dex", clientID: kubectl, audiences: [kubectl, kubernetes], caFile: issuer-ca.pem}
+claims:
+  username: {claim: email, prefix: ""}
+  groups: {claim: groups, prefix: "gh:"}
+audit: {webhook: {url: "https://sink.example.com/audit/webhook", bearerToken: "0123456789abcdef"}}
+proxy: {url: "https://eks-dev.example.com:6443"}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(t.TempDir(), "overlay.yaml")
+	if err := os.WriteFile(overlay, []byte("issuer: {enabled: false}\nproxy: {tls: {existingSecret: proxy-tls}, audit: {tokenSecret: {name: sink-token}}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, file := range map[string]string{"seed": filepath.Join(root, "seed-proxy", "cluster.yaml"), "email and issuer CA": email} {
+		t.Run(name, func(t *testing.T) {
+			c, err := cluster.Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := c.Render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if err := cluster.WriteFiles(dir, files); err != nil {
+				t.Fatal(err)
+			}
+			objs := renderFiles(t, nil, []string{filepath.Join(dir, cluster.FileProxyValues), overlay})
+			p := proxyOf(t, objs)
+			read := func(name string) []byte {
+				b, err := os.ReadFile(filepath.Join(dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			var got, want apiserverv1.AuthenticationConfiguration
+			if err := yaml.UnmarshalStrict([]byte(p.configMap.Data["authentication-config.yaml"]), &got); err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.UnmarshalStrict(read(cluster.FileAuthenticationConfig), &want); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("the chart's AuthenticationConfiguration differs from cluster render's:\n--- chart\n%s\n--- render\n%s",
+					p.configMap.Data["authentication-config.yaml"], read(cluster.FileAuthenticationConfig))
+			}
+			var chartSink, renderSink clientcmdv1.Config
+			if err := yaml.UnmarshalStrict([]byte(p.configMap.Data["audit-webhook.kubeconfig"]), &chartSink); err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.Unmarshal(read(cluster.FileAuditWebhook), &renderSink); err != nil {
+				t.Fatal(err)
+			}
+			if a, b := chartSink.Clusters[0].Cluster, renderSink.Clusters[0].Cluster; a.Server != b.Server || !bytes.Equal(a.CertificateAuthorityData, b.CertificateAuthorityData) {
+				t.Errorf("audit sink %s (CA %d bytes), render says %s (CA %d bytes)", a.Server, len(a.CertificateAuthorityData), b.Server, len(b.CertificateAuthorityData))
+			}
+			if a := args(p.deployment); a["cluster-name"] != c.Name {
+				t.Errorf("--cluster-name=%s, want %s", a["cluster-name"], c.Name)
+			}
+		})
+	}
+}
+
+// renderFiles renders the chart with helm 3 for the values files given
+// and decodes it.
+func renderFiles(t *testing.T, apiVersions []string, files []string) []Object {
+	t.Helper()
+	return renderFilesWith(t, helmBin(t), apiVersions, files)
 }
