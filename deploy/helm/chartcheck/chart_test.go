@@ -609,6 +609,7 @@ func TestRenderFails(t *testing.T) {
 		{"Ingress with a LoadBalancer", "proxy-only", []string{"--set", "proxy.service.type=LoadBalancer"}, "set proxy.service.type: ClusterIP"},
 		{"proxy beside an existing secret's sink", "existing-secret", []string{"--set", "auditSink.enabled=true", "--set", "proxy.enabled=true",
 			"--set", "proxy.cluster.issuer.url=https://login.example.com", "--set", "proxy.tls.existingSecret=t", "--set", "proxy.audit.tokenSecret.name=t"}, "proxy.audit.url is required with existingSecret"},
+		{"schema: batch wait", "proxy-only", []string{"--set", "proxy.audit.batchMaxWait=soon"}, "batchMaxWait"},
 		{"audit over plain http", "proxy-only", []string{"--set", "proxy.audit.url=http://gatehouse.kube-system.svc:5556/audit/webhook"}, "proxy.audit.url"},
 		{"audit without a token", "proxy-only", []string{"--set", "proxy.audit.tokenSecret.name="}, "proxy.audit.tokenSecret.name is required"},
 		{"the release's sink without a token", "proxy-beside", []string{"--set", "proxy.audit.tokenSecret.name="}, "proxy.audit.tokenSecret.name is required"},

@@ -147,7 +147,7 @@ func checkProxyBeside(t *testing.T, objs []Object) {
 		t.Errorf("proxy Service %s ranges %v, want a LoadBalancer for 203.0.113.0/24", p.service.Spec.Type, p.service.Spec.LoadBalancerSourceRanges)
 	}
 	a := args(p.deployment)
-	if a["cluster-name"] != "gke-prod" || a["audit-webhook-config"] == "" || a["upstream-kubeconfig"] != "" {
+	if a["cluster-name"] != "gke-prod" || a["audit-webhook-config"] == "" || a["upstream-kubeconfig"] != "" || a["audit-webhook-batch-max-wait"] != "2s" {
 		t.Errorf("args %v", a)
 	}
 	// The audit events go to the sink at the issuer's host (https: a
