@@ -105,13 +105,25 @@ func (c *Config) Check(ctx context.Context, admin *rest.Config, opts CheckOption
 	if err != nil {
 		return r, fmt.Errorf("cluster check: %w", err)
 	}
-	c.checkVersion(ctx, cs, &r)
-	c.checkIssuer(ctx, cs, &r)
+	tokenBase := rest.AnonymousClientConfig(admin)
+	if c.Proxy != nil {
+		// kube-apiserver knows nothing of the issuer: the proxy
+		// authenticates, so the token is shown to the proxy.
+		r.add(StatusInfo, "issuer "+c.Issuer.URL, "kube-apiserver is not asked: gatehouse proxy at %s authenticates the tokens (docs/proxy.md)", c.Proxy.URL)
+		ca, err := c.readPEM("proxy.caFile", c.Proxy.CAFile, c.Proxy.CAData)
+		if err != nil {
+			return r, err
+		}
+		tokenBase = &rest.Config{Host: c.Proxy.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}, Timeout: admin.Timeout}
+	} else {
+		c.checkVersion(ctx, cs, &r)
+		c.checkIssuer(ctx, cs, &r)
+	}
 	if err := c.checkRBAC(ctx, cs, opts.FieldManager, &r); err != nil {
 		return r, err
 	}
 	if opts.Token != "" {
-		c.checkToken(ctx, admin, opts.Token, &r)
+		c.checkToken(ctx, tokenBase, opts.Token, &r)
 	}
 	return r, nil
 }
@@ -257,9 +269,11 @@ func subjectList(s []rbacv1.Subject) string {
 }
 
 // checkToken asks kube-apiserver who the token's bearer is.
-func (c *Config) checkToken(ctx context.Context, admin *rest.Config, token string, r *Report) {
+// checkToken asks who the token's bearer is (SelfSubjectReview) at base:
+// kube-apiserver, or gatehouse proxy in front of it.
+func (c *Config) checkToken(ctx context.Context, base *rest.Config, token string, r *Report) {
 	const subject = "token identity"
-	cfg := rest.AnonymousClientConfig(admin)
+	cfg := rest.CopyConfig(base)
 	cfg.BearerToken = token
 	cs, err := newAPIClient(cfg)
 	if err != nil {
@@ -268,6 +282,12 @@ func (c *Config) checkToken(ctx context.Context, admin *rest.Config, token strin
 	}
 	var review authenticationv1.SelfSubjectReview
 	if err := cs.create(ctx, "selfsubjectreviews", &authenticationv1.SelfSubjectReview{}, &review); err != nil {
+		if apierrors.IsUnauthorized(err) && c.Proxy != nil {
+			r.add(StatusFailed, subject, "gatehouse proxy at %s rejects the token (Unauthorized): check that the proxy runs with this %s "+
+				"(the token's iss must be exactly %s and its aud contain %s), that the token has not expired, and the proxy's log",
+				c.Proxy.URL, FileAuthenticationConfig, c.Issuer.URL, strings.Join(c.Issuer.Audiences, " or "))
+			return
+		}
 		if apierrors.IsUnauthorized(err) {
 			r.add(StatusFailed, subject, "kube-apiserver rejects the token (Unauthorized). Check, in this order:\n"+
 				"- kube-apiserver runs with %s (or the flags in %s) and was restarted after the change;\n"+

@@ -91,6 +91,11 @@ type Config struct {
 	Audit Audit              `json:"audit,omitempty"`
 	// Kubeconfig tunes the team members' kubeconfig.
 	Kubeconfig KubeconfigSettings `json:"kubeconfig,omitempty"`
+	// Proxy, when set, is `gatehouse proxy` in front of a cluster whose
+	// kube-apiserver cannot be configured (docs/proxy.md): the team
+	// kubeconfig points at it, and only the files the proxy reads are
+	// rendered, no kube-apiserver flags or node files.
+	Proxy *Proxy `json:"proxy,omitempty"`
 
 	// baseDir resolves relative file names (the folder of cluster.yaml).
 	baseDir string
@@ -224,6 +229,16 @@ type AuditWebhook struct {
 	// before a partial batch is sent (default 5s).
 	BatchMaxSize int    `json:"batchMaxSize,omitempty"`
 	BatchMaxWait string `json:"batchMaxWait,omitempty"`
+}
+
+// Proxy is where team members reach `gatehouse proxy`.
+type Proxy struct {
+	// URL of the proxy (https), the team kubeconfig's server.
+	URL string `json:"url"`
+	// CAFile / CAData: PEM CA of the proxy's serving certificate, when
+	// not publicly trusted.
+	CAFile string `json:"caFile,omitempty"`
+	CAData string `json:"caData,omitempty"`
 }
 
 // KubeconfigSettings tune the team members' kubeconfig.
@@ -426,6 +441,14 @@ func (c *Config) Validate() error {
 	}
 	if c.ServerCAFile != "" && c.ServerCAData != "" {
 		fail("serverCAFile", "set serverCAFile or serverCAData, not both")
+	}
+	if p := c.Proxy; p != nil {
+		if u, err := url.Parse(p.URL); err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			fail("proxy.url", "%q must be the https URL of gatehouse proxy, e.g. https://k8s.example.com (the chart's proxy.host)", p.URL)
+		}
+		if p.CAFile != "" && p.CAData != "" {
+			fail("proxy.caFile", "set caFile or caData, not both")
+		}
 	}
 	if !path.IsAbs(c.NodeDir) {
 		fail("nodeDir", "%q must be an absolute path on the control-plane nodes", c.NodeDir)

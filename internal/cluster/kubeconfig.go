@@ -132,11 +132,19 @@ func (c *Config) KubeconfigOptions() (KubeconfigOptions, error) {
 	if err != nil {
 		return KubeconfigOptions{}, err
 	}
+	server := c.Server
+	if c.Proxy != nil {
+		// kubectl talks to the proxy, which forwards to the API server.
+		server = c.Proxy.URL
+		if serverCA, err = c.readPEM("proxy.caFile", c.Proxy.CAFile, c.Proxy.CAData); err != nil {
+			return KubeconfigOptions{}, err
+		}
+	}
 	return KubeconfigOptions{
 		ClusterName:      c.Name,
 		ContextName:      c.Kubeconfig.Context,
 		UserName:         c.Kubeconfig.User,
-		Server:           c.Server,
+		Server:           server,
 		ServerCA:         serverCA,
 		IssuerURL:        c.Issuer.URL,
 		ClientID:         c.Issuer.ClientID,
