@@ -53,7 +53,8 @@ func exchangeFor(g *gatehouse, idToken, audience string) (string, error) {
 }
 
 // TestPerClusterTokens: two kube-apiservers, each rendered with `cluster:`
-// (its own audience, a client of gatehouse that trusts the plugin's). One
+// (its own audience, a client of gatehouse that trusts the plugin's), one
+// wired by the structured configuration, the other by the legacy flags. One
 // browser login, then kubectl works on both clusters with no second
 // browser; cluster A's token replayed against cluster B is 401, and so
 // is the login's own token (aud kubernetes) on either.
@@ -78,7 +79,13 @@ func TestPerClusterTokens(t *testing.T) {
 		cfg := seedConfig(g.issuer.URL, g.issuer.CAPEM)
 		cfg.Issuer.ClientSecret = g.issuer.ClientSecret
 		cfg.Name, cfg.Cluster = name, name
-		c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeStructured})
+		// Cluster A reads the structured configuration, cluster B the
+		// legacy --oidc-* flags (--oidc-client-id is then its audience).
+		mode := cluster.ModeStructured
+		if name == "cluster-b" {
+			mode = cluster.ModeFlags
+		}
+		c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: mode})
 		c.AdminKubectl(t, "create", "namespace", "web")
 		c.AdminKubectl(t, "apply", "--server-side", "--field-manager=gatehouse", "-f", filepath.Join(c.Config.NodeDir, cluster.FileRBAC))
 		// Ready once kube-apiserver has the issuer's keys: a token for

@@ -621,6 +621,41 @@ func TestExchangeAgainstIssuer(t *testing.T) {
 	if n := r.br.opened.Load(); n != 1 {
 		t.Errorf("browser opened %d times, want 1", n)
 	}
+	// setup with the cluster's audience shows what the cluster makes of
+	// the exchanged token; without it, the login's token is refused there.
+	authn := filepath.Join(t.TempDir(), "authn.yaml")
+	if err := os.WriteFile(authn, []byte(fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
+kind: AuthenticationConfiguration
+jwt:
+- issuer:
+    url: %q
+    audiences: [cluster-a]
+  claimMappings:
+    username:
+      claim: sub
+      prefix: "oidc:"
+`, srv.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args      []string
+		want, not string
+	}{
+		{[]string{"--exchange-audience=cluster-a"}, "username: oidc:", "REJECT"},
+		{nil, "the token's aud kubernetes contains none of the audiences [cluster-a]", "## 3. Grant access"},
+	} {
+		args := append([]string{"kubectl-gatehouse", "setup", "--oidc-issuer-url=" + srv.URL, "--oidc-client-id=" + srv.ClientID, "--oidc-client-secret=" + srv.ClientSecret,
+			"--certificate-authority=" + srv.CAFile, "--listen-address=127.0.0.1:0", "--authentication-config=" + authn}, tt.args...)
+		res := r.run(ctx, "", args)
+		if res.code != 0 || !strings.Contains(res.stdout, tt.want) || strings.Contains(res.stdout, tt.not) {
+			t.Errorf("setup %q: exit %d, want %q and not %q in:\n%s\n%s", tt.args, res.code, tt.want, tt.not, res.stdout, res.stderr)
+		}
+		if tt.args != nil && !strings.Contains(res.stdout, "--exchange-audience=cluster-a") {
+			t.Errorf("setup's kubeconfig snippet does not ask for the audience:\n%s", res.stdout)
+		}
+	}
+	opened := r.br.opened.Load() // setup logs in each time
+
 	// logout with the cluster's arguments deletes the login and that
 	// cluster's token; the next run logs in again.
 	args := r.args("--exchange-audience=cluster-a")
@@ -632,7 +667,7 @@ func TestExchangeAgainstIssuer(t *testing.T) {
 		t.Errorf("after logout, cache files = %v, want cluster-b's only", files)
 	}
 	_ = verify("cluster-a")
-	if n := r.br.opened.Load(); n != 2 {
-		t.Errorf("browser opened %d times after logout, want 2", n)
+	if n := r.br.opened.Load() - opened; n != 1 {
+		t.Errorf("browser opened %d times after logout, want 1", n)
 	}
 }

@@ -18,6 +18,9 @@ type Setup struct {
 	Login interface {
 		Interactive(ctx context.Context) (oidcclient.TokenSet, error)
 	}
+	// Exchange, when set (--exchange-audience), turns the login's ID token
+	// into the cluster's, as get-token does; the report is about that one.
+	Exchange func(ctx context.Context, subject string) (oidcclient.TokenSet, error)
 	// Authenticator is the cluster's jwt authenticator, or nil to select
 	// one from Config by the token's issuer.
 	Authenticator *apiserversim.JWT
@@ -46,6 +49,11 @@ func (u *Setup) Run(ctx context.Context) error {
 	ts, err := u.Login.Interactive(ctx)
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
+	}
+	if u.Exchange != nil {
+		if ts, err = u.Exchange(ctx, ts.IDToken); err != nil {
+			return err
+		}
 	}
 	w := u.Stdout
 	// The claims are the identity provider's data: encoding/json escapes
