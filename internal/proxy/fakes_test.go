@@ -28,7 +28,7 @@ type testIssuer struct {
 	key *rsa.PrivateKey
 }
 
-func newTestIssuer(t *testing.T) *testIssuer {
+func newTestIssuer(t testing.TB) *testIssuer {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -58,7 +58,7 @@ func (i *testIssuer) caPEM() string {
 }
 
 // token signs claims; iss, aud, iat and exp are filled unless given.
-func (i *testIssuer) token(t *testing.T, claims map[string]any) string {
+func (i *testIssuer) token(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	c := map[string]any{"iss": i.srv.URL, "aud": "kubernetes", "sub": "Cg1", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
 	for k, v := range claims {
@@ -86,7 +86,7 @@ func (i *testIssuer) token(t *testing.T, claims map[string]any) string {
 
 // authnConfigFile writes the AuthenticationConfiguration `gatehouse
 // cluster render` would write for these issuers.
-func authnConfigFile(t *testing.T, issuers ...*testIssuer) string {
+func authnConfigFile(t testing.TB, issuers ...*testIssuer) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\njwt:\n")
@@ -139,7 +139,7 @@ type fakeAPIServer struct {
 	sars []authorizationv1.SubjectAccessReviewSpec
 }
 
-func newFakeAPIServer(t *testing.T, allow func(authorizationv1.SubjectAccessReviewSpec) bool) *fakeAPIServer {
+func newFakeAPIServer(t testing.TB, allow func(authorizationv1.SubjectAccessReviewSpec) bool) *fakeAPIServer {
 	t.Helper()
 	f := &fakeAPIServer{allow: allow}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))

@@ -54,7 +54,7 @@ type testProxy struct {
 
 // newTestProxy runs the proxy's handler chain, over TLS, in front of a
 // fake API server, with a real JWT authenticator for iss.
-func newTestProxy(t *testing.T, allow func(authorizationv1.SubjectAccessReviewSpec) bool, upstreamPath string) *testProxy {
+func newTestProxy(t testing.TB, allow func(authorizationv1.SubjectAccessReviewSpec) bool, upstreamPath string) *testProxy {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
