@@ -50,6 +50,7 @@ type testProxy struct {
 	api   *fakeAPIServer
 	srv   *httptest.Server
 	audit *memorySink
+	chain Chain
 }
 
 // newTestProxy runs the proxy's handler chain, over TLS, in front of a
@@ -90,8 +91,8 @@ func newTestProxy(t testing.TB, allow func(authorizationv1.SubjectAccessReviewSp
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := Chain{Authenticator: authn, Impersonation: imp, Upstream: up, AuditSink: p.audit, AuditPolicy: pol, Log: log}.Handler()
-	p.srv = httptest.NewUnstartedServer(h)
+	p.chain = Chain{Authenticator: authn, Impersonation: imp, Upstream: up, AuditSink: p.audit, AuditPolicy: pol, Log: log}
+	p.srv = httptest.NewUnstartedServer(p.chain.Handler())
 	p.srv.EnableHTTP2 = true
 	p.srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	p.srv.StartTLS()

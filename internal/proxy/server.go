@@ -108,7 +108,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.AuditWebhookConfig == "" {
 		log.Warn("no --audit-webhook-config: requests through the proxy leave no audit trail in gatehouse")
 	} else {
-		backend, err := NewAuditBackend(AuditOptions{WebhookConfig: o.AuditWebhookConfig, Source: o.ClusterName, MaxBatchWait: o.AuditBatchMaxWait, TempDir: o.StateDir}, log)
+		backend, err := NewAuditBackend(AuditOptions{WebhookConfig: o.AuditWebhookConfig, Source: o.ClusterName, MaxBatchWait: o.AuditBatchMaxWait}, log)
 		if err != nil {
 			return err
 		}
