@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -184,7 +185,7 @@ func serverTLS(o Options, log *slog.Logger, stop <-chan struct{}) (*tls.Config, 
 	if cert == "" {
 		host, _, _ := net.SplitHostPort(o.Listen)
 		hosts := []string{"localhost", "127.0.0.1", "::1"}
-		if host != "" && host != "0.0.0.0" && host != "::" {
+		if host != "" && host != "0.0.0.0" && host != "::" && !slices.Contains(hosts, host) {
 			hosts = append(hosts, host)
 		}
 		b, err := tlsutil.NewBundle(hosts, 365*24*time.Hour)
