@@ -10,7 +10,8 @@
 #                                         # also measures kube-oidc-proxy beside (build it outside
 #                                         # the repository, e.g. from github.com/TremoloSecurity/kube-oidc-proxy)
 #
-# The control plane binaries come from test/e2e's cache (GATEHOUSE_E2E_CACHE).
+# The control plane binaries come from test/e2e's cache: set GATEHOUSE_E2E_CACHE as for test/e2e
+# (CI: /var/cache/gatehouse-e2e), or a cold build of kube-apiserver runs first.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$(mktemp)

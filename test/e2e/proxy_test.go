@@ -88,7 +88,8 @@ func newRecorder(t *testing.T, c *kube.Cluster) *recorder {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(c.CAPEM)
 	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 100}
+	// HTTP/1.1 to kube-apiserver, so that upgrades pass too.
+	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 100}
 	rp.FlushInterval = -1
 	r := &recorder{}
 	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -208,7 +209,7 @@ func certPEM(s *httptest.Server) []byte {
 // outlives its token; 1,000 watches stay open at once.
 func TestProxySeedScenario(t *testing.T) {
 	goBinary(t, "gatehouse-proxy")
-	const ttl = 40 * time.Second
+	const ttl = 75 * time.Second
 	g := startGatehouse(t, ttl)
 	cfg := seedConfig(g.issuer.URL, g.issuer.CAPEM)
 	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeStructured, Unconfigured: true})
@@ -330,6 +331,10 @@ func TestProxySeedScenario(t *testing.T) {
 	}
 	t.Run("attacks", func(t *testing.T) {
 		proxyAttacks(t, c, p, rec, tok.IDToken, htok.IDToken, g.issuer.URL)
+	})
+
+	t.Run("upgrades", func(t *testing.T) {
+		proxyUpgrades(t, c, p, rec, tok.IDToken)
 	})
 
 	t.Run("1000 watches", func(t *testing.T) {

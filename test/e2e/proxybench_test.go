@@ -41,6 +41,7 @@ func TestProxyBench(t *testing.T) {
 	// Metadata-level audit to a real sink is part of the proxy's cost.
 	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeStructured, Unconfigured: true})
 	p := startProxy(t, c, c.Server, c.CAPEM, "bench")
+	c.AdminKubectl(t, "create", "namespace", "web")
 	c.AdminKubectl(t, "apply", "--server-side", "--field-manager=gatehouse", "-f", filepath.Join(c.Config.NodeDir, cluster.FileRBAC))
 	c.AdminKubectl(t, "create", "namespace", "bench")
 	c.AdminKubectl(t, "-n", "bench", "create", "serviceaccount", "direct")
