@@ -15,6 +15,7 @@ dev:
 ## build: build the binaries into ./bin (static: cgo adds ~0.7 ms to every plugin start); kubectl-gatehouse is one file, the fast front end with the plain plugin embedded (generated cmd/kubectl-gatehouse/engine.bin; docs/kubectl-plugin.md)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/gatehouse ./cmd/gatehouse
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/gatehouse-proxy ./cmd/gatehouse-proxy
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o cmd/kubectl-gatehouse/engine.bin ./cmd/kubectl-gatehouse
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -tags embedengine -o bin/kubectl-gatehouse ./cmd/kubectl-gatehouse
 	ln -sf kubectl-gatehouse bin/kubectl-oidc_login

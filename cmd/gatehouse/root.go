@@ -22,5 +22,6 @@ func newRoot(dexImage bool) *cobra.Command {
 	root.AddCommand(newClusterCommand())
 	root.AddCommand(newKubeconfigCommand())
 	root.AddCommand(newMigrateCommand())
+	root.AddCommand(newProxyCommand())
 	return root
 }

@@ -48,6 +48,11 @@ type Options struct {
 	ExtraFlags []string
 	// ReadyTimeout bounds the wait for /readyz (default 3 minutes).
 	ReadyTimeout time.Duration
+	// Unconfigured starts kube-apiserver as gatehouse cannot configure
+	// it (a managed control plane): no authentication flags and no audit
+	// webhook, only the audit log file. The rendered files are still
+	// written, for gatehouse-proxy.
+	Unconfigured bool
 }
 
 // Cluster is a running control plane.
@@ -227,16 +232,21 @@ func start(t testing.TB, opts Options) (*Cluster, error) {
 		"--profiling=false",
 		"--v=1",
 	}
-	if cfg.Authentication == cluster.ModeFlags {
+	switch {
+	case opts.Unconfigured:
+	case cfg.Authentication == cluster.ModeFlags:
 		for _, f := range cfg.LegacyOIDCFlags(hasCA) {
 			args = append(args, f.String())
 		}
-	} else {
+	default:
 		for _, f := range cfg.StructuredAuthFlags() {
 			args = append(args, f.String())
 		}
 	}
 	for _, f := range cfg.AuditFlags() {
+		if opts.Unconfigured && strings.HasPrefix(f.String(), "--audit-webhook-") {
+			continue
+		}
 		args = append(args, f.String())
 	}
 	args = append(args, opts.ExtraFlags...)
@@ -279,23 +289,7 @@ func (c *Cluster) writeKubeconfig(name string, certPEM, keyPEM []byte) (string, 
 // writeUserKubeconfig writes a kubeconfig for this cluster whose user
 // block (indented by four spaces) is user.
 func (c *Cluster) writeUserKubeconfig(name, user string) (string, error) {
-	data := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster:
-    server: %s
-    certificate-authority-data: %s
-users:
-- name: user
-  user:
-%scontexts:
-- name: e2e
-  context: {cluster: e2e, user: user}
-current-context: e2e
-`, c.Server, base64.StdEncoding.EncodeToString(c.pki.CAPEM), user)
-	p := filepath.Join(c.Dir, name)
-	return p, os.WriteFile(p, []byte(data), 0o600)
+	return c.KubeconfigAt(name, c.Server, c.pki.CAPEM, user)
 }
 
 // ClientCertKubeconfig writes a kubeconfig for a user authenticated by a
