@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/gatehouse-dev/gatehouse/internal/audit/query"
+)
 
 // SetBucketEvents sets how many events share a name index bucket and
 // returns a function that restores it.
@@ -64,4 +68,10 @@ func IndexColumns(ctx context.Context, db *DB, index string) ([]string, error) {
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// DrivingIndex is the FROM clause Query uses for f.
+func DrivingIndex(ctx context.Context, db *DB, f query.Filter) (string, error) {
+	from, _, _, _, err := db.where(ctx, f, true)
+	return from, err
 }
