@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -73,7 +74,16 @@ func TestExchangeAnswers(t *testing.T) {
 		{name: "proxy error page", answer: func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(502)
 			_, _ = io.WriteString(w, "<html>Bad Gateway</html>")
-		}, wantErr: "502 Bad Gateway: <html>Bad Gateway</html>"},
+		}, wantErr: "the issuer answered 502"},
+		{name: "busy", answer: func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(503)
+			_, _ = io.WriteString(w, `{"error":"temporarily_unavailable","error_description":"the connector's provider is down"}`)
+		}, wantErr: "the issuer answered 503 temporarily_unavailable: the connector's provider is down"},
+		{name: "400 without an RFC error", answer: func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(400)
+			_, _ = io.WriteString(w, "bad")
+		}, wantErr: "answered 400 Bad Request: bad"},
 		{name: "an access token instead", answer: ok("urn:ietf:params:oauth:token-type:access_token", "prod"), wantErr: `the issuer issued "urn:ietf:params:oauth:token-type:access_token"`},
 		{name: "another audience", answer: ok(TokenTypeIDToken, "staging"), wantErr: "verify the issued ID token"},
 		{name: "not JSON", answer: func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }, wantErr: "no JSON token response"},
@@ -88,6 +98,14 @@ func TestExchangeAnswers(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				// An outage is told apart: get-token then keeps a
+				// cached token that is still valid.
+				var ue *UnavailableError
+				if outage := tt.name == "busy" || tt.name == "proxy error page"; errors.As(err, &ue) != outage {
+					t.Errorf("UnavailableError = %v, want %v", ue, outage)
+				} else if tt.name == "busy" && ue.RetryAfter != 30*time.Second {
+					t.Errorf("RetryAfter = %v", ue.RetryAfter)
 				}
 				return
 			}
