@@ -49,6 +49,9 @@ type exchangeIssuer struct {
 	// wrongAudience makes the endpoint issue its token for another
 	// audience than asked (a broken or malicious issuer).
 	wrongAudience bool
+	// exchangeDown makes the exchange answer 503 temporarily_unavailable
+	// (an outage of the issuer's storage or upstream).
+	exchangeDown bool
 
 	mu       sync.Mutex
 	requests []map[string]string
@@ -179,6 +182,11 @@ func (s *exchangeIssuer) token(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *exchangeIssuer) exchange(w http.ResponseWriter, r *http.Request, now time.Time) {
+	if s.exchangeDown {
+		w.Header().Set("Retry-After", "30")
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "storage unavailable")
+		return
+	}
 	f := r.PostForm
 	for _, p := range []string{"subject_token", "subject_token_type"} {
 		if f.Get(p) == "" {
@@ -669,5 +677,33 @@ jwt:
 	_ = verify("cluster-a")
 	if n := r.br.opened.Load() - opened; n != 1 {
 		t.Errorf("browser opened %d times after logout, want 1", n)
+	}
+}
+
+// An outage at the exchange keeps the cluster's cached token while it is
+// valid (inside the margin), as an outage at a refresh keeps the login's;
+// once it has expired, the error says to try again, and nothing is lost.
+func TestExchangeOutageKeepsCachedToken(t *testing.T) {
+	r := newExchangeRig(t)
+	r.seedLogin(r.iss.loginToken(time.Hour))
+	first := r.claims("--exchange-audience=prod")
+	r.iss.exchangeDown = true
+	r.clock.Add(time.Hour - 30*time.Second) // inside the 60s margin: a new one is wanted
+	res := r.run("--exchange-audience=prod")
+	if res.code != 0 || !strings.Contains(res.stderr, "warning: cannot refresh the token now") {
+		t.Fatalf("exit %d, stderr %q; want the cached token with a warning", res.code, res.stderr)
+	}
+	tok, _ := tokenV1(t, res.stdout)
+	if c, _ := verifyJWT(tok, &r.iss.key.PublicKey); c["exp"] != first["exp"] || c["aud"] != "prod" {
+		t.Errorf("printed %v, want the cached prod token %v", c, first)
+	}
+	r.clock.Add(time.Minute) // expired
+	res = r.run("--exchange-audience=prod")
+	if res.code == 0 || !strings.Contains(res.stderr, "503 temporarily_unavailable") || !strings.Contains(res.stderr, "try again in 30s") {
+		t.Errorf("after expiry: exit %d, stderr %q", res.code, res.stderr)
+	}
+	r.iss.exchangeDown = false
+	if c := r.claims("--exchange-audience=prod"); c["aud"] != "prod" || c["exp"].(float64) <= first["exp"].(float64) {
+		t.Errorf("after the outage: %v", c)
 	}
 }

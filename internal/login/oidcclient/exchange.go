@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 )
@@ -100,7 +102,7 @@ func (c *Client) Exchange(ctx context.Context, r ExchangeRequest) (TokenSet, err
 	}
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return TokenSet{}, fmt.Errorf("token exchange: %w", err)
+		return TokenSet{}, Unavailable(fmt.Errorf("token exchange: %w", err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -112,7 +114,18 @@ func (c *Client) Exchange(ctx context.Context, r ExchangeRequest) (TokenSet, err
 			Error       string `json:"error"`
 			Description string `json:"error_description"`
 		}
-		if json.Unmarshal(body, &e) != nil || e.Error == "" {
+		_ = json.Unmarshal(body, &e)
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || e.Error == "temporarily_unavailable" {
+			// The issuer (or its upstream) cannot do it now: the caller
+			// may keep a cached token that is still valid.
+			out := &UnavailableError{Status: resp.StatusCode, Code: e.Error, Description: e.Description,
+				Err: fmt.Errorf("token exchange: %s answered %s: %s", tokenURL, resp.Status, snippet(body))}
+			if n, perr := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); perr == nil && n > 0 {
+				out.RetryAfter = time.Duration(n) * time.Second
+			}
+			return TokenSet{}, out
+		}
+		if e.Error == "" {
 			return TokenSet{}, fmt.Errorf("token exchange: %s answered %s: %s", tokenURL, resp.Status, snippet(body))
 		}
 		return TokenSet{}, &ErrorResponse{Status: resp.StatusCode, Code: e.Error, Description: e.Description}

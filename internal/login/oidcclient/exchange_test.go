@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -66,17 +67,13 @@ func TestExchangeAnswers(t *testing.T) {
 	}{
 		{name: "issued", answer: ok(TokenTypeIDToken, "prod")},
 		{name: "confidential client", secret: "s3cret", answer: ok(TokenTypeIDToken, "prod")},
-		{name: "RFC 6749 error", answer: func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(400)
-			_, _ = io.WriteString(w, `{"error":"invalid_target","error_description":"client prod does not trust kubernetes"}`)
-		}, wantErr: "invalid_target: client prod does not trust kubernetes (the cluster's client must list this client in its trustedPeers"},
-		{name: "proxy error page", answer: func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(502)
-			_, _ = io.WriteString(w, "<html>Bad Gateway</html>")
-		}, wantErr: "502 Bad Gateway: <html>Bad Gateway</html>"},
+		{name: "RFC 6749 error", answer: reply(400, "", `{"error":"invalid_target","error_description":"client prod does not trust kubernetes"}`), wantErr: "invalid_target: client prod does not trust kubernetes (the cluster's client must list this client in its trustedPeers"},
+		{name: "proxy error page", answer: reply(502, "", "<html>Bad Gateway</html>"), wantErr: "the issuer answered 502"},
+		{name: "busy", answer: reply(503, "30", `{"error":"temporarily_unavailable","error_description":"the connector's provider is down"}`), wantErr: "the issuer answered 503 temporarily_unavailable: the connector's provider is down"},
+		{name: "400 without an RFC error", answer: reply(400, "", "bad"), wantErr: "answered 400 Bad Request: bad"},
 		{name: "an access token instead", answer: ok("urn:ietf:params:oauth:token-type:access_token", "prod"), wantErr: `the issuer issued "urn:ietf:params:oauth:token-type:access_token"`},
 		{name: "another audience", answer: ok(TokenTypeIDToken, "staging"), wantErr: "verify the issued ID token"},
-		{name: "not JSON", answer: func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }, wantErr: "no JSON token response"},
+		{name: "not JSON", answer: reply(200, "", "ok"), wantErr: "no JSON token response"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			answer = tt.answer
@@ -88,6 +85,14 @@ func TestExchangeAnswers(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				// An outage is told apart: get-token then keeps a
+				// cached token that is still valid.
+				var ue *UnavailableError
+				if outage := tt.name == "busy" || tt.name == "proxy error page"; errors.As(err, &ue) != outage {
+					t.Errorf("UnavailableError = %v, want %v", ue, outage)
+				} else if tt.name == "busy" && ue.RetryAfter != 30*time.Second {
+					t.Errorf("RetryAfter = %v", ue.RetryAfter)
 				}
 				return
 			}
@@ -113,5 +118,16 @@ func TestExchangeAnswers(t *testing.T) {
 				t.Errorf("a confidential client sent client_id in the form too")
 			}
 		})
+	}
+}
+
+// reply answers with status, body and, when set, Retry-After.
+func reply(status int, retryAfter, body string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
 	}
 }

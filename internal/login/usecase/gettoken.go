@@ -103,17 +103,25 @@ func (u *GetToken) Run(ctx context.Context) error {
 	key, produce := u.Key, producer(u.login(now))
 	if x := u.Exchange; x != nil {
 		key = x.Key
-		produce = func(ctx context.Context, _ tokencache.Entry) (oidcclient.TokenSet, error) {
+		produce = func(ctx context.Context, cached tokencache.Entry) (ts oidcclient.TokenSet, err error) {
 			if x.CI {
 				u.logf("exchanging the job's token")
-				return x.Exchanger.ExchangeSubject(ctx)
+				ts, err = x.Exchanger.ExchangeSubject(ctx)
+			} else {
+				var subject string
+				if subject, _, err = u.token(ctx, u.Key, u.login(now), now); err != nil {
+					return oidcclient.TokenSet{}, err
+				}
+				u.logf("exchanging the ID token for the cluster's audience")
+				ts, err = x.Exchanger.Exchange(ctx, subject)
 			}
-			subject, _, err := u.token(ctx, u.Key, u.login(now), now)
-			if err != nil {
-				return oidcclient.TokenSet{}, err
+			// An outage keeps the exchanged token while it is valid, as
+			// a refresh's does the login's.
+			var unavailable *oidcclient.UnavailableError
+			if errors.As(err, &unavailable) {
+				return ts, u.keepSession(now(), cached, unavailable)
 			}
-			u.logf("exchanging the ID token for the cluster's audience")
-			return x.Exchanger.Exchange(ctx, subject)
+			return ts, err
 		}
 	}
 	tok, exp, err := u.token(ctx, key, produce, now)
