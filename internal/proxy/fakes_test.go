@@ -176,6 +176,14 @@ func (f *fakeAPIServer) serve(w http.ResponseWriter, r *http.Request) {
 		f.echo(w, r)
 		return
 	}
+	if r.URL.Query().Get("watch") == "1" {
+		// An idle watch: headers, then nothing until the client leaves.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"user": r.Header.Get("Impersonate-User"), "groups": r.Header.Values("Impersonate-Group"), "proto": r.Proto})
 }
