@@ -123,7 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
-	if err := runMigrations(ctx, w); err != nil {
+	if err := migrateTakingTurns(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite storage %s: %w", cfg.File, err)
 	}
@@ -180,6 +180,38 @@ func Open(ctx context.Context, cfg Config) (*Storage, error) {
 		return nil, fmt.Errorf("sqlite storage %s: %w", cfg.File, err)
 	}
 	return s, nil
+}
+
+// busyWait bounds how long Open retries migrations that meet SQLITE_BUSY,
+// as long as busy_timeout would have waited.
+const busyWait = 10 * time.Second
+
+// migrateTakingTurns runs the migrations, trying again while the database
+// is busy. busy_timeout makes SQLite wait for another connection's lock in
+// most cases, but not in all: a connection that opens a brand-new file
+// while another one switches it to WAL (or recovers its WAL) is answered
+// SQLITE_BUSY at once, without the busy handler (seen with three stores
+// opening one new file together, TestMigrations). Such a store takes its
+// turn a moment later instead of failing to start.
+func migrateTakingTurns(ctx context.Context, w *sql.DB) error {
+	deadline := time.Now().Add(busyWait)
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		err := runMigrations(ctx, w)
+		if err == nil || !isBusy(err) || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("migrate: %w", ctx.Err())
+		case <-time.After(pause):
+		}
+	}
+}
+
+// isBusy reports SQLITE_BUSY (any of its extended codes).
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // runMigrations applies, in one IMMEDIATE transaction (so two processes
