@@ -129,7 +129,7 @@ type runningProxy struct {
 // cluster render` wrote and the ServiceAccount's token as its own
 // credentials, in front of the API server at upstream (kube-apiserver,
 // or the recorder in front of it) whose certificate's CA is upstreamCA.
-func startProxy(t *testing.T, c *kube.Cluster, upstream string, upstreamCA []byte, clusterName string) *runningProxy {
+func startProxy(t *testing.T, c *kube.Cluster, upstream string, upstreamCA []byte, clusterName string, extraArgs ...string) *runningProxy {
 	t.Helper()
 	bin := goBinary(t, "gatehouse-proxy")
 	c.AdminKubectl(t, "apply", "-f", writeFile(t, filepath.Join(c.Dir, "proxy-rbac.yaml"), proxyRBAC))
@@ -138,11 +138,12 @@ func startProxy(t *testing.T, c *kube.Cluster, upstream string, upstreamCA []byt
 	if err != nil {
 		t.Fatal(err)
 	}
+	name := "gatehouse-proxy" + strings.Join(extraArgs, "")
 	b, err := tlsutil.NewBundle([]string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths, err := b.WriteDir(filepath.Join(c.Dir, "proxy-tls"))
+	paths, err := b.WriteDir(filepath.Join(c.Dir, name+"-tls"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,17 +153,18 @@ func startProxy(t *testing.T, c *kube.Cluster, upstream string, upstreamCA []byt
 	}
 	port, tport := ports[0], ports[1]
 	node := c.Config.NodeDir
-	logFile, err := c.Run(t, "gatehouse-proxy", bin,
-		"--listen=127.0.0.1:"+strconv.Itoa(port),
-		"--tls-cert-file="+paths.ServerCert, "--tls-key-file="+paths.ServerKey,
-		"--authentication-config="+filepath.Join(node, cluster.FileAuthenticationConfig),
-		"--upstream-kubeconfig="+upstreamConfig,
-		"--audit-policy="+filepath.Join(node, cluster.FileAuditPolicy),
-		"--audit-webhook-config="+filepath.Join(node, cluster.FileAuditWebhook),
+	args := append([]string{
+		"--listen=127.0.0.1:" + strconv.Itoa(port),
+		"--tls-cert-file=" + paths.ServerCert, "--tls-key-file=" + paths.ServerKey,
+		"--authentication-config=" + filepath.Join(node, cluster.FileAuthenticationConfig),
+		"--upstream-kubeconfig=" + upstreamConfig,
+		"--audit-policy=" + filepath.Join(node, cluster.FileAuditPolicy),
+		"--audit-webhook-config=" + filepath.Join(node, cluster.FileAuditWebhook),
 		"--audit-webhook-batch-max-wait=1s",
-		"--cluster-name="+clusterName,
-		"--telemetry-addr=127.0.0.1:"+strconv.Itoa(tport),
-		"--log-format=text")
+		"--cluster-name=" + clusterName,
+		"--telemetry-addr=127.0.0.1:" + strconv.Itoa(tport),
+		"--log-format=text"}, extraArgs...)
+	logFile, err := c.Run(t, name, bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
