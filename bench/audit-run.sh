@@ -23,6 +23,8 @@ go run ./bench/audit-memory -gatehouse /tmp/gatehouse-bench -layout sink -budget
 go run ./bench/audit-memory -gatehouse /tmp/gatehouse-bench -layout serve -budget 64 -batches 8 -batch-mib 60
 if [ -n "${AUDIT_ONLY_INGEST:-}" ]; then exit 0; fi
 echo "== filtered queries over 5 million events"; uptime
-go run ./bench/audit-query -db /tmp/audit-5m.db -rows 5000000 -runs 40  # add -rebuild after a schema change
+go run ./bench/audit-query -db /tmp/audit-5m.db -rows 5000000 -runs 40  # add -rebuild after a change of the stored layout
+echo "== whole gatehouse audit query commands over 5 million events: table of 50, JSON lines of 10,000"; uptime
+go run ./bench/audit-query -db /tmp/audit-5m.db -runs 20 -cli /tmp/gatehouse-bench
 echo "== kill -9 fault tests (sink, shipper)"; uptime
 go test -count=1 -run 'TestSinkKill9|TestKill9Resume' -v ./internal/audit/sink/ ./internal/audit/ship/ 2>&1 | grep -E 'kills|^(---|ok|FAIL)'

@@ -19,6 +19,12 @@
 #   KUBECONFIG_FILE with kubernetes: an admin kubeconfig of the API server to use; unset:
 #                  etcd and kube-apiserver of the e2e suite are started on this machine
 #                  (test/e2e TestHoldControlPlane, binaries from GATEHOUSE_E2E_CACHE)
+#   MODES          what to measure, in order (default: refresh discovery jwks); add
+#                  exchange for the token exchange grant (RFC 8693): a GitHub-Actions-shaped
+#                  workload issuer (bench/workload) is started, both configs get an oidc
+#                  connector github-actions for it, and each worker exchanges its own job's
+#                  subject token; the connector's JWKS fetches (gatehouse_connector_jwks_fetches_total,
+#                  and the requests the workload issuer saw) are reported before and after
 #   WORKERS        concurrent workers (16)
 #   DURATION       refresh run length (20s); DISCOVERY_DURATION for discovery/jwks (10s)
 #   WARMUP         loadgen warm-up, not counted (2s)
@@ -37,6 +43,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 STORAGE=${STORAGE:-sqlite}
+MODES=${MODES:-refresh discovery jwks}
 WORKERS=${WORKERS:-16}
 DURATION=${DURATION:-20s}
 DISCOVERY_DURATION=${DISCOVERY_DURATION:-10s}
@@ -80,6 +87,8 @@ if [ -z "${GATEHOUSE_BIN:-}" ]; then
 	timeout 300 go build -o "$GATEHOUSE_BIN" ./cmd/gatehouse
 fi
 timeout 300 go build -o "$WORK/loadgen" ./bench/loadgen
+EXCHANGE=0
+[[ " $MODES " == *" exchange "* ]] && EXCHANGE=1
 HASH=$(timeout 120 go run ./bench/loadgen/hashpw "$PASSWORD")
 
 # A throwaway CA and a serving certificate for 127.0.0.1 (ECDSA P-256, the
@@ -92,6 +101,51 @@ printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$WORK/ext.
 openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial \
 	-days 1 -extfile "$WORK/ext.cnf" -out "$WORK/tls.crt" 2>/dev/null
 chmod 600 "$WORK"/*.key
+
+# The workload issuer of exchange mode: its subject tokens (one job per
+# worker, aud gatehouse-ci) are written before it serves.
+WORKLOAD=https://127.0.0.1:15560
+if [ "$EXCHANGE" = 1 ]; then
+	timeout 300 go build -o "$WORK/workload" ./bench/workload
+	"$WORK/workload" -addr 127.0.0.1:15560 -cert "$WORK/tls.crt" -key "$WORK/tls.key" -tokens "$WORK/subject-tokens" \
+		-n "$WORKERS" -aud gatehouse-ci -ttl 2h >"$WORK/workload.log" 2>&1 &
+	PIDS+=("$!")
+	for _ in $(seq 1 100); do curl -fsS --max-time 2 --cacert "$WORK/ca.crt" "$WORKLOAD/.well-known/openid-configuration" >/dev/null 2>&1 && break; sleep 0.1; done
+	log "workload issuer at $WORKLOAD"
+fi
+
+# exchange_connector: the oidc connector that verifies the subject tokens
+# (Dex's keys only, so the same block serves Dex).
+exchange_connector() { # issuer
+	[ "$EXCHANGE" = 1 ] || return 0
+	cat <<EOC
+connectors:
+- type: oidc
+  id: github-actions
+  name: GitHub Actions
+  config:
+    issuer: $WORKLOAD
+    clientID: gatehouse-ci
+    redirectURI: $1/callback
+    rootCAs:
+    - $WORK/ca.crt
+    scopes: [openid, groups]
+    userNameKey: sub
+    claimMapping:
+      preferred_username: repository
+    claimModifications:
+      newGroupFromClaims:
+      - {prefix: gha, delimiter: ":", claims: [repository, environment]}
+EOC
+}
+
+# jwks_counts telemetry-port: the connector's JWKS fetches as the server
+# counts them (gatehouse only) and as the workload issuer saw them.
+jwks_counts() {
+	local m
+	m=$(curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk '/^gatehouse_connector_jwks_fetches_total\{connector="github-actions"\}/ {print $2}')
+	echo "${m:-null} $(curl -fsS --max-time 5 --cacert "$WORK/ca.crt" "$WORKLOAD/stats" | jq .jwks_requests)"
+}
 
 storage_block() { # name
 	case "$STORAGE" in
@@ -167,6 +221,7 @@ staticClients:
   secret: $SECRET
   redirectURIs:
   - http://localhost:8000
+$(exchange_connector "https://127.0.0.1:$2/dex")
 enablePasswordDB: true
 staticPasswords:
 $(users)
@@ -216,7 +271,7 @@ wait_ready() { # name pid issuer telemetry-port
 loadgen() { # name issuer mode duration [label]
 	timeout 400 "$WORK/loadgen" -started "$WORK/started" -issuer "$2" -ca "$WORK/ca.crt" -client kubernetes -secret "$SECRET" \
 		-username 'bench%d@example.com' -password "$PASSWORD" -workers "$WORKERS" -duration "$4" \
-		-warmup "$WARMUP" -mode "$3" -label "${5:-$1}"
+		-warmup "$WARMUP" -mode "$3" -label "${5:-$1}" -subject-tokens "$WORK/subject-tokens" -connector github-actions
 }
 
 bench_target() { # name binary-and-args... ; ports are derived from the name
@@ -260,9 +315,11 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 	log "$name ready, idle RSS ${rss_start} MB"
 
 	local mode dur line cpid= mpid cpu0 cpu1
-	for mode in refresh discovery jwks; do
+	for mode in $MODES; do
 		dur=$DURATION
-		[ "$mode" != refresh ] && dur=$DISCOVERY_DURATION
+		case "$mode" in discovery | jwks) dur=$DISCOVERY_DURATION ;; esac
+		local jw0="null null" jw1="null null"
+		[ "$mode" = exchange ] && jw0=$(jwks_counts "$tport")
 		rm -f "$WORK/started" "$WORK/cpu0"
 		# The server's CPU time over the measured window (after the
 		# warm-up): CPU per request does not depend on how busy the
@@ -281,6 +338,7 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 		log "$name: $mode, $WORKERS workers, $dur"
 		line=$(loadgen "$name" "$issuer" "$mode" "$dur")
 		cpu1=$(cpu_ticks "$pid")
+		[ "$mode" = exchange ] && jw1=$(jwks_counts "$tport")
 		bcpu1=$(cpu_ticks ${BACKEND_PIDS:-})
 		wait "$mpid" || true
 		cpu0=$(cat "$WORK/cpu0" 2>/dev/null || echo "$cpu1")
@@ -288,7 +346,9 @@ bench_target() { # name binary-and-args... ; ports are derived from the name
 		echo "$line" >&2
 		echo "$line" | jq -c --arg t "$name" --arg s "$STORAGE" --arg r "$rss_start" --arg p "$([ -n "$cpid" ] && [ "$mode" = refresh ] && echo 1 || echo 0)" \
 			--arg c "$(((cpu1 - cpu0) * 1000 / CLK_TCK))" --arg b "$(((bcpu1 - bcpu0) * 1000 / CLK_TCK))" \
+			--arg j0 "$jw0" --arg j1 "$jw1" \
 			'. + {target: $t, storage: $s, rss_start_mb: ($r|tonumber), profiled: ($p == "1"), server_cpu_s: (($c|tonumber)/1000), backend_cpu_s: (($b|tonumber)/1000)}
+			 | . + {jwks_fetches_metric: [($j0|split(" ")[0]|fromjson), ($j1|split(" ")[0]|fromjson)], upstream_jwks_requests: [($j0|split(" ")[1]|fromjson), ($j1|split(" ")[1]|fromjson)]}
 			 | . + {server_cores: (.server_cpu_s / .seconds), server_cpu_ms_per_req: (if .requests > 0 then .server_cpu_s * 1000 / .requests else null end),
 			        backend_cpu_ms_per_req: (if .requests > 0 and .backend_cpu_s > 0 then .backend_cpu_s * 1000 / .requests else null end)}' >>"$RESULTS"
 		if [ -n "$cpid" ] && [ "$mode" = refresh ]; then
@@ -328,5 +388,8 @@ jq -r -s '
   | @tsv' "$RESULTS" | column -t -s $'\t'
 if [ -n "${DEX_BIN:-}" ]; then
 	jq -r -s 'map(select(.mode=="refresh")) | group_by(.storage)[] | (map(select(.target=="gatehouse"))[0].rps / map(select(.target=="dex"))[0].rps) as $x | "refresh throughput gatehouse/dex on \(.[0].storage): \($x*100|round/100)x"' "$RESULTS"
+fi
+if [ "$EXCHANGE" = 1 ]; then
+	jq -r -s '.[] | select(.mode=="exchange") | "\(.target) exchange: JWKS fetches before/after the run: metric gatehouse_connector_jwks_fetches_total \(.jwks_fetches_metric[0]) -> \(.jwks_fetches_metric[1]), requests at the workload issuer \(.upstream_jwks_requests[0]) -> \(.upstream_jwks_requests[1]) (all servers so far), for \(.requests) exchanges"' "$RESULTS"
 fi
 echo "results: $RESULTS"

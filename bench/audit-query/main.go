@@ -4,11 +4,18 @@
 // the store's own maintenance (as the retention loop does), then runs a
 // mix of filtered first pages and follow-on pages through the same
 // store.Query the CLI and the page use, and prints latency percentiles.
+// With -cli it runs the same filters through a gatehouse binary instead
+// (`gatehouse audit query --limit 50`, timed from fork to exit: process
+// start, opening the store, the query and the table), then streams filters
+// that match at least -jsonl-rows events as JSON lines.
 //
 //	go run ./bench/audit-query -db /tmp/audit-5m.db -rows 5000000
+//	go build -o /tmp/gatehouse ./cmd/gatehouse
+//	go run ./bench/audit-query -db /tmp/audit-5m.db -cli /tmp/gatehouse
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -16,7 +23,10 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +48,8 @@ func main() {
 	rows := flag.Int("rows", 5_000_000, "events to generate")
 	rebuild := flag.Bool("rebuild", false, "generate the data again")
 	runs := flag.Int("runs", 40, "runs of each query kind")
+	cli := flag.String("cli", "", "a gatehouse binary: time whole `audit query` commands instead of store.Query")
+	jsonlRows := flag.Int("jsonl-rows", 10000, "with -cli: events per JSON lines stream")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -51,27 +63,33 @@ func main() {
 		}
 		fmt.Printf("generated %d events in %.0fs\n", *rows, time.Since(start).Seconds())
 	}
-	db, err := store.Open(ctx, "sqlite3", *dbPath)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-	start := time.Now()
-	if err := db.Optimize(ctx); err != nil {
-		log.Fatal(err)
-	}
-	n, err := db.Count(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	info, _ := os.Stat(*dbPath)
-	fmt.Printf("store: %d events, %d MB; optimize took %.1fs\n", n, info.Size()>>20, time.Since(start).Seconds())
-
 	var last query.Filter
-	if evs, _, err := db.Query(ctx, query.Filter{Limit: 1}); err != nil || len(evs) == 0 {
-		log.Fatalf("empty store: %v", err)
+	var db *store.DB
+	if *cli != "" {
+		// The binary opens the store itself (migrating it to its own
+		// schema, if need be); this process must not migrate it to ours.
+		last.Until = newest(*cli, *dbPath).Add(time.Second)
 	} else {
-		last.Until = evs[0].Time.Add(time.Second)
+		var err error
+		if db, err = store.Open(ctx, "sqlite3", *dbPath); err != nil {
+			log.Fatal(err)
+		}
+		defer db.Close()
+		start := time.Now()
+		if err := db.Optimize(ctx); err != nil {
+			log.Fatal(err)
+		}
+		n, err := db.Count(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		info, _ := os.Stat(*dbPath)
+		fmt.Printf("store: %d events, %d MB; optimize took %.1fs\n", n, info.Size()>>20, time.Since(start).Seconds())
+		if evs, _, err := db.Query(ctx, query.Filter{Limit: 1}); err != nil || len(evs) == 0 {
+			log.Fatalf("empty store: %v", err)
+		} else {
+			last.Until = evs[0].Time.Add(time.Second)
+		}
 	}
 	now := last.Until
 	r := rand.New(rand.NewPCG(7, 7))
@@ -101,7 +119,26 @@ func main() {
 			s := now.Add(-72*time.Hour + time.Duration(r.IntN(3600))*time.Second)
 			return query.Filter{Since: s, Until: s.Add(time.Hour)}
 		}},
+		{"source", func() query.Filter { return query.Filter{Source: fmt.Sprintf("cp-%d", r.IntN(3))} }},
+		{"verb delete", func() query.Filter { return query.Filter{Verb: "delete"} }},
+		{"namespace", func() query.Filter { return query.Filter{Namespace: ns()} }},
+		{"name", func() query.Filter { return query.Filter{Name: fmt.Sprintf("obj-%d", r.IntN(1000))} }},
+		{"name, user", func() query.Filter { return query.Filter{Name: fmt.Sprintf("obj-%d", r.IntN(1000)), User: human()} }},
+		{"code 404, namespace", func() query.Filter { return query.Filter{Code: 404, Namespace: ns()} }},
+		{"code 500, resource, ns", func() query.Filter { return query.Filter{Code: 500, Resource: res(), Namespace: ns()} }},
+		{"user, verb delete, ns", func() query.Filter { return query.Filter{User: human(), Verb: "delete", Namespace: ns()} }},
+		{"user, until 2 days ago", func() query.Filter { return query.Filter{User: human(), Until: now.Add(-48 * time.Hour)} }},
 		{"user, page 5", func() query.Filter { return query.Filter{User: human(), Limit: -5} }},
+	}
+	if *cli != "" {
+		for i := 0; i < len(kinds); i++ {
+			if kinds[i].name == "user, page 5" {
+				kinds = slices.Delete(kinds, i, i+1)
+				i--
+			}
+		}
+		runCLI(*cli, *dbPath, *runs, *jsonlRows, kinds, now)
+		return
 	}
 	var all []time.Duration
 	fmt.Printf("%-28s %8s %8s %8s %6s\n", "query (first page of 50)", "p50", "p95", "max", "rows")
@@ -134,6 +171,102 @@ func main() {
 	}
 	slices.Sort(all)
 	fmt.Printf("%-28s %8s %8s %8s\n", "all", round(pct(all, 50)), round(pct(all, 95)), round(all[len(all)-1]))
+}
+
+type kind = struct {
+	name string
+	f    func() query.Filter
+}
+
+// args are f as `gatehouse audit query` flags.
+func args(f query.Filter) []string {
+	var a []string
+	for _, kv := range [][2]string{{"--user", f.User}, {"--group", f.Group}, {"--verb", f.Verb}, {"--resource", f.Resource},
+		{"--namespace", f.Namespace}, {"--name", f.Name}, {"--source", f.Source}} {
+		if kv[1] != "" {
+			a = append(a, kv[0], kv[1])
+		}
+	}
+	if f.Code != 0 {
+		a = append(a, "--code", strconv.Itoa(f.Code))
+	}
+	if !f.Since.IsZero() {
+		a = append(a, "--since", f.Since.Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		a = append(a, "--until", f.Until.Format(time.RFC3339Nano))
+	}
+	return a
+}
+
+// newest asks bin for the newest event's request time.
+func newest(bin, dbPath string) time.Time {
+	out, err := exec.Command(bin, "audit", "query", "--store", dbPath, "--limit", "1", "-o", "jsonl").Output()
+	if err != nil {
+		log.Fatalf("%s audit query: %v", bin, err)
+	}
+	var e struct {
+		T time.Time `json:"requestReceivedTimestamp"`
+	}
+	if err := json.Unmarshal(out, &e); err != nil || e.T.IsZero() {
+		log.Fatalf("newest event: %v (%q)", err, out)
+	}
+	info, _ := os.Stat(dbPath)
+	fmt.Printf("store: %d MB, newest event %s\n", info.Size()>>20, e.T.Format(time.RFC3339))
+	return e.T
+}
+
+// runCLI times whole `gatehouse audit query` commands: each kind as a
+// table of 50, then JSON lines streams of jsonlRows events.
+func runCLI(bin, dbPath string, runs, jsonlRows int, kinds []kind, now time.Time) {
+	var cpu []time.Duration // user + system time of each command
+	run := func(extra []string) (time.Duration, int) {
+		cmd := exec.Command(bin, append([]string{"audit", "query", "--store", dbPath}, extra...)...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		t := time.Now()
+		if err := cmd.Run(); err != nil {
+			log.Fatalf("%v: %v: %s", cmd.Args, err, errb.Bytes())
+		}
+		d := time.Since(t)
+		cpu = append(cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+		return d, bytes.Count(out.Bytes(), []byte{'\n'})
+	}
+	fmt.Printf("whole command, table of 50 (%s)\n", bin)
+	fmt.Printf("%-28s %8s %8s %8s %6s %9s %9s\n", "query", "p50", "p95", "max", "rows", "cpu p50", "cpu p95")
+	var all, allCPU []time.Duration
+	for _, k := range kinds {
+		var lat []time.Duration
+		cpu = cpu[:0]
+		got := 0
+		for range runs {
+			d, n := run(append(args(k.f()), "--limit", "50"))
+			lat = append(lat, d)
+			got += n - 1 // the table's header
+		}
+		slices.Sort(lat)
+		slices.Sort(cpu)
+		all, allCPU = append(all, lat...), append(allCPU, cpu...)
+		fmt.Printf("%-28s %8s %8s %8s %6d %9s %9s\n", k.name, round(pct(lat, 50)), round(pct(lat, 95)), round(lat[len(lat)-1]), got/runs, round(pct(cpu, 50)), round(pct(cpu, 95)))
+	}
+	slices.Sort(all)
+	slices.Sort(allCPU)
+	fmt.Printf("%-28s %8s %8s %8s %6s %9s %9s\n", "all", round(pct(all, 50)), round(pct(all, 95)), round(all[len(all)-1]), "", round(pct(allCPU, 50)), round(pct(allCPU, 95)))
+	fmt.Printf("\nJSON lines, --limit %d\n", jsonlRows)
+	for _, f := range []query.Filter{{Code: 403}, {Verb: "delete"}, {User: "oidc:user3"}, {Namespace: "ns-7", Verb: "get"},
+		{Since: now.Add(-72 * time.Hour), Until: now.Add(-71 * time.Hour)}} {
+		var lat []time.Duration
+		cpu = cpu[:0]
+		n := 0
+		for range max(runs/8, 3) {
+			d, rows := run(append(args(f), "--limit", strconv.Itoa(jsonlRows), "-o", "jsonl"))
+			lat = append(lat, d)
+			n = rows
+		}
+		slices.Sort(lat)
+		slices.Sort(cpu)
+		fmt.Printf("%-40q %6d rows  p50 %8s  max %8s  cpu p50 %8s\n", strings.Join(args(f), " "), n, round(pct(lat, 50)), round(lat[len(lat)-1]), round(pct(cpu, 50)))
+	}
 }
 
 func pct(s []time.Duration, p int) time.Duration { return s[(len(s)-1)*p/100] }

@@ -1,6 +1,8 @@
 // Command loadgen measures an OpenID Connect issuer under load: the
 // refresh grant (each worker keeps its own rotating refresh token chain,
-// as a kubectl per person would) or plain GETs of discovery and JWKS. It
+// as a kubectl per person would), the token exchange grant (each worker
+// exchanges its own CI job's subject token, as a pipeline would), or plain
+// GETs of discovery and JWKS. It
 // works against gatehouse and Dex alike, since both take the same
 // Dex-format config, and prints requests/s, p50/p99 latency and errors.
 //
@@ -44,7 +46,9 @@ func main() {
 		password = flag.String("password", "", "password")
 		workers  = flag.Int("workers", 16, "concurrent workers")
 		duration = flag.Duration("duration", 20*time.Second, "how long to run (bounded)")
-		mode     = flag.String("mode", "refresh", "refresh | discovery | jwks | password (each request a password grant, no refresh token: a login through the password connector)")
+		mode     = flag.String("mode", "refresh", "refresh | exchange (token exchange of -subject-tokens through -connector) | discovery | jwks | password (each request a password grant, no refresh token: a login through the password connector)")
+		subjects = flag.String("subject-tokens", "", "exchange mode: file of subject tokens, one per line; worker i uses line i modulo their number")
+		connID   = flag.String("connector", "github-actions", "exchange mode: the connector_id that verifies the subject tokens")
 		label    = flag.String("label", "", "name printed with the result")
 		started  = flag.String("started", "", "create this file when the timed run (warm-up included) begins, e.g. to start a profile")
 		warmup   = flag.Duration("warmup", 2*time.Second, "run this long before recording (connection set-up, server pools and caches); not counted")
@@ -87,6 +91,20 @@ func main() {
 				os.Exit(1)
 			}
 			starts = append(starts, tok)
+		}
+	}
+
+	var subjectTokens []string
+	if *mode == "exchange" {
+		data, err := os.ReadFile(*subjects)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: exchange mode needs -subject-tokens:", err)
+			os.Exit(1)
+		}
+		subjectTokens = strings.Fields(string(data))
+		if len(subjectTokens) == 0 {
+			fmt.Fprintln(os.Stderr, "loadgen: no subject tokens in", *subjects)
+			os.Exit(1)
 		}
 	}
 
@@ -148,6 +166,12 @@ func main() {
 						"grant_type": {"password"}, "username": {userFor(*username, user)}, "password": {*password},
 						"scope": {"openid email profile groups"},
 					}, from)
+				case "exchange":
+					err = exchange(client, tokenURL, *clientID, *secret, url.Values{
+						"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "connector_id": {*connID},
+						"subject_token": {subjectTokens[w%len(subjectTokens)]}, "subject_token_type": {"urn:ietf:params:oauth:token-type:id_token"},
+						"requested_token_type": {"urn:ietf:params:oauth:token-type:id_token"}, "scope": {"openid groups profile"},
+					})
 				case "discovery":
 					err = get(client, strings.TrimSuffix(*issuer, "/")+"/.well-known/openid-configuration")
 				case "jwks":
@@ -239,21 +263,7 @@ func httpClient(caFile string, workers int) (*http.Client, error) {
 // grant posts to the token endpoint and returns the new refresh token.
 // forwardedFor, when set, is sent as X-Forwarded-For.
 func grant(c *http.Client, tokenURL, id, secret string, form url.Values, forwardedFor string) (string, error) {
-	req, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	if forwardedFor != "" {
-		req.Header.Set("X-Forwarded-For", forwardedFor)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	resp, body, err := post(c, tokenURL, id, secret, form, forwardedFor)
 	if err != nil {
 		return "", err
 	}
@@ -282,6 +292,51 @@ func grant(c *http.Client, tokenURL, id, secret string, form url.Values, forward
 		return "", fmt.Errorf("token response lacks a refresh or ID token: %s", body)
 	}
 	return tr.RefreshToken, nil
+}
+
+// exchange posts a token exchange request and checks that a token came
+// back, and no refresh token.
+func exchange(c *http.Client, tokenURL, id, secret string, form url.Values) error {
+	resp, body, err := post(c, tokenURL, id, secret, form, "")
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("token endpoint: %d %s", resp.StatusCode, body)
+	}
+	var tr struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return err
+	}
+	if tr.AccessToken == "" || tr.RefreshToken != "" {
+		return fmt.Errorf("exchange answer without a token, or with a refresh token: %s", body)
+	}
+	return nil
+}
+
+// post sends form to the token endpoint as the client (HTTP Basic) and
+// returns the response (body already read and closed) and its body.
+// forwardedFor, when set, is sent as X-Forwarded-For.
+func post(c *http.Client, tokenURL, id, secret string, form url.Values, forwardedFor string) (*http.Response, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, nil, err
+	}
+	if forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp, body, err
 }
 
 // rateLimited is a 429 from the token endpoint, with the wait it asks for.

@@ -209,6 +209,9 @@ func (f *storeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.config, "config", "", "gatehouse config file whose audit.storage to read")
 }
 
+// open opens the store read-only (query and tail never write): no
+// migration transaction waiting for the sink's write lock, no checkpoint
+// at exit.
 func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
 	switch {
 	case (f.store == "") == (f.config == ""):
@@ -219,7 +222,7 @@ func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
 				return nil, fmt.Errorf("--store: %w", err)
 			}
 		}
-		return store.OpenDSN(ctx, f.store)
+		return store.OpenDSNReadOnly(ctx, f.store)
 	}
 	c, err := config.Load(f.config)
 	if err != nil {
@@ -235,7 +238,7 @@ func (f *storeFlags) open(ctx context.Context) (*store.DB, error) {
 	if typ == "memory" {
 		return nil, errors.New("audit.storage is memory: only the running server has the events; query the /audit page")
 	}
-	return store.Open(ctx, typ, dsn)
+	return store.OpenReadOnly(ctx, typ, dsn)
 }
 
 // filterFlags are the filters query and tail share.

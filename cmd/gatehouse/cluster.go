@@ -31,6 +31,9 @@ type clusterFlags struct {
 	sinkCertFile, sinkKeyFile                              string
 	noAuditWebhook, noAuditLog                             bool
 	auditLogPath                                           string
+	// cluster: this cluster's own audience (client ID); see cluster.Config.Cluster.
+	cluster               string
+	proxyURL, proxyCAFile string
 }
 
 func (f *clusterFlags) register(fs *pflag.FlagSet) {
@@ -62,6 +65,9 @@ func (f *clusterFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.noAuditWebhook, "no-audit-webhook", false, "leave the audit webhook backend out")
 	fs.BoolVar(&f.noAuditLog, "no-audit-log", false, "leave the audit log file backend out")
 	fs.StringVar(&f.auditLogPath, "audit-log-path", "", "audit log file on the nodes (default /var/log/kubernetes/audit.log)")
+	fs.StringVar(&f.cluster, "cluster", "", "give this cluster its own audience: gatehouse client ID NAME, trusting --client-id; one login, one token per cluster (docs/cluster.md)")
+	fs.StringVar(&f.proxyURL, "proxy", "", "URL of gatehouse proxy in front of the API server (docs/proxy.md): the team kubeconfig points at it, and no kube-apiserver files are rendered")
+	fs.StringVar(&f.proxyCAFile, "proxy-ca-file", "", "PEM CA of the proxy's serving certificate, when not publicly trusted")
 }
 
 // load reads --config (if any), applies the flags that were set, then
@@ -148,6 +154,16 @@ func (f *clusterFlags) load(fs *pflag.FlagSet) (*cluster.Config, error) {
 		c.Audit.Log.Disabled = true
 	}
 	set("audit-log-path", &c.Audit.Log.Path, f.auditLogPath)
+	set("cluster", &c.Cluster, f.cluster)
+	if fs.Changed("proxy") || fs.Changed("proxy-ca-file") {
+		if c.Proxy == nil {
+			c.Proxy = &cluster.Proxy{}
+		}
+		set("proxy", &c.Proxy.URL, f.proxyURL)
+		if fs.Changed("proxy-ca-file") {
+			c.Proxy.CAFile, c.Proxy.CAData = f.proxyCAFile, ""
+		}
+	}
 	if f.gatehouseConfig != "" {
 		g, err := config.Load(f.gatehouseConfig)
 		if err != nil {
@@ -206,11 +222,19 @@ func newClusterRenderCommand() *cobra.Command {
 (or flags): authentication-config.yaml (1.30+) and apiserver-flags.txt
 (legacy --oidc-* flags), audit-policy.yaml, audit-webhook.kubeconfig and
 audit-flags.txt, kubeone-features.yaml, kubeadm-patch.yaml, rbac.yaml and
-the team members' kubeconfig. See docs/cluster.md.`,
+the team members' kubeconfig. See docs/cluster.md.
+
+With --proxy URL (or proxy: in cluster.yaml) the cluster is reached through
+gatehouse proxy instead (docs/proxy.md): the kubeconfig's server is the
+proxy, and only what the proxy reads is written (authentication-config.yaml,
+audit-policy.yaml, audit-webhook.kubeconfig, and proxy-values.yaml for the
+Helm chart) with rbac.yaml; no kube-apiserver flags or node files.`,
 		Example: `  gatehouse cluster render --config cluster.yaml --out rendered/
   gatehouse cluster render --issuer-url https://login.example.com --server https://api.example.com:6443 \
     --team exampleorg:infra-team=cluster-admin --team exampleorg:web=edit@web \
-    --audit-webhook-token-file sink-token --out rendered/`,
+    --audit-webhook-token-file sink-token --out rendered/
+  # A cluster whose API server you cannot configure (GKE, AKS, EKS): through gatehouse proxy
+  gatehouse cluster render --config cluster.yaml --proxy https://k8s.example.com --out rendered/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := f.load(cmd.Flags())
@@ -225,11 +249,18 @@ the team members' kubeconfig. See docs/cluster.md.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "Rendered into %s (copy to %s on every control-plane node):\n", out, c.NodeDir)
+			if c.Proxy != nil {
+				fmt.Fprintf(w, "Rendered into %s for gatehouse proxy at %s:\n", out, c.Proxy.URL)
+			} else {
+				fmt.Fprintf(w, "Rendered into %s (copy to %s on every control-plane node):\n", out, c.NodeDir)
+			}
 			for _, file := range files {
 				fmt.Fprintf(w, "  %-28s %s\n", file.Name, file.Purpose)
 			}
-			if c.Server == "" {
+			if c.Proxy != nil {
+				fmt.Fprintln(w, "The cluster's kube-apiserver needs no flags, webhook or files on its nodes: the proxy authenticates")
+				fmt.Fprintln(w, "and audits. Give it these files (Helm chart: proxy.enabled, docs/proxy.md) and apply rbac.yaml.")
+			} else if c.Server == "" {
 				fmt.Fprintln(w, "No server given (--server or server:), so no team kubeconfig was written.")
 			}
 			return nil
@@ -325,6 +356,8 @@ var clusterKeyFlags = []keyFlag{
 	{"claims.groups.prefix", "--groups-prefix"},
 	{"serverCAFile", "--server-ca-file"},
 	{"nodeDir", "--node-dir"},
+	{"proxy.url", "--proxy"},
+	{"proxy.caFile", "--proxy-ca-file"},
 }
 
 // clusterPhrases rewrite advice written for cluster.yaml into the flags'

@@ -58,6 +58,7 @@ func (s *connectorSet) add(c config.Connector, cfg *config.Config, store storage
 		name = c.ID
 	}
 	var impl any
+	exchangeOnly := false
 	switch c.Type {
 	case config.ConnectorLocal:
 		l, err := localConnector(cfg, store)
@@ -77,7 +78,8 @@ func (s *connectorSet) add(c config.Connector, cfg *config.Config, store storage
 		s.addStatic(c)
 	default:
 		clog := log.With("connector", c.ID)
-		open, err := prepareConnector(c, clog, reg)
+		open, only, err := prepareConnector(c, clog, reg)
+		exchangeOnly = only
 		if err != nil {
 			return err
 		}
@@ -85,7 +87,7 @@ func (s *connectorSet) add(c config.Connector, cfg *config.Config, store storage
 		s.upstream = append(s.upstream, r)
 		impl = r
 	}
-	s.list = append(s.list, issuer.Connector{ID: c.ID, Type: c.Type, Name: name, Impl: impl})
+	s.list = append(s.list, issuer.Connector{ID: c.ID, Type: c.Type, Name: name, Impl: impl, ExchangeOnly: exchangeOnly})
 	return nil
 }
 

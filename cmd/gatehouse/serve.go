@@ -2,26 +2,20 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -29,7 +23,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
-	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
 	"github.com/gatehouse-dev/gatehouse/internal/web"
 )
 
@@ -144,14 +137,6 @@ func (f *serveFlags) configPath(args []string) (string, error) {
 	return path, nil
 }
 
-func newLogger(cfg config.Logger, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.Level}
-	if cfg.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
-}
-
 // runOptions are how serveWith runs, besides the config.
 type runOptions struct {
 	// LogOut receives the logs.
@@ -165,10 +150,6 @@ type runOptions struct {
 	Draining func()
 }
 
-// drainTimeout bounds how long requests in flight may take to finish
-// after the listeners close.
-const drainTimeout = 15 * time.Second
-
 // serve runs the issuer until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func()) error {
 	return serveWith(ctx, cfg, runOptions{LogOut: logOut, Ready: ready})
@@ -179,17 +160,12 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer, ready func
 // load balancers drop this process first), close, and requests in flight
 // finish (at most drainTimeout).
 func serveWith(ctx context.Context, cfg *config.Config, o runOptions) error {
-	log := newLogger(cfg.Logger, o.LogOut)
-	slog.SetDefault(log)
-
+	log, reg := newProcess(cfg, o.LogOut)
 	store, err := openStorage(ctx, cfg.Storage, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	alg := keys.Algorithm(cfg.Signer.Local.Algorithm)
 	rotation := cfg.Expiry.SigningKeys.D()
@@ -278,54 +254,13 @@ func serveWith(ctx context.Context, cfg *config.Config, o runOptions) error {
 	}
 	go collectGarbage(ctx, store, cfg, log)
 
-	var servers []*http.Server
-	errc := make(chan error, 3)
-	start := func(name, addr string, h http.Handler, tlsCfg *tls.Config) error {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("%s: listen on %s: %w", name, addr, err)
-		}
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		servers = append(servers, hs)
-		if tlsCfg != nil {
-			ln = tls.NewListener(ln, tlsCfg)
-		}
-		log.Info("listening", "server", name, "address", ln.Addr().String(), "tls", tlsCfg != nil)
-		go func() {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-		return nil
-	}
-	if cfg.Web.HTTPS != "" {
-		rl, err := tlsutil.NewReloader(cfg.Web.TLSCert, cfg.Web.TLSKey, log)
-		if err != nil {
-			return fmt.Errorf("web.tlsCert/web.tlsKey: %w", err)
-		}
-		if err := rl.Watch(ctx.Done()); err != nil {
-			log.Warn("TLS certificate will not reload on change", "err", err)
-		}
-		tlsCfg := tlsutil.ServerConfig(rl, cfg.Web.TLSMinVersion.Uint16(), cfg.Web.TLSMaxVersion.Uint16())
-		if cfg.Audit.Enabled && cfg.Audit.Webhook.ClientCAFile != "" {
-			// kube-apiservers may authenticate to the audit sink with a
-			// client certificate; the sink verifies it against
-			// audit.webhook.clientCAFile. Browsers are not asked for one.
-			tlsCfg.ClientAuth = tls.RequestClientCert
-		}
-		if err := start("https", cfg.Web.HTTPS, mux, tlsCfg); err != nil {
-			return err
-		}
-	}
-	if cfg.Web.HTTP != "" {
-		if err := start("http", cfg.Web.HTTP, mux, nil); err != nil {
-			return err
-		}
+	ls := newListeners(log, 60*time.Second)
+	if err := ls.startWeb(ctx, cfg, mux); err != nil {
+		return err
 	}
 	var draining atomic.Bool
 	if cfg.Telemetry.HTTP != "" {
-		tm := http.NewServeMux()
-		tm.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		tm := telemetryMux(reg)
 		tm.Handle("GET /healthz", healthHandler(conns, &draining))
 		tm.HandleFunc("GET /healthz/live", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 		tm.HandleFunc("GET /healthz/ready", func(w http.ResponseWriter, r *http.Request) {
@@ -348,7 +283,7 @@ func serveWith(ctx context.Context, cfg *config.Config, o runOptions) error {
 			tm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			tm.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		}
-		if err := start("telemetry", cfg.Telemetry.HTTP, tm, nil); err != nil {
+		if err := ls.start("telemetry", cfg.Telemetry.HTTP, tm, nil); err != nil {
 			return err
 		}
 	}
@@ -357,11 +292,7 @@ func serveWith(ctx context.Context, cfg *config.Config, o runOptions) error {
 		o.Ready()
 	}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
+	runErr := ls.wait(ctx)
 	draining.Store(true)
 	if o.Draining != nil {
 		o.Draining()
@@ -371,19 +302,7 @@ func serveWith(ctx context.Context, cfg *config.Config, o runOptions) error {
 		time.Sleep(o.ShutdownDelay)
 	}
 	log.Info("shutting down: listeners closed, finishing requests in flight", "timeout", drainTimeout.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, hs := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := hs.Shutdown(shutdownCtx); err != nil {
-				log.Warn("shutdown: requests still in flight were cut", "err", err)
-			}
-		}()
-	}
-	wg.Wait()
+	ls.shutdown()
 	log.Info("stopped")
 	return runErr
 }

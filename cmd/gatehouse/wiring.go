@@ -71,33 +71,34 @@ func kubernetesConfig(k config.Kubernetes, log *slog.Logger) kubernetes.Config {
 
 // prepareConnector decodes and checks a non-local connector's config
 // (a mistake fails start-up, naming the key) and returns how to open it:
-// the step that reaches the upstream, which may fail and be retried.
-func prepareConnector(c config.Connector, log *slog.Logger, reg prometheus.Registerer) (func(context.Context) (any, error), error) {
+// the step that reaches the upstream, which may fail and be retried; and
+// whether it serves the token exchange grant only (no login).
+func prepareConnector(c config.Connector, log *slog.Logger, reg prometheus.Registerer) (open func(context.Context) (any, error), exchangeOnly bool, err error) {
 	switch c.Type {
 	case config.ConnectorGitHub:
 		var cfg github.Config
 		if err := c.DecodeConfig(&cfg); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		// GitHub is reached only at login: the connector is ready now.
 		conn, err := github.New(cfg, log, github.WithRegisterer(reg))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return func(context.Context) (any, error) { return conn, nil }, nil
+		return func(context.Context) (any, error) { return conn, nil }, false, nil
 	case config.ConnectorOIDC:
 		var cfg oidc.Config
 		if err := c.DecodeConfig(&cfg); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		p, err := oidc.Prepare(cfg, log)
+		p, err := oidc.Prepare(cfg, log, oidc.WithMetrics(oidc.NewMetrics(reg), c.ID))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		// Discovery of the upstream: retried while it cannot be reached.
-		return func(ctx context.Context) (any, error) { return p.Open(ctx) }, nil
+		return func(ctx context.Context) (any, error) { return p.Open(ctx) }, p.ExchangeOnly(), nil
 	default:
-		return nil, fmt.Errorf("connector type %q is not supported (supported: github, oidc, local)", c.Type)
+		return nil, false, fmt.Errorf("connector type %q is not supported (supported: github, oidc, local)", c.Type)
 	}
 }
 

@@ -137,6 +137,11 @@ func AuditPolicy() *auditv1.Policy {
 	return p
 }
 
+// AuditPolicyYAML is audit-policy.yaml as Render writes it: the policy
+// with each rule's reason as a comment. The Helm chart carries a copy for
+// `gatehouse proxy` (deploy/helm/gatehouse/files/audit-policy.yaml).
+func AuditPolicyYAML() ([]byte, error) { return renderAuditPolicy() }
+
 // renderAuditPolicy marshals the policy with the upstream type and writes
 // each rule's reason as a comment above it.
 func renderAuditPolicy() ([]byte, error) {

@@ -19,6 +19,7 @@ const (
 	FileRBAC                 = "rbac.yaml"
 	FileKubeconfig           = "kubeconfig"
 	FileIssuerCA             = "issuer-ca.pem"
+	FileGatehouseClient      = "gatehouse-client.yaml"
 )
 
 // Flag is one kube-apiserver command-line flag.
@@ -96,7 +97,7 @@ func (c *Config) StructuredAuthFlags() []Flag {
 func (c *Config) LegacyOIDCFlags(hasCA bool) []Flag {
 	flags := []Flag{
 		{"oidc-issuer-url", c.Issuer.URL},
-		{"oidc-client-id", c.Issuer.ClientID},
+		{"oidc-client-id", c.Audience()},
 		{"oidc-username-claim", c.Claims.Username.Claim},
 		{"oidc-username-prefix", legacyPrefix(c.UsernamePrefix())},
 		{"oidc-groups-claim", c.Claims.Groups.Claim},

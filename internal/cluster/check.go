@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/rest"
+
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // Status of one check finding.
@@ -58,20 +60,26 @@ func (r Report) OK() bool {
 	return true
 }
 
-// Write prints the findings, one per line, details indented.
+// Write prints the findings, one per line, details indented. Findings
+// made by Check already show the cluster's data (names, users, messages)
+// escaped; Write escapes whatever else would act on a terminal, line by
+// line, so that no finding can forge another.
 func (r Report) Write(w io.Writer) {
 	for _, f := range r.Findings {
-		fmt.Fprintf(w, "%-8s %s\n", f.Status, f.Subject)
+		fmt.Fprintf(w, "%-8s %s\n", termsafe.String(string(f.Status)), termsafe.String(f.Subject))
 		if f.Detail != "" {
 			for _, line := range strings.Split(f.Detail, "\n") {
-				fmt.Fprintf(w, "         %s\n", line)
+				fmt.Fprintf(w, "         %s\n", termsafe.String(line))
 			}
 		}
 	}
 }
 
+// add records a finding. The subject's data and the args come from the
+// cluster (object names, usernames, kube-apiserver's messages): they are
+// rendered by termsafe, while the format's own line breaks stay.
 func (r *Report) add(s Status, subject, format string, args ...any) {
-	r.Findings = append(r.Findings, Finding{Status: s, Subject: subject, Detail: fmt.Sprintf(format, args...)})
+	r.Findings = append(r.Findings, Finding{Status: s, Subject: subject, Detail: termsafe.Sprintf(format, args...)})
 }
 
 // CheckOptions tune Check.
@@ -97,13 +105,25 @@ func (c *Config) Check(ctx context.Context, admin *rest.Config, opts CheckOption
 	if err != nil {
 		return r, fmt.Errorf("cluster check: %w", err)
 	}
-	c.checkVersion(ctx, cs, &r)
-	c.checkIssuer(ctx, cs, &r)
+	tokenBase := rest.AnonymousClientConfig(admin)
+	if c.Proxy != nil {
+		// kube-apiserver knows nothing of the issuer: the proxy
+		// authenticates, so the token is shown to the proxy.
+		r.add(StatusInfo, "issuer "+c.Issuer.URL, "kube-apiserver is not asked: gatehouse proxy at %s authenticates the tokens (docs/proxy.md)", c.Proxy.URL)
+		ca, err := c.readPEM("proxy.caFile", c.Proxy.CAFile, c.Proxy.CAData)
+		if err != nil {
+			return r, err
+		}
+		tokenBase = &rest.Config{Host: c.Proxy.URL, TLSClientConfig: rest.TLSClientConfig{CAData: ca}, Timeout: admin.Timeout}
+	} else {
+		c.checkVersion(ctx, cs, &r)
+		c.checkIssuer(ctx, cs, &r)
+	}
 	if err := c.checkRBAC(ctx, cs, opts.FieldManager, &r); err != nil {
 		return r, err
 	}
 	if opts.Token != "" {
-		c.checkToken(ctx, admin, opts.Token, &r)
+		c.checkToken(ctx, tokenBase, opts.Token, &r)
 	}
 	return r, nil
 }
@@ -122,10 +142,10 @@ func (c *Config) checkVersion(ctx context.Context, cs *apiClient, r *Report) {
 	structuredOK := v.AtLeast(version.MajorMinor(1, 30))
 	switch {
 	case c.Authentication == ModeStructured && !structuredOK:
-		r.add(StatusDiffers, "server version "+info.GitVersion,
+		r.add(StatusDiffers, "server version "+termsafe.String(info.GitVersion),
 			"kube-apiserver %s predates the structured authentication config (1.30); use %s (authentication: flags)", info.GitVersion, FileAPIServerFlags)
 	default:
-		r.add(StatusInfo, "server version "+info.GitVersion, "authentication: %s", c.Authentication)
+		r.add(StatusInfo, "server version "+termsafe.String(info.GitVersion), "authentication: %s", c.Authentication)
 	}
 }
 
@@ -188,7 +208,7 @@ func (c *Config) checkRBAC(ctx context.Context, cs *apiClient, manager string, r
 		return fmt.Errorf("cluster check: list ClusterRoleBindings: %w", err)
 	}
 	for _, b := range crbs.Items {
-		if s := "ClusterRoleBinding " + b.Name; !want[s] {
+		if s := "ClusterRoleBinding " + termsafe.String(b.Name); !want[s] {
 			r.add(StatusExtra, s, "carries %s=%s but is not in the config (%s); remove it: kubectl delete clusterrolebinding %s", LabelManagedBy, LabelManagedByValue, b.Annotations[AnnotationSource], b.Name)
 		}
 	}
@@ -197,7 +217,7 @@ func (c *Config) checkRBAC(ctx context.Context, cs *apiClient, manager string, r
 		return fmt.Errorf("cluster check: list RoleBindings: %w", err)
 	}
 	for _, b := range rbs.Items {
-		if s := "RoleBinding " + b.Namespace + "/" + b.Name; !want[s] {
+		if s := "RoleBinding " + termsafe.String(b.Namespace+"/"+b.Name); !want[s] {
 			r.add(StatusExtra, s, "carries %s=%s but is not in the config (%s); remove it: kubectl -n %s delete rolebinding %s", LabelManagedBy, LabelManagedByValue, b.Annotations[AnnotationSource], b.Namespace, b.Name)
 		}
 	}
@@ -243,15 +263,17 @@ func subjectList(s []rbacv1.Subject) string {
 	}
 	parts := make([]string, 0, len(s))
 	for _, x := range s {
-		parts = append(parts, fmt.Sprintf("%s %q", x.Kind, x.Name))
+		parts = append(parts, termsafe.Sprintf("%s %q", x.Kind, x.Name))
 	}
 	return strings.Join(parts, ", ")
 }
 
 // checkToken asks kube-apiserver who the token's bearer is.
-func (c *Config) checkToken(ctx context.Context, admin *rest.Config, token string, r *Report) {
+// checkToken asks who the token's bearer is (SelfSubjectReview) at base:
+// kube-apiserver, or gatehouse proxy in front of it.
+func (c *Config) checkToken(ctx context.Context, base *rest.Config, token string, r *Report) {
 	const subject = "token identity"
-	cfg := rest.AnonymousClientConfig(admin)
+	cfg := rest.CopyConfig(base)
 	cfg.BearerToken = token
 	cs, err := newAPIClient(cfg)
 	if err != nil {
@@ -260,6 +282,12 @@ func (c *Config) checkToken(ctx context.Context, admin *rest.Config, token strin
 	}
 	var review authenticationv1.SelfSubjectReview
 	if err := cs.create(ctx, "selfsubjectreviews", &authenticationv1.SelfSubjectReview{}, &review); err != nil {
+		if apierrors.IsUnauthorized(err) && c.Proxy != nil {
+			r.add(StatusFailed, subject, "gatehouse proxy at %s rejects the token (Unauthorized): check that the proxy runs with this %s "+
+				"(the token's iss must be exactly %s and its aud contain %s), that the token has not expired, and the proxy's log",
+				c.Proxy.URL, FileAuthenticationConfig, c.Issuer.URL, strings.Join(c.Issuer.Audiences, " or "))
+			return
+		}
 		if apierrors.IsUnauthorized(err) {
 			r.add(StatusFailed, subject, "kube-apiserver rejects the token (Unauthorized). Check, in this order:\n"+
 				"- kube-apiserver runs with %s (or the flags in %s) and was restarted after the change;\n"+
@@ -276,7 +304,7 @@ func (c *Config) checkToken(ctx context.Context, admin *rest.Config, token strin
 		return
 	}
 	u := review.Status.UserInfo
-	r.add(StatusInfo, subject, "username %q, groups %s", u.Username, strings.Join(u.Groups, ", "))
+	r.add(StatusInfo, subject, "username %q, groups %s", u.Username, termsafe.Join(u.Groups, ", "))
 	if p := c.UsernamePrefix(); p != "" && !strings.HasPrefix(u.Username, p) {
 		r.add(StatusDiffers, "username prefix", "the cluster calls the user %q, but the config prefixes usernames with %q: kube-apiserver runs with other OIDC settings than the rendered ones", u.Username, p)
 	}
@@ -298,7 +326,7 @@ func (c *Config) checkToken(ctx context.Context, admin *rest.Config, token strin
 			}
 		}
 		r.add(StatusDiffers, "teams", "none of the token's groups (%s) is a team in the config; the user gets no rights from it (expected groups look like %q)",
-			strings.Join(oidcGroups, ", "), c.GroupsPrefix()+sortedKeys(c.Teams)[0])
+			termsafe.Join(oidcGroups, ", "), c.GroupsPrefix()+sortedKeys(c.Teams)[0])
 	}
 }
 

@@ -57,8 +57,14 @@ const (
 // Config is cluster.yaml: what gatehouse renders the cluster wiring from.
 type Config struct {
 	// Name of the cluster in the team members' kubeconfig (default
-	// "kubernetes").
+	// Cluster, else "kubernetes").
 	Name string `json:"name,omitempty"`
+	// Cluster, when set, gives this cluster its own audience: a client of
+	// gatehouse with this ID, which trusts the plugin's client
+	// (issuer.clientID, trustedPeers), so that one login gets each cluster
+	// its own token by token exchange and a token for another cluster is
+	// refused here. See docs/cluster.md, "One login, a token per cluster".
+	Cluster string `json:"cluster,omitempty"`
 	// Server is the kube-apiserver URL team members use.
 	Server string `json:"server,omitempty"`
 	// ServerCAFile is the PEM CA bundle that signed kube-apiserver's
@@ -85,6 +91,11 @@ type Config struct {
 	Audit Audit              `json:"audit,omitempty"`
 	// Kubeconfig tunes the team members' kubeconfig.
 	Kubeconfig KubeconfigSettings `json:"kubeconfig,omitempty"`
+	// Proxy, when set, is `gatehouse proxy` in front of a cluster whose
+	// kube-apiserver cannot be configured (docs/proxy.md): the team
+	// kubeconfig points at it, and only the files the proxy reads are
+	// rendered, no kube-apiserver flags or node files.
+	Proxy *Proxy `json:"proxy,omitempty"`
 
 	// baseDir resolves relative file names (the folder of cluster.yaml).
 	baseDir string
@@ -220,9 +231,20 @@ type AuditWebhook struct {
 	BatchMaxWait string `json:"batchMaxWait,omitempty"`
 }
 
+// Proxy is where team members reach `gatehouse proxy`.
+type Proxy struct {
+	// URL of the proxy (https), the team kubeconfig's server.
+	URL string `json:"url"`
+	// CAFile / CAData: PEM CA of the proxy's serving certificate, when
+	// not publicly trusted.
+	CAFile string `json:"caFile,omitempty"`
+	CAData string `json:"caData,omitempty"`
+}
+
 // KubeconfigSettings tune the team members' kubeconfig.
 type KubeconfigSettings struct {
-	// Context and User names (defaults: the cluster name, "oidc").
+	// Context and User names (defaults: the cluster name; "oidc", or
+	// "oidc-<cluster>" when the cluster has its own audience).
 	Context string `json:"context,omitempty"`
 	User    string `json:"user,omitempty"`
 	// Command kubectl runs (default "kubectl") and the plugin's name as its
@@ -273,6 +295,9 @@ func strPtr(s string) *string { return &s }
 
 func (c *Config) applyDefaults() {
 	if c.Name == "" {
+		c.Name = c.Cluster
+	}
+	if c.Name == "" {
 		c.Name = DefaultClusterName
 	}
 	if c.Authentication == "" {
@@ -285,7 +310,7 @@ func (c *Config) applyDefaults() {
 		c.Issuer.ClientID = DefaultClientID
 	}
 	if len(c.Issuer.Audiences) == 0 {
-		c.Issuer.Audiences = []string{c.Issuer.ClientID}
+		c.Issuer.Audiences = []string{c.Audience()}
 	}
 	if len(c.Issuer.SigningAlgs) == 0 {
 		c.Issuer.SigningAlgs = []string{DefaultSigningAlg}
@@ -336,6 +361,11 @@ func (c *Config) applyDefaults() {
 	k := &c.Kubeconfig
 	if k.Context == "" {
 		k.Context = c.Name
+	}
+	if k.User == "" && c.Cluster != "" {
+		// Each cluster's user runs the plugin with its own audience:
+		// merged kubeconfigs must not share one user entry.
+		k.User = DefaultUserName + "-" + c.Cluster
 	}
 	if k.User == "" {
 		k.User = DefaultUserName
@@ -391,6 +421,19 @@ func (c *Config) Validate() error {
 	if c.Issuer.CAFile != "" && c.Issuer.CAData != "" {
 		fail("issuer.caFile", "set caFile or caData, not both")
 	}
+	if c.Cluster != "" {
+		switch {
+		case strings.ContainsAny(c.Cluster, " \t\n,"):
+			fail("cluster", "%q must be a client ID without spaces or commas, such as k8s-prod-eu", c.Cluster)
+		case c.Cluster == c.Issuer.ClientID:
+			fail("cluster", "%q is the plugin's own client (issuer.clientID): its tokens are every cluster's; give this cluster a client ID of its own", c.Cluster)
+		}
+		for _, a := range c.Issuer.Audiences {
+			if a == c.Issuer.ClientID {
+				fail("issuer.audiences", "lists the plugin's client %q, whose tokens every cluster gets: with cluster set, accept only %q (leave audiences out)", a, c.Cluster)
+			}
+		}
+	}
 	if c.Server != "" {
 		if u, err := url.Parse(c.Server); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			fail("server", "%q must be the kube-apiserver URL, e.g. https://api.example.com:6443", c.Server)
@@ -398,6 +441,14 @@ func (c *Config) Validate() error {
 	}
 	if c.ServerCAFile != "" && c.ServerCAData != "" {
 		fail("serverCAFile", "set serverCAFile or serverCAData, not both")
+	}
+	if p := c.Proxy; p != nil {
+		if u, err := url.Parse(p.URL); err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			fail("proxy.url", "%q must be the https URL of gatehouse proxy, e.g. https://k8s.example.com (the chart's proxy.host)", p.URL)
+		}
+		if p.CAFile != "" && p.CAData != "" {
+			fail("proxy.caFile", "set caFile or caData, not both")
+		}
 	}
 	if !path.IsAbs(c.NodeDir) {
 		fail("nodeDir", "%q must be an absolute path on the control-plane nodes", c.NodeDir)
@@ -495,6 +546,15 @@ func isDNSLabel(s string) bool {
 		}
 	}
 	return true
+}
+
+// Audience is the client ID the cluster's tokens are for: Cluster when
+// the cluster has its own, else the plugin's client.
+func (c *Config) Audience() string {
+	if c.Cluster != "" {
+		return c.Cluster
+	}
+	return c.Issuer.ClientID
 }
 
 // UsernamePrefix and GroupsPrefix return the effective prefixes.

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -47,6 +48,9 @@ func (c *Config) UseGatehouseConfig(g *config.Config) error {
 	if c.Issuer.ClientSecret == "" && !client.Public {
 		c.Issuer.ClientSecret = client.Secret
 	}
+	if err := c.checkGatehouseCluster(g); err != nil {
+		return err
+	}
 
 	w := &c.Audit.Webhook
 	if w.Disabled {
@@ -68,6 +72,25 @@ func (c *Config) UseGatehouseConfig(g *config.Config) error {
 	}
 	if w.BearerToken == "" && w.BearerTokenFile == "" && w.ClientCertFile == "" && len(g.Audit.Webhook.BearerTokens) > 0 {
 		w.BearerToken = g.Audit.Webhook.BearerTokens[0]
+	}
+	return nil
+}
+
+// checkGatehouseCluster refuses a gatehouse config that would refuse this
+// cluster's token exchange: the grant turned off, or a client with the
+// cluster's ID that does not trust the plugin's client. A missing client
+// is fine: the rendered gatehouse-client.yaml adds it.
+func (c *Config) checkGatehouseCluster(g *config.Config) error {
+	if c.Cluster == "" {
+		return nil
+	}
+	if len(g.OAuth2.GrantTypes) > 0 && !slices.Contains(g.OAuth2.GrantTypes, config.GrantTokenExchange) {
+		return fmt.Errorf("cluster: gatehouse's oauth2.grantTypes leaves out %s, which per-cluster tokens need; add it there", config.GrantTokenExchange)
+	}
+	for _, sc := range g.StaticClients {
+		if sc.ID == c.Cluster && !slices.Contains(sc.TrustedPeers, c.Issuer.ClientID) {
+			return fmt.Errorf("cluster: gatehouse's static client %q does not list %q in its trustedPeers, so the plugin cannot get a token for this cluster; add it there (see the rendered %s)", c.Cluster, c.Issuer.ClientID, FileGatehouseClient)
+		}
 	}
 	return nil
 }

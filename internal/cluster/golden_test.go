@@ -13,7 +13,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // testdata/seed/golden. Run `go test ./internal/cluster -run Golden -update`
 // after an intended change and review the diff.
 func TestGolden(t *testing.T) {
-	for _, name := range []string{"seed", "seed-email"} {
+	for _, name := range []string{"seed", "seed-email", "per-cluster", "seed-proxy"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", name)
 			c, err := Load(filepath.Join(dir, "cluster.yaml"))

@@ -28,6 +28,10 @@ type KubeconfigOptions struct {
 	ClientID     string
 	ClientSecret string
 	ExtraScopes  []string
+	// ExchangeAudience, when set, is the cluster's own client ID, passed
+	// as --exchange-audience: the plugin logs in once per issuer and
+	// exchanges the ID token for one with this audience.
+	ExchangeAudience string
 	// IssuerCA is the issuer's PEM CA bundle when not publicly trusted;
 	// passed as --certificate-authority-data.
 	IssuerCA []byte
@@ -57,6 +61,9 @@ func (o KubeconfigOptions) ExecArgs() []string {
 	}
 	if len(o.IssuerCA) > 0 {
 		args = append(args, "--certificate-authority-data="+base64.StdEncoding.EncodeToString(o.IssuerCA))
+	}
+	if o.ExchangeAudience != "" {
+		args = append(args, "--exchange-audience="+o.ExchangeAudience)
 	}
 	return append(args, o.ExtraArgs...)
 }
@@ -125,18 +132,27 @@ func (c *Config) KubeconfigOptions() (KubeconfigOptions, error) {
 	if err != nil {
 		return KubeconfigOptions{}, err
 	}
+	server := c.Server
+	if c.Proxy != nil {
+		// kubectl talks to the proxy, which forwards to the API server.
+		server = c.Proxy.URL
+		if serverCA, err = c.readPEM("proxy.caFile", c.Proxy.CAFile, c.Proxy.CAData); err != nil {
+			return KubeconfigOptions{}, err
+		}
+	}
 	return KubeconfigOptions{
-		ClusterName:  c.Name,
-		ContextName:  c.Kubeconfig.Context,
-		UserName:     c.Kubeconfig.User,
-		Server:       c.Server,
-		ServerCA:     serverCA,
-		IssuerURL:    c.Issuer.URL,
-		ClientID:     c.Issuer.ClientID,
-		ClientSecret: c.Issuer.ClientSecret,
-		ExtraScopes:  c.Issuer.ExtraScopes,
-		IssuerCA:     issuerCA,
-		Command:      c.Kubeconfig.Command,
-		Plugin:       c.Kubeconfig.Plugin,
+		ClusterName:      c.Name,
+		ContextName:      c.Kubeconfig.Context,
+		UserName:         c.Kubeconfig.User,
+		Server:           server,
+		ServerCA:         serverCA,
+		IssuerURL:        c.Issuer.URL,
+		ClientID:         c.Issuer.ClientID,
+		ClientSecret:     c.Issuer.ClientSecret,
+		ExtraScopes:      c.Issuer.ExtraScopes,
+		ExchangeAudience: c.Cluster,
+		IssuerCA:         issuerCA,
+		Command:          c.Kubeconfig.Command,
+		Plugin:           c.Kubeconfig.Plugin,
 	}, nil
 }

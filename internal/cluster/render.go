@@ -32,21 +32,42 @@ func (c *Config) Render() ([]File, error) {
 		files = append(files, File{Name: name, Data: data, Mode: mode, Purpose: purpose})
 	}
 
+	// With the proxy, kube-apiserver stays as it is: the proxy reads the
+	// authentication config, audit policy and webhook config, and nothing
+	// goes to the control-plane nodes.
+	proxy := c.Proxy != nil
+	purpose := func(apiserver, proxied string) string {
+		if proxy {
+			return proxied
+		}
+		return apiserver
+	}
+
 	authn, err := marshal(c.AuthenticationConfiguration(issuerCA))
 	if err != nil {
 		return nil, err
 	}
-	add(FileAuthenticationConfig, "kube-apiserver --authentication-config (Kubernetes 1.30+)", 0o644, authn)
-	add(FileAPIServerFlags, "the same as legacy --oidc-* kube-apiserver flags (before 1.30, KubeOne)", 0o644, flagLines(c.LegacyOIDCFlags(hasCA)))
-	if hasCA {
-		add(FileIssuerCA, "the issuer's CA, for --oidc-ca-file on the nodes", 0o644, issuerCA)
+	add(FileAuthenticationConfig, purpose("kube-apiserver --authentication-config (Kubernetes 1.30+)",
+		"gatehouse proxy --authentication-config (the chart: proxy.existingConfigMap)"), 0o644, authn)
+	if !proxy {
+		add(FileAPIServerFlags, "the same as legacy --oidc-* kube-apiserver flags (before 1.30, KubeOne)", 0o644, flagLines(c.LegacyOIDCFlags(hasCA)))
+		if hasCA {
+			add(FileIssuerCA, "the issuer's CA, for --oidc-ca-file on the nodes", 0o644, issuerCA)
+		}
+	}
+	if c.Cluster != "" {
+		client, err := c.renderGatehouseClient()
+		if err != nil {
+			return nil, err
+		}
+		add(FileGatehouseClient, "gatehouse's config.yaml: this cluster's own client (audience), trusting the plugin's", 0o644, client)
 	}
 
 	policy, err := renderAuditPolicy()
 	if err != nil {
 		return nil, err
 	}
-	add(FileAuditPolicy, "kube-apiserver --audit-policy-file", 0o644, policy)
+	add(FileAuditPolicy, purpose("kube-apiserver --audit-policy-file", "gatehouse proxy --audit-policy"), 0o644, policy)
 	if !c.Audit.Webhook.Disabled {
 		kc, err := c.AuditWebhookKubeconfig()
 		if err != nil {
@@ -56,20 +77,22 @@ func (c *Config) Render() ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
-		add(FileAuditWebhook, "kube-apiserver --audit-webhook-config-file: gatehouse's audit sink and its credential", 0o600, data)
+		add(FileAuditWebhook, purpose("kube-apiserver --audit-webhook-config-file: gatehouse's audit sink and its credential",
+			"gatehouse proxy --audit-webhook-config: gatehouse's audit sink and its credential"), 0o600, data)
 	}
-	add(FileAuditFlags, "the --audit-* kube-apiserver flags", 0o644, flagLines(c.AuditFlags()))
-
-	kubeone, err := marshal(c.KubeOne(hasCA))
-	if err != nil {
-		return nil, err
+	if !proxy {
+		add(FileAuditFlags, "the --audit-* kube-apiserver flags", 0o644, flagLines(c.AuditFlags()))
+		kubeone, err := marshal(c.KubeOne(hasCA))
+		if err != nil {
+			return nil, err
+		}
+		add(FileKubeOneFeatures, "KubeOne: paste into the KubeOneCluster manifest", 0o644, kubeone)
+		kubeadm, err := marshal(c.Kubeadm(hasCA))
+		if err != nil {
+			return nil, err
+		}
+		add(FileKubeadmPatch, "kubeadm: merge into ClusterConfiguration (kubeadm.k8s.io/v1beta4)", 0o644, kubeadm)
 	}
-	add(FileKubeOneFeatures, "KubeOne: paste into the KubeOneCluster manifest", 0o644, kubeone)
-	kubeadm, err := marshal(c.Kubeadm(hasCA))
-	if err != nil {
-		return nil, err
-	}
-	add(FileKubeadmPatch, "kubeadm: merge into ClusterConfiguration (kubeadm.k8s.io/v1beta4)", 0o644, kubeadm)
 
 	rbac, err := c.renderRBAC()
 	if err != nil {
@@ -77,7 +100,19 @@ func (c *Config) Render() ([]File, error) {
 	}
 	add(FileRBAC, "ClusterRoleBindings and RoleBindings for the team mapping (kubectl apply -f)", 0o644, rbac)
 
-	if c.Server != "" {
+	if proxy {
+		values, err := c.ProxyValues()
+		if err != nil {
+			return nil, err
+		}
+		data, err := marshal(values)
+		if err != nil {
+			return nil, err
+		}
+		add(FileProxyValues, "Helm values for the chart's proxy (helm install --values)", 0o644, append([]byte(proxyValuesHeader), data...))
+	}
+
+	if c.Server != "" || proxy {
 		opts, err := c.KubeconfigOptions()
 		if err != nil {
 			return nil, err
@@ -90,7 +125,8 @@ func (c *Config) Render() ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
-		add(FileKubeconfig, "kubeconfig for team members (runs kubectl gatehouse get-token)", 0o644, data)
+		add(FileKubeconfig, purpose("kubeconfig for team members (runs kubectl gatehouse get-token)",
+			"kubeconfig for team members: server is gatehouse proxy (runs kubectl gatehouse get-token)"), 0o644, data)
 	}
 	return files, nil
 }

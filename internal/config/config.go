@@ -194,21 +194,23 @@ type Telemetry struct {
 	EnableProfiling bool `json:"enableProfiling"`
 }
 
-// Grant types (Dex's names). gatehouse supports these four.
+// Grant types (Dex's names). gatehouse supports these five.
 const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantPassword          = "password"
 	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // SupportedGrantTypes lists the grant types gatehouse implements.
-var SupportedGrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantPassword}
+var SupportedGrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantPassword, GrantTokenExchange}
 
 // OAuth2 holds the protocol options.
 type OAuth2 struct {
-	// GrantTypes the server allows. Default: authorization_code,
-	// refresh_token, device_code, and password when PasswordConnector is set.
+	// GrantTypes the server allows. Default, as Dex: authorization_code,
+	// refresh_token, device_code, token-exchange, and password when
+	// PasswordConnector is set.
 	GrantTypes []string `json:"grantTypes"`
 	// ResponseTypes the authorization endpoint accepts; only "code".
 	ResponseTypes []string `json:"responseTypes"`

@@ -48,7 +48,7 @@ func (c *Config) ApplyDefaults() {
 		c.OAuth2.ResponseTypes = []string{"code"}
 	}
 	if len(c.OAuth2.GrantTypes) == 0 {
-		c.OAuth2.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode}
+		c.OAuth2.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantTokenExchange}
 		if c.OAuth2.PasswordConnector != "" {
 			c.OAuth2.GrantTypes = append(c.OAuth2.GrantTypes, GrantPassword)
 		}

@@ -324,9 +324,8 @@ func (c *Config) validateWeb(v *validator) {
 
 // grantAdvice explains Dex grant types that gatehouse refuses.
 var grantAdvice = map[string]string{
-	"implicit": "the implicit flow is not supported (OAuth 2.0 Security BCP, RFC 9700, forbids it); use authorization_code with PKCE",
-	"urn:ietf:params:oauth:grant-type:token-exchange": "token exchange is not supported by gatehouse; remove it",
-	"client_credentials":                              "client_credentials is not supported by gatehouse; remove it",
+	"implicit":           "the implicit flow is not supported (OAuth 2.0 Security BCP, RFC 9700, forbids it); use authorization_code with PKCE",
+	"client_credentials": "client_credentials is not supported by gatehouse; remove it",
 }
 
 func checkGrant(v *validator, path, g string) bool {

@@ -37,6 +37,9 @@ type Identity struct {
 	// ConnectorData is opaque to the issuer and stored with the session;
 	// the connector gets it back on Refresh.
 	ConnectorData []byte
+	// Expiry, when set, is when the evidence of this identity expires (a
+	// subject token's exp): the issuer issues nothing that outlives it.
+	Expiry time.Time
 }
 
 // PasswordConnector logs users in with a username and password typed on
@@ -65,6 +68,26 @@ type CallbackConnector interface {
 type RefreshConnector interface {
 	Refresh(ctx context.Context, s Scopes, id Identity) (Identity, error)
 }
+
+// Token types of RFC 8693 3 that the token exchange grant takes.
+const (
+	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// TokenIdentityConnector verifies a token the upstream issued to someone
+// else (a CI job's workload token) and returns the identity it proves:
+// the token exchange grant (RFC 8693), with Dex's meaning. Only the oidc
+// connector implements it. A token that fails a check, or whose subject
+// the connector's policy refuses, is an error the issuer answers with
+// invalid_grant; its message says which check or rule refused it.
+type TokenIdentityConnector interface {
+	TokenIdentity(ctx context.Context, subjectTokenType, subjectToken string) (Identity, error)
+}
+
+// ErrTokenExchangeUnsupported is returned by a connector (or a wrapper
+// around one) that cannot verify subject tokens.
+var ErrTokenExchangeUnsupported = errors.New("this connector cannot verify subject tokens (token exchange needs an oidc connector)")
 
 // UserError is an error the user can act on, rather than a server error:
 // not in an allowed org, rate limited, login cancelled. The issuer ends the

@@ -175,7 +175,7 @@ func (s *Server) startAuth(w http.ResponseWriter, r *http.Request, connectorID s
 func (s *Server) chooseConnector(w http.ResponseWriter, r *http.Request, client *Client, req storage.AuthRequest, connectorID string) {
 	allowed := s.connectorsFor(client)
 	if connectorID != "" {
-		if _, ok := s.connectors[connectorID]; !ok || !clientAllowsConnector(client, connectorID) {
+		if c, ok := s.connectors[connectorID]; !ok || c.ExchangeOnly || !clientAllowsConnector(client, connectorID) {
 			s.renderError(w, r, http.StatusBadRequest, "Login method not available", "The login method "+strconv.Quote(connectorID)+" does not exist or is not allowed for this application.")
 			return
 		}
@@ -261,7 +261,7 @@ func (s *Server) handleConnectorLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, exists := s.connectors[connID]
 	client := s.clients[req.ClientID]
-	if !exists || client == nil || !clientAllowsConnector(client, connID) {
+	if !exists || conn.ExchangeOnly || client == nil || !clientAllowsConnector(client, connID) {
 		s.renderError(w, r, http.StatusBadRequest, "Login method not available", "This login method does not exist or is not allowed for this application.")
 		return
 	}
@@ -713,6 +713,12 @@ func (s *Server) validateScopes(client *Client, scopes []string) *authError {
 	if !slices.Contains(scopes, scopeOpenID) {
 		return &authError{errInvalidScope, `the "openid" scope is required`}
 	}
+	return s.knownScopes(client, scopes)
+}
+
+// knownScopes checks that every scope is one of Dex's, and that a
+// cross-client scope names a client that trusts this one.
+func (s *Server) knownScopes(client *Client, scopes []string) *authError {
 	for _, sc := range scopes {
 		switch sc {
 		case scopeOpenID, scopeProfile, scopeEmail, scopeGroups, scopeOfflineAccess, scopeFederatedID:

@@ -158,6 +158,11 @@ type tokenParams struct {
 	withAuthTime bool
 	familyID     string
 	code         string // for c_hash, when an ID token accompanies a code
+	// azp, when set, is the client that asked for a token minted for
+	// clientID (token exchange): it becomes the azp claim.
+	azp string
+	// notAfter, when set, caps the tokens' expiry (a subject token's exp).
+	notAfter time.Time
 }
 
 // hashFor returns the left-half hash used by at_hash and c_hash for alg.
@@ -201,9 +206,14 @@ func (s *Server) scopedClaims(tok *idTokenClaims, p tokenParams) {
 			}
 		}
 	}
-	if len(tok.Audience) == 0 {
+	switch {
+	case p.azp != "" && p.azp != p.clientID:
+		// Token exchange for another client: that client alone, and who asked.
 		tok.Audience = audience{p.clientID}
-	} else {
+		tok.AuthorizingParty = p.azp
+	case len(tok.Audience) == 0:
+		tok.Audience = audience{p.clientID}
+	default:
 		// Dex: a token minted for other audiences names its requester.
 		tok.AuthorizingParty = p.clientID
 	}

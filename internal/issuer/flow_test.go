@@ -26,8 +26,10 @@ type tokenResponse struct {
 	IDToken      string `json:"id_token"`
 	Error        string `json:"error"`
 	Description  string `json:"error_description"`
-	status       int
-	header       http.Header
+	// IssuedTokenType is in token exchange answers (RFC 8693 2.2.1).
+	IssuedTokenType string `json:"issued_token_type"`
+	status          int
+	header          http.Header
 }
 
 func postToken(t *testing.T, s *issuertest.Server, form url.Values, basic ...string) tokenResponse {

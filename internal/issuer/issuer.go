@@ -1,7 +1,7 @@
 // Package issuer implements the OpenID Connect provider: discovery, JWKS,
 // the authorization endpoint with connector login, the token endpoint
 // (authorization_code with PKCE, refresh_token with rotation, device_code,
-// password), userinfo, revocation (RFC 7009), introspection (RFC 7662) and
+// password, token exchange (RFC 8693)), userinfo, revocation (RFC 7009), introspection (RFC 7662) and
 // the device authorization grant (RFC 8628).
 //
 // Paths are Dex's, under the issuer URL's path, so kube-apiserver and
@@ -38,7 +38,7 @@ const (
 )
 
 // SupportedGrantTypes are the grants gatehouse implements.
-var SupportedGrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantPassword}
+var SupportedGrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantPassword, GrantTokenExchange}
 
 // Client is an OAuth 2.0 client (Dex's staticClients).
 type Client struct {
@@ -62,8 +62,13 @@ type Connector struct {
 	Type string
 	Name string
 	// Impl implements one or more of connector.PasswordConnector,
-	// connector.CallbackConnector, connector.RefreshConnector.
+	// connector.CallbackConnector, connector.RefreshConnector,
+	// connector.TokenIdentityConnector.
 	Impl any
+	// ExchangeOnly: the connector serves the token exchange grant only (an
+	// oidc connector without clientID, for CI workload tokens). It is not
+	// offered on the login page and cannot be used to log in.
+	ExchangeOnly bool
 }
 
 // Expiry holds token and request lifetimes (Dex's expiry section).
@@ -94,7 +99,8 @@ type Options struct {
 	// (empty: the password grant is off).
 	PasswordConnector string
 	// GrantTypes the server allows (empty: all supported, with the
-	// password grant only when PasswordConnector is set).
+	// password grant only when PasswordConnector is set; token exchange
+	// included, as Dex does).
 	GrantTypes []string
 	// AllowPlainPKCE accepts code_challenge_method=plain (off by default).
 	AllowPlainPKCE bool
@@ -216,6 +222,10 @@ func New(opts Options) (*Server, error) {
 		}
 		switch c.Impl.(type) {
 		case connector.PasswordConnector, connector.CallbackConnector:
+		case connector.TokenIdentityConnector:
+			if !c.ExchangeOnly {
+				return nil, fmt.Errorf("issuer: connectors[%d] (%s): connector implements no login method", i, c.ID)
+			}
 		default:
 			return nil, fmt.Errorf("issuer: connectors[%d] (%s): connector implements no login method", i, c.ID)
 		}
@@ -233,7 +243,7 @@ func New(opts Options) (*Server, error) {
 	}
 	grants := opts.GrantTypes
 	if len(grants) == 0 {
-		grants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode}
+		grants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantDeviceCode, GrantTokenExchange}
 		if opts.PasswordConnector != "" {
 			grants = append(grants, GrantPassword)
 		}
@@ -382,11 +392,12 @@ func (s *Server) grantAllowed(c *Client, grant string) bool {
 	return len(c.AllowedGrantTypes) == 0 || slices.Contains(c.AllowedGrantTypes, grant)
 }
 
-// connectorsFor lists the connectors a client may use, in config order.
+// connectorsFor lists the connectors a client may log in through, in
+// config order.
 func (s *Server) connectorsFor(c *Client) []*Connector {
 	var out []*Connector
 	for _, id := range s.connOrder {
-		if clientAllowsConnector(c, id) {
+		if clientAllowsConnector(c, id) && !s.connectors[id].ExchangeOnly {
 			out = append(out, s.connectors[id])
 		}
 	}

@@ -42,30 +42,7 @@ func TestKubernetesAcceptsTokens(t *testing.T) {
 	s := issuertest.Start(t, issuertest.Options{
 		Connectors: []issuer.Connector{{ID: "local", Type: "github", Name: "GitHub", Impl: teamUser{}}},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	usernamePrefix, groupsPrefix := "oidc:", "oidc:"
-	authn, err := oidc.New(ctx, oidc.Options{
-		JWTAuthenticator: apiserver.JWTAuthenticator{
-			Issuer: apiserver.Issuer{URL: s.URL, Audiences: []string{s.ClientID}, AudienceMatchPolicy: apiserver.AudienceMatchPolicyMatchAny},
-			ClaimMappings: apiserver.ClaimMappings{
-				Username: apiserver.PrefixedClaimOrExpression{Claim: "preferred_username", Prefix: &usernamePrefix},
-				Groups:   apiserver.PrefixedClaimOrExpression{Claim: "groups", Prefix: &groupsPrefix},
-			},
-		},
-		CAContentProvider:    staticCA(s.CAPEM),
-		SupportedSigningAlgs: []string{"RS256"},
-	})
-	if err != nil {
-		t.Fatalf("kubernetes OIDC authenticator: %v", err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for authn.HealthCheck() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("authenticator never became healthy: %v", authn.HealthCheck())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	authn := kubernetesAuthenticator(t, s, s.ClientID)
 
 	scope := "openid profile email groups offline_access"
 	tokens := map[string]string{}
@@ -127,5 +104,88 @@ func TestKubernetesAcceptsTokens(t *testing.T) {
 	}
 	if strings.Count(pw.IDToken, ".") != 2 {
 		t.Fatal("not a JWT")
+	}
+}
+
+// kubernetesAuthenticator is Kubernetes' own OIDC authenticator
+// (k8s.io/apiserver) for the issuer and one audience, configured as the
+// seed article configures kube-apiserver: usernameClaim
+// preferred_username, prefixes "oidc:".
+func kubernetesAuthenticator(t *testing.T, s *issuertest.Server, audience string) oidc.AuthenticatorTokenWithHealthCheck {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	usernamePrefix, groupsPrefix := "oidc:", "oidc:"
+	authn, err := oidc.New(ctx, oidc.Options{
+		JWTAuthenticator: apiserver.JWTAuthenticator{
+			Issuer: apiserver.Issuer{URL: s.URL, Audiences: []string{audience}, AudienceMatchPolicy: apiserver.AudienceMatchPolicyMatchAny},
+			ClaimMappings: apiserver.ClaimMappings{
+				Username: apiserver.PrefixedClaimOrExpression{Claim: "preferred_username", Prefix: &usernamePrefix},
+				Groups:   apiserver.PrefixedClaimOrExpression{Claim: "groups", Prefix: &groupsPrefix},
+			},
+		},
+		CAContentProvider:    staticCA(s.CAPEM),
+		SupportedSigningAlgs: []string{"RS256"},
+	})
+	if err != nil {
+		t.Fatalf("kubernetes OIDC authenticator: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for authn.HealthCheck() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("authenticator never became healthy: %v", authn.HealthCheck())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return authn
+}
+
+// TestKubernetesPerClusterTokens: one login, a token exchanged per
+// cluster; each cluster's authenticator (its own audience) accepts its
+// token as oidc:<login> with the user's groups, and refuses the other
+// cluster's token and the login's own ID token.
+func TestKubernetesPerClusterTokens(t *testing.T) {
+	s := issuertest.Start(t, issuertest.Options{
+		Connectors:   []issuer.Connector{{ID: "local", Type: "github", Name: "GitHub", Impl: teamUser{}}},
+		ExtraClients: clusterClients,
+	})
+	clusters := map[string]oidc.AuthenticatorTokenWithHealthCheck{
+		"cluster-a": kubernetesAuthenticator(t, s, "cluster-a"),
+		"cluster-b": kubernetesAuthenticator(t, s, "cluster-b"),
+	}
+	login := postToken(t, s, url.Values{"grant_type": {"password"}, "username": {"octocat"}, "password": {"hunter2"}, "scope": {"openid profile email groups"}}, s.ClientID, s.ClientSecret)
+	if login.status != 200 {
+		t.Fatalf("password grant: %d %s", login.status, login.Error)
+	}
+	tokens := map[string]string{}
+	for name := range clusters {
+		got := postToken(t, s, url.Values{
+			"grant_type": {grantExchange}, "subject_token": {login.IDToken}, "subject_token_type": {typeIDToken},
+			"requested_token_type": {typeIDToken}, "audience": {name},
+		}, s.ClientID, s.ClientSecret)
+		if got.status != 200 {
+			t.Fatalf("exchange for %s: %d %s %s", name, got.status, got.Error, got.Description)
+		}
+		tokens[name] = got.AccessToken
+	}
+	for cluster, authn := range clusters {
+		for name, tok := range tokens {
+			res, ok, err := authn.AuthenticateToken(context.Background(), tok)
+			if name != cluster {
+				if ok {
+					t.Errorf("%s accepted %s's token", cluster, name)
+				}
+				continue
+			}
+			if err != nil || !ok {
+				t.Fatalf("%s refused its own token: %v", cluster, err)
+			}
+			if res.User.GetName() != "oidc:octocat" || !slices.Contains(res.User.GetGroups(), "oidc:exampleorg:infra-team") {
+				t.Errorf("%s: user %q groups %v", cluster, res.User.GetName(), res.User.GetGroups())
+			}
+		}
+		if _, ok, _ := authn.AuthenticateToken(context.Background(), login.IDToken); ok {
+			t.Errorf("%s accepted the login's own ID token (aud %s)", cluster, s.ClientID)
+		}
 	}
 }

@@ -18,8 +18,32 @@ import (
 
 // mint signs an access token and, when openid was asked for, an ID token.
 func (s *Server) mint(ctx context.Context, p tokenParams, refreshToken string) (issuedTokens, error) {
+	base := s.baseClaims(p)
+	accessToken, err := s.signAccessToken(ctx, p, base)
+	if err != nil {
+		return issuedTokens{}, err
+	}
+	out := issuedTokens{
+		AccessToken: accessToken, TokenType: "bearer", ExpiresIn: base.Expiry - base.IssuedAt,
+		RefreshToken: refreshToken,
+	}
+	if slices.Contains(p.scopes, scopeOpenID) {
+		if out.IDToken, err = s.signIDToken(ctx, p, base, accessToken); err != nil {
+			return issuedTokens{}, err
+		}
+	}
+	return out, nil
+}
+
+// baseClaims are the claims every token of one issuance shares, and its
+// expiry (exp): expiry.idTokens from now, or p.notAfter if that comes
+// first.
+func (s *Server) baseClaims(p tokenParams) idTokenClaims {
 	now := s.now()
 	exp := now.Add(s.opts.Expiry.IDTokens)
+	if !p.notAfter.IsZero() && p.notAfter.Before(exp) {
+		exp = p.notAfter
+	}
 	base := idTokenClaims{
 		Issuer:   s.opts.Issuer,
 		Subject:  encodeSubject(p.claims.UserID, p.connectorID),
@@ -29,41 +53,48 @@ func (s *Server) mint(ctx context.Context, p tokenParams, refreshToken string) (
 	if p.withAuthTime && !p.authTime.IsZero() {
 		base.AuthTime = p.authTime.Unix()
 	}
+	return base
+}
 
+// signAccessToken signs the RFC 9068 access token of an issuance.
+func (s *Server) signAccessToken(ctx context.Context, p tokenParams, base idTokenClaims) (string, error) {
 	at := accessTokenClaims{idTokenClaims: base, ClientID: p.clientID, Scope: strings.Join(p.scopes, " "), SessionID: p.familyID, JTI: randomToken(16)}
 	s.scopedClaims(&at.idTokenClaims, p)
 	at.Audience = audience{s.opts.Issuer}
 	at.AuthorizingParty = ""
 	atJSON, err := json.Marshal(at)
 	if err != nil {
-		return issuedTokens{}, fmt.Errorf("encode access token: %w", err)
+		return "", fmt.Errorf("encode access token: %w", err)
 	}
-	accessToken, err := s.opts.Keys.Sign(ctx, atJSON, keys.TypeAccessToken)
+	tok, err := s.opts.Keys.Sign(ctx, atJSON, keys.TypeAccessToken)
 	if err != nil {
-		return issuedTokens{}, fmt.Errorf("sign access token: %w", err)
+		return "", fmt.Errorf("sign access token: %w", err)
 	}
-	out := issuedTokens{
-		AccessToken: accessToken, TokenType: "bearer", ExpiresIn: int64(s.opts.Expiry.IDTokens.Seconds()),
-		RefreshToken: refreshToken,
-	}
-	if slices.Contains(p.scopes, scopeOpenID) {
-		id := base
-		id.Nonce = p.nonce
-		alg := s.opts.Keys.Algorithm()
+	return tok, nil
+}
+
+// signIDToken signs the ID token of an issuance; accessToken (if any)
+// gives its at_hash.
+func (s *Server) signIDToken(ctx context.Context, p tokenParams, base idTokenClaims, accessToken string) (string, error) {
+	id := base
+	id.Nonce = p.nonce
+	alg := s.opts.Keys.Algorithm()
+	if accessToken != "" {
 		id.AccessTokenHash = hashFor(alg, accessToken)
-		if p.code != "" {
-			id.CodeHash = hashFor(alg, p.code)
-		}
-		s.scopedClaims(&id, p)
-		idJSON, err := json.Marshal(id)
-		if err != nil {
-			return issuedTokens{}, fmt.Errorf("encode ID token: %w", err)
-		}
-		if out.IDToken, err = s.opts.Keys.Sign(ctx, idJSON, keys.TypeIDToken); err != nil {
-			return issuedTokens{}, fmt.Errorf("sign ID token: %w", err)
-		}
 	}
-	return out, nil
+	if p.code != "" {
+		id.CodeHash = hashFor(alg, p.code)
+	}
+	s.scopedClaims(&id, p)
+	idJSON, err := json.Marshal(id)
+	if err != nil {
+		return "", fmt.Errorf("encode ID token: %w", err)
+	}
+	tok, err := s.opts.Keys.Sign(ctx, idJSON, keys.TypeIDToken)
+	if err != nil {
+		return "", fmt.Errorf("sign ID token: %w", err)
+	}
+	return tok, nil
 }
 
 // randomToken returns n random bytes, base64url without padding.

@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/connector"
+	"github.com/gatehouse-dev/gatehouse/internal/connector/retry"
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 )
 
@@ -153,6 +155,13 @@ func (s *Server) grantRefreshToken(r *http.Request, client *Client) (issuedToken
 		if rc, ok := s.connectors[f.ConnectorID].implRefresh(); ok {
 			ident, err := rc.Refresh(ctx, s.scopes(f.Scopes), identityFromClaims(f.Claims, f.ConnectorData))
 			if err != nil {
+				if te := upstreamUnavailable(err, s.connectors[f.ConnectorID]); te != nil {
+					// Nothing was rotated or revoked: the same refresh
+					// token works once the upstream answers again.
+					s.opts.Metrics.loginsFailed.WithLabelValues("refresh_unavailable").Inc()
+					s.log.Warn("upstream unavailable during refresh; the refresh token stays valid", "connector", f.ConnectorID, "user_id", f.Claims.UserID, "retry_after", te.retryAfter.String(), "err", err)
+					return issuedTokens{}, te
+				}
 				s.opts.Metrics.loginsFailed.WithLabelValues("refresh_refused").Inc()
 				s.log.Info("upstream refused refresh", "connector", f.ConnectorID, "user_id", f.Claims.UserID, "err", err)
 				if ue, ok := connector.AsUserError(err); ok {
@@ -229,6 +238,50 @@ func (s *Server) grantRefreshToken(r *http.Request, client *Client) (issuedToken
 		clientID: client.ID, connectorID: final.ConnectorID, scopes: scopes, nonce: final.Nonce,
 		claims: final.Claims, authTime: final.AuthTime, familyID: familyID,
 	}, newToken)
+}
+
+// defaultRefreshRetry is the Retry-After of a refresh refused because
+// the upstream did not answer, when the connector does not say.
+const defaultRefreshRetry = 30 * time.Second
+
+// upstreamUnavailable returns the token endpoint's answer when a
+// connector's refresh failed because its upstream is busy or down rather
+// than because it refused the user: the connector is still opening
+// (retry), the upstream answered 429 or 5xx (the connectors' UserError
+// with Status 429, 502, 503 or 504), or it could not be reached at all.
+// The answer is 503 temporarily_unavailable with Retry-After, which RFC
+// 6749 5.2 does not list for the token endpoint but 4.1.2.1 defines for
+// the same condition and OAuth clients (golang.org/x/oauth2, kubelogin,
+// gatehouse's plugin) read as "try again later". Dex v2.45.1 answers 500
+// invalid_request without a description (refreshhandlers.go) and, like
+// gatehouse, keeps the refresh token. nil: a refusal, not an outage.
+func upstreamUnavailable(err error, conn *Connector) *tokenError {
+	name := "the identity provider"
+	if conn != nil && conn.Name != "" {
+		name = conn.Name
+	}
+	te := &tokenError{
+		status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, retryAfter: defaultRefreshRetry,
+		description: name + " cannot be reached at the moment; the session is kept: retry the refresh later",
+	}
+	if ue, ok := connector.AsUserError(err); ok {
+		switch ue.Status {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		default:
+			return nil
+		}
+		if ue.RetryAfter > 0 {
+			te.retryAfter = ue.RetryAfter
+		}
+		if ue.Description != "" {
+			te.description = ue.Description + "; the session is kept: retry the refresh later"
+		}
+		return te
+	}
+	if retry.Unreachable(err) || errors.Is(err, context.DeadlineExceeded) {
+		return te
+	}
+	return nil
 }
 
 func (c *Connector) implRefresh() (connector.RefreshConnector, bool) {

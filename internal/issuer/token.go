@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/storage"
 )
@@ -18,15 +19,17 @@ type tokenError struct {
 	status      int
 	code        string
 	description string
+	// retryAfter, when set, is sent as Retry-After.
+	retryAfter time.Duration
 }
 
 func (e *tokenError) Error() string { return e.code + ": " + e.description }
 
 func badRequest(code, description string) *tokenError {
-	return &tokenError{http.StatusBadRequest, code, description}
+	return &tokenError{status: http.StatusBadRequest, code: code, description: description}
 }
 
-var errClientAuth = &tokenError{http.StatusUnauthorized, errInvalidClient, "client authentication failed"}
+var errClientAuth = &tokenError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication failed"}
 
 // authenticateClient applies RFC 6749 2.3.1: client_secret_basic or
 // client_secret_post (not both), or client_id alone for public clients.
@@ -124,8 +127,21 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, errUnsupportedGrantType, "unsupported grant_type "+quoteOrEmpty(grant))
 		return
 	}
+	if !s.grants[grant] {
+		writeOAuthError(w, http.StatusBadRequest, errUnsupportedGrantType, "the grant "+quoteOrEmpty(grant)+" is not enabled on this issuer (oauth2.grantTypes)")
+		return
+	}
 	if !s.grantAllowed(client, grant) {
 		writeOAuthError(w, http.StatusBadRequest, errUnauthorizedClient, "this client may not use the "+grant+" grant")
+		return
+	}
+	if grant == GrantTokenExchange {
+		out, err := s.grantTokenExchange(r, client)
+		if s.answerGrantError(w, r, grant, client, err) {
+			return
+		}
+		s.opts.Metrics.tokens.WithLabelValues(grantLabel(grant)).Inc()
+		writeJSON(w, http.StatusOK, out)
 		return
 	}
 	var out issuedTokens
@@ -142,23 +158,38 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err != nil {
-		var te *tokenError
-		if errors.As(err, &te) {
-			writeOAuthError(w, te.status, te.code, te.description)
-			return
-		}
-		s.log.Error("token endpoint", "grant_type", grant, "client_id", client.ID, "err", err, "request_id", requestIDFrom(r.Context()))
-		writeOAuthError(w, http.StatusInternalServerError, errServerError, "internal error")
+	if s.answerGrantError(w, r, grant, client, err) {
 		return
 	}
 	s.opts.Metrics.tokens.WithLabelValues(grantLabel(grant)).Inc()
 	writeJSON(w, http.StatusOK, out)
 }
 
+// answerGrantError writes the error response of a failed grant and
+// reports whether there was one.
+func (s *Server) answerGrantError(w http.ResponseWriter, r *http.Request, grant string, client *Client, err error) bool {
+	if err == nil {
+		return false
+	}
+	var te *tokenError
+	if errors.As(err, &te) {
+		if te.retryAfter > 0 {
+			w.Header().Set("Retry-After", formatSeconds(te.retryAfter))
+		}
+		writeOAuthError(w, te.status, te.code, te.description)
+		return true
+	}
+	s.log.Error("token endpoint", "grant_type", grant, "client_id", client.ID, "err", err, "request_id", requestIDFrom(r.Context()))
+	writeOAuthError(w, http.StatusInternalServerError, errServerError, "internal error")
+	return true
+}
+
 func grantLabel(g string) string {
-	if g == GrantDeviceCode {
+	switch g {
+	case GrantDeviceCode:
 		return "device_code"
+	case GrantTokenExchange:
+		return "token_exchange"
 	}
 	return g
 }

@@ -5,10 +5,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,48 +54,7 @@ audit:
 		t.Fatal(err)
 	}
 
-	logFile, err := os.Create(filepath.Join(dir, "sink.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := exec.Command(goBinary(t, "gatehouse"), "audit", "sink", "--config", configFile)
-	sink.Stdout, sink.Stderr = logFile, logFile
-	sink.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := sink.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = sink.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-sink.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-sink.Process.Pid, syscall.SIGKILL)
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("gatehouse audit sink log:\n%s", b)
-		}
-	})
-	if err := kube.WaitFor(60*time.Second, func() error {
-		select {
-		case <-exited:
-			return fmt.Errorf("gatehouse audit sink exited")
-		default:
-		}
-		resp, err := http.Get("http://" + telemetry + "/healthz/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("ready: %s", resp.Status)
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("gatehouse audit sink: %v", err)
-	}
+	runGatehouse(t, filepath.Join(dir, "sink.log"), telemetry, "audit", "sink", "--config", configFile)
 
 	// The webhook goes to the sink's host, as cluster render derives it
 	// from the issuer URL.
@@ -108,19 +65,7 @@ audit:
 	c.AdminKubectl(t, "create", "namespace", "payments")
 	c.AdminKubectl(t, "-n", "payments", "create", "configmap", "settings", "--from-literal=a=b")
 
-	if err := kube.WaitFor(60*time.Second, func() error {
-		out, err := exec.Command(goBinary(t, "gatehouse"), "audit", "query", "--config", configFile,
-			"--namespace", "payments", "--resource", "configmaps", "--name", "settings", "--verb", "create", "-o", "jsonl").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("gatehouse audit query: %v: %s", err, out)
-		}
-		if !strings.Contains(string(out), `"gatehouse-e2e-admin"`) {
-			return fmt.Errorf("no event yet: %q", out)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	waitAuditEvent(t, configFile, `"gatehouse-e2e-admin"`, "--namespace", "payments", "--resource", "configmaps", "--name", "settings", "--verb", "create")
 	resp, err := http.Get("http://" + telemetry + "/metrics")
 	if err != nil {
 		t.Fatal(err)

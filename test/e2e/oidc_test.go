@@ -53,7 +53,7 @@ type gatehouse struct {
 
 const loginScope = "openid profile email groups offline_access"
 
-func startGatehouse(t *testing.T, idTokenTTL time.Duration) *gatehouse {
+func startGatehouse(t *testing.T, idTokenTTL time.Duration, extraClients ...issuer.Client) *gatehouse {
 	t.Helper()
 	fx, err := fakegithub.LoadFixture(filepath.Join("..", "fakegithub", "testdata", "exampleorg.yaml"))
 	if err != nil {
@@ -63,9 +63,10 @@ func startGatehouse(t *testing.T, idTokenTTL time.Duration) *gatehouse {
 	late := &lateConnector{}
 	sink, sinkHandler := kube.NewSink(t, sinkToken)
 	iss := issuertest.Start(t, issuertest.Options{
-		IDTokenTTL: idTokenTTL,
-		Connectors: []issuer.Connector{{ID: "github", Type: "github", Name: "GitHub", Impl: late}},
-		Mount:      func(_ *issuertest.Server, mux *http.ServeMux) { mux.Handle("/audit/webhook", sinkHandler) },
+		IDTokenTTL:   idTokenTTL,
+		ExtraClients: extraClients,
+		Connectors:   []issuer.Connector{{ID: "github", Type: "github", Name: "GitHub", Impl: late}},
+		Mount:        func(_ *issuertest.Server, mux *http.ServeMux) { mux.Handle("/audit/webhook", sinkHandler) },
 	})
 	conn, err := github.New(github.Config{
 		ClientID: "gatehouse-oauth-app", ClientSecret: "gatehouse-oauth-secret",

@@ -36,6 +36,63 @@ func freeAddr(t *testing.T) string {
 // fake GitHub, served as GitHub Enterprise, audit sink on), the cluster
 // wiring rendered with --gatehouse-config semantics from that same file,
 // and the audit trail read back with `gatehouse audit query`.
+// runGatehouse runs the gatehouse binary with args as a process of its
+// own (own process group, killed with the test), its output in logPath,
+// and waits until telemetry's /healthz/ready answers 200. When t ends it
+// sends SIGTERM (SIGKILL after 20 s) and, if t failed, logs the output.
+func runGatehouse(t *testing.T, logPath, telemetry string, args ...string) {
+	t.Helper()
+	name := "gatehouse"
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			break
+		}
+		name += " " + a
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(goBinary(t, "gatehouse"), args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("%s log:\n%s", name, b)
+		}
+	})
+	if err := kube.WaitFor(60*time.Second, func() error {
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited", name)
+		default:
+		}
+		resp, err := http.Get("http://" + telemetry + "/healthz/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("ready: %s", resp.Status)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
 func TestServeBinary(t *testing.T) {
 	dir := t.TempDir()
 	fx, err := fakegithub.LoadFixture(filepath.Join("..", "fakegithub", "testdata", "exampleorg.yaml"))
@@ -102,48 +159,7 @@ audit:
 	}
 
 	// gatehouse serve, as its own process.
-	logFile, err := os.Create(filepath.Join(dir, "gatehouse.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve := exec.Command(goBinary(t, "gatehouse"), "serve", "--config", configFile)
-	serve.Stdout, serve.Stderr = logFile, logFile
-	serve.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = serve.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-serve.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-serve.Process.Pid, syscall.SIGKILL)
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("gatehouse serve log:\n%s", b)
-		}
-	})
-	if err := kube.WaitFor(60*time.Second, func() error {
-		select {
-		case <-exited:
-			return fmt.Errorf("gatehouse serve exited")
-		default:
-		}
-		resp, err := http.Get("http://" + telemetry + "/healthz/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("ready: %s", resp.Status)
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("gatehouse serve: %v", err)
-	}
+	runGatehouse(t, filepath.Join(dir, "gatehouse.log"), telemetry, "serve", "--config", configFile)
 
 	// The cluster wiring, taking issuer, client and sink token from
 	// gatehouse's own config.
@@ -191,13 +207,20 @@ audit:
 
 	// kube-apiserver's webhook delivered the request to gatehouse's store,
 	// where `gatehouse audit query` finds it by user and group.
-	if err := kube.WaitFor(45*time.Second, func() error {
-		out, err := exec.Command(goBinary(t, "gatehouse"), "audit", "query", "--config", configFile,
-			"--user", "oidc:octocat", "--group", "oidc:exampleorg:infra-team", "--verb", "list", "--resource", "namespaces", "-o", "jsonl").CombinedOutput()
+	waitAuditEvent(t, configFile, `"oidc:octocat"`, "--user", "oidc:octocat", "--group", "oidc:exampleorg:infra-team", "--verb", "list", "--resource", "namespaces")
+}
+
+// waitAuditEvent waits (60 s at most) until `gatehouse audit query
+// --config configFile filter... -o jsonl` prints want.
+func waitAuditEvent(t *testing.T, configFile, want string, filter ...string) {
+	t.Helper()
+	args := append(append([]string{"audit", "query", "--config", configFile}, filter...), "-o", "jsonl")
+	if err := kube.WaitFor(60*time.Second, func() error {
+		out, err := exec.Command(goBinary(t, "gatehouse"), args...).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("gatehouse audit query: %v: %s", err, out)
 		}
-		if !strings.Contains(string(out), `"oidc:octocat"`) {
+		if !strings.Contains(string(out), want) {
 			return fmt.Errorf("no event yet: %q", out)
 		}
 		return nil

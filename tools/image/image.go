@@ -206,10 +206,19 @@ func layer(files []file, mtime time.Time) (v1.Layer, error) {
 	return l, nil
 }
 
+// Program is a further static binary the image carries beside gatehouse,
+// at "/"+Name (on the image's PATH), e.g. gatehouse-proxy, which the Helm
+// chart runs as `command: [gatehouse-proxy]`.
+type Program struct {
+	Name string
+	Data []byte
+}
+
 // Build assembles the image for one architecture from a static gatehouse
-// binary: a base layer (BaseFiles) and a layer with the binary, on an
-// empty base, with the entrypoint, user, ports and labels set.
-func Build(binary []byte, arch string, meta Metadata) (v1.Image, error) {
+// binary (and the further programs): a base layer (BaseFiles) and a layer
+// with the binaries, on an empty base, with the entrypoint, user, ports
+// and labels set.
+func Build(binary []byte, arch string, meta Metadata, programs ...Program) (v1.Image, error) {
 	if meta.Created.IsZero() {
 		return nil, errors.New("image: metadata has no creation time")
 	}
@@ -217,6 +226,16 @@ func Build(binary []byte, arch string, meta Metadata) (v1.Image, error) {
 		return nil, err
 	} else if dyn {
 		return nil, errors.New("image: the binary is dynamically linked (PT_INTERP); build it with CGO_ENABLED=0")
+	}
+	for _, p := range programs {
+		if p.Name == "" || strings.Contains(p.Name, "/") || "/"+p.Name == binaryPath {
+			return nil, fmt.Errorf("image: program name %q: want a plain file name other than %s", p.Name, binaryPath)
+		}
+		if dyn, err := hasInterpreter(p.Data); err != nil {
+			return nil, fmt.Errorf("image: %s: %w", p.Name, err)
+		} else if dyn {
+			return nil, fmt.Errorf("image: %s is dynamically linked (PT_INTERP); build it with CGO_ENABLED=0", p.Name)
+		}
 	}
 	base, err := BaseFiles()
 	if err != nil {
@@ -230,13 +249,17 @@ func Build(binary []byte, arch string, meta Metadata) (v1.Image, error) {
 	// Helm chart runs `dex serve ...` (as arguments to the entrypoint,
 	// which gatehouse understands), and a `command: [/usr/local/bin/dex]`
 	// written for Dex's image finds it.
-	binLayer, err := layer([]file{
+	binFiles := []file{
 		{name: binaryPath, mode: 0o755, data: binary},
 		{name: "/usr", mode: 0o755, dir: true},
 		{name: "/usr/local", mode: 0o755, dir: true},
 		{name: path.Dir(dexPath), mode: 0o755, dir: true},
 		{name: dexPath, mode: 0o777, link: binaryPath},
-	}, meta.Created)
+	}
+	for _, p := range programs {
+		binFiles = append(binFiles, file{name: "/" + p.Name, mode: 0o755, data: p.Data})
+	}
+	binLayer, err := layer(binFiles, meta.Created)
 	if err != nil {
 		return nil, err
 	}

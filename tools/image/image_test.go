@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -293,9 +294,49 @@ func TestHasInterpreter(t *testing.T) {
 		if _, err := Build(b, runtime.GOARCH, testMeta); err == nil {
 			t.Errorf("Build accepted the dynamically linked %s", p)
 		}
+		if _, err := Build(testBinary(t), runtime.GOARCH, testMeta, Program{Name: "gatehouse-proxy", Data: b}); err == nil {
+			t.Errorf("Build accepted the dynamically linked %s as gatehouse-proxy", p)
+		}
 		return
 	}
 	t.Skip("no dynamically linked ELF program found")
+}
+
+// TestImageCarriesProxy: gatehouse-proxy (which the chart runs as
+// `command: [gatehouse-proxy]`) lies on the image's PATH, executable, in the
+// binaries' layer; bad program names are refused.
+func TestImageCarriesProxy(t *testing.T) {
+	bin := testBinary(t)
+	img, err := Build(bin, runtime.GOARCH, testMeta, Program{Name: "gatehouse-proxy", Data: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := flatten(t, img)
+	p, ok := files["/gatehouse-proxy"]
+	if !ok {
+		t.Fatal("no /gatehouse-proxy")
+	}
+	if p.hdr.Typeflag != tar.TypeReg || p.hdr.Mode&0o777 != 0o755 || p.hdr.Uid != 0 || len(p.data) != len(bin) {
+		t.Errorf("/gatehouse-proxy: type %c mode %o uid %d size %d", p.hdr.Typeflag, p.hdr.Mode, p.hdr.Uid, len(p.data))
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onPath bool
+	for _, e := range cf.Config.Env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			onPath = slices.Contains(strings.Split(v, ":"), "/")
+		}
+	}
+	if !onPath {
+		t.Errorf("/ is not on the image's PATH (%q): `command: [gatehouse-proxy]` would not find it", cf.Config.Env)
+	}
+	for _, name := range []string{"", "gatehouse", "bin/gatehouse-proxy"} {
+		if _, err := Build(bin, runtime.GOARCH, testMeta, Program{Name: name, Data: bin}); err == nil {
+			t.Errorf("Build accepted the program name %q", name)
+		}
+	}
 }
 
 func TestBuildRefuses(t *testing.T) {

@@ -45,6 +45,7 @@ type options struct {
 	version   string
 	source    string
 	binary    string
+	proxy     string
 }
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 	flag.StringVar(&o.version, "version", "", "version to stamp (default: git describe --tags --always --dirty)")
 	flag.StringVar(&o.source, "source", DefaultSource, "repository URL for the org.opencontainers.image.source label")
 	flag.StringVar(&o.binary, "binary", "", "use this prebuilt static linux binary instead of building one (single -arch only)")
+	flag.StringVar(&o.proxy, "proxy-binary", "", "use this prebuilt static linux gatehouse-proxy instead of building one (single -arch only)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
@@ -68,8 +70,8 @@ func run(ctx context.Context, o options) error {
 		return errors.New("give -layout DIR, -tarball FILE or both")
 	}
 	archs := strings.Split(o.archs, ",")
-	if (o.tarball != "" || o.binary != "") && len(archs) != 1 {
-		return errors.New("-tarball and -binary take a single -arch")
+	if (o.tarball != "" || o.binary != "" || o.proxy != "") && len(archs) != 1 {
+		return errors.New("-tarball, -binary and -proxy-binary take a single -arch")
 	}
 	root, err := gobuild.ModuleRoot(ctx)
 	if err != nil {
@@ -87,19 +89,26 @@ func run(ctx context.Context, o options) error {
 	defer os.RemoveAll(tmp)
 	images := map[string]v1.Image{}
 	for _, arch := range archs {
-		bin := o.binary
-		if bin == "" {
-			bin = filepath.Join(tmp, "gatehouse-"+arch)
-			fmt.Fprintf(os.Stderr, "image: building gatehouse %s for linux/%s\n", meta.Version, arch)
-			if err := gobuild.Build(ctx, root, gobuild.Target{Package: gobuild.Gatehouse, GOOS: "linux", GOARCH: arch, Out: bin, Revision: meta.Revision}, meta.Version); err != nil {
+		// gatehouse, and gatehouse-proxy (its own program: it links
+		// kube-apiserver's authenticator, which serve must not carry).
+		var data [2][]byte
+		for i, b := range []struct{ name, pkg, prebuilt string }{
+			{"gatehouse", gobuild.Gatehouse, o.binary},
+			{"gatehouse-proxy", gobuild.Proxy, o.proxy},
+		} {
+			bin := b.prebuilt
+			if bin == "" {
+				bin = filepath.Join(tmp, b.name+"-"+arch)
+				fmt.Fprintf(os.Stderr, "image: building %s %s for linux/%s\n", b.name, meta.Version, arch)
+				if err := gobuild.Build(ctx, root, gobuild.Target{Package: b.pkg, GOOS: "linux", GOARCH: arch, Out: bin, Revision: meta.Revision}, meta.Version); err != nil {
+					return err
+				}
+			}
+			if data[i], err = readFile(bin); err != nil {
 				return err
 			}
 		}
-		data, err := readFile(bin)
-		if err != nil {
-			return err
-		}
-		img, err := Build(data, arch, meta)
+		img, err := Build(data[0], arch, meta, Program{Name: "gatehouse-proxy", Data: data[1]})
 		if err != nil {
 			return err
 		}

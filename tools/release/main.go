@@ -65,6 +65,8 @@ type Program struct {
 var Binaries = map[string]Program{
 	"gatehouse":         {Package: gobuild.Gatehouse, Platforms: Platforms[:4]},
 	"kubectl-gatehouse": {Package: gobuild.Plugin, Platforms: Platforms, Engine: "cmd/kubectl-gatehouse/engine.bin", EngineTag: "embedengine"},
+	// gatehouse-proxy (docs/proxy.md) runs in a cluster: linux only.
+	"gatehouse-proxy": {Package: gobuild.Proxy, Platforms: Platforms[:2]},
 }
 
 // Options configure a release run.
@@ -75,7 +77,7 @@ type Options struct {
 	Version string
 	// Platforms default to all of Platforms.
 	Platforms []Platform
-	// Binaries are names from Binaries; default both.
+	// Binaries are names from Binaries; default all three.
 	Binaries []string
 	// KrewTemplate is rendered into Out when set.
 	KrewTemplate string
@@ -89,7 +91,7 @@ func main() {
 	flag.StringVar(&o.Out, "out", "bin/release", "output folder (emptied first)")
 	flag.StringVar(&o.Version, "version", "", "version to stamp (default: git describe --tags --always --dirty)")
 	flag.StringVar(&platforms, "platforms", "", "comma-separated os/arch list (default: all six)")
-	flag.StringVar(&binaries, "binaries", "gatehouse,kubectl-gatehouse", "comma-separated programs to release")
+	flag.StringVar(&binaries, "binaries", "gatehouse,gatehouse-proxy,kubectl-gatehouse", "comma-separated programs to release")
 	flag.StringVar(&o.KrewTemplate, "krew", "deploy/krew/gatehouse.yaml", "Krew manifest template to render with the archives' checksums (empty: skip)")
 	flag.Parse()
 	if platforms != "" {
@@ -128,7 +130,7 @@ func Run(ctx context.Context, o Options) error {
 		o.Platforms = Platforms
 	}
 	if len(o.Binaries) == 0 {
-		o.Binaries = []string{"gatehouse", "kubectl-gatehouse"}
+		o.Binaries = []string{"gatehouse", "gatehouse-proxy", "kubectl-gatehouse"}
 	}
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}

@@ -91,7 +91,14 @@ func render(t *testing.T, vs ValueSet, extra ...string) []Object {
 
 func renderWith(t *testing.T, helm string, vs ValueSet, extra ...string) []Object {
 	t.Helper()
-	out, err := Template(context.Background(), helm, chartDir(t), namespace, vs.APIVersions, []string{vs.File}, extra...)
+	return renderFilesWith(t, helm, vs.APIVersions, []string{vs.File}, extra...)
+}
+
+// renderFilesWith renders the chart with helm for the values files and
+// extra arguments given, and decodes it.
+func renderFilesWith(t *testing.T, helm string, apiVersions, files []string, extra ...string) []Object {
+	t.Helper()
+	out, err := Template(context.Background(), helm, chartDir(t), namespace, apiVersions, files, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,6 +435,8 @@ func TestTemplate(t *testing.T) {
 				t.Errorf("CRDs %v, want %v", got, want)
 			}
 		},
+		"proxy-beside": checkProxyBeside,
+		"proxy-only":   checkProxyOnly,
 		"servicemonitor-networkpolicy": func(t *testing.T, objs []Object) {
 			sm := one[*ServiceMonitor](t, objs, "ServiceMonitor")
 			if sm.Spec.Endpoints[0].Port != "telemetry" || sm.Metadata.Labels["release"] != "prometheus" {
@@ -462,7 +471,10 @@ func TestTemplate(t *testing.T) {
 						t.Errorf("%s: %v", id, err)
 					}
 					harden := Hardened
-					if usesKubernetesStorage(t, objs) {
+					switch {
+					case strings.HasSuffix(id, "-proxy"):
+						harden = HardenedProxy
+					case usesKubernetesStorage(t, objs):
 						harden = HardenedAPIClient
 					}
 					if err := harden(tmpl); err != nil {
@@ -589,6 +601,21 @@ func TestRenderFails(t *testing.T) {
 		{"schema: issuer not a URL", "default", []string{"--set", "config.issuer=login.example.com"}, "/config/issuer"},
 		{"schema: misspelt key", "default", []string{"--set", "replicaCont=2"}, "additional properties 'replicaCont' not allowed"},
 		{"schema: storage type", "default", []string{"--set", "config.storage.type=etcd"}, "config.storage.type"},
+		// gatehouse proxy.
+		{"no issuer URL without the issuer", "proxy-only", []string{"--set", "proxy.cluster.issuer.url="}, "proxy.cluster.issuer.url is required"},
+		{"issuer URL with a trailing slash", "proxy-only", []string{"--set", "proxy.cluster.issuer.url=https://login.example.com/"}, "proxy.cluster.issuer.url"},
+		{"no certificate", "proxy-only", []string{"--set", "proxy.tls.existingSecret="}, "proxy.tls.existingSecret"},
+		{"no host for the certificate", "proxy-beside", []string{"--set", "proxy.host="}, "proxy.host is required"},
+		{"Ingress with a LoadBalancer", "proxy-only", []string{"--set", "proxy.service.type=LoadBalancer"}, "set proxy.service.type: ClusterIP"},
+		{"proxy beside an existing secret's sink", "existing-secret", []string{"--set", "auditSink.enabled=true", "--set", "proxy.enabled=true",
+			"--set", "proxy.cluster.issuer.url=https://login.example.com", "--set", "proxy.tls.existingSecret=t", "--set", "proxy.audit.tokenSecret.name=t"}, "proxy.audit.url is required with existingSecret"},
+		{"schema: batch wait", "proxy-only", []string{"--set", "proxy.audit.batchMaxWait=soon"}, "batchMaxWait"},
+		{"audit over plain http", "proxy-only", []string{"--set", "proxy.audit.url=http://gatehouse.kube-system.svc:5556/audit/webhook"}, "proxy.audit.url"},
+		{"audit without a token", "proxy-only", []string{"--set", "proxy.audit.tokenSecret.name="}, "proxy.audit.tokenSecret.name is required"},
+		{"the release's sink without a token", "proxy-beside", []string{"--set", "proxy.audit.tokenSecret.name="}, "proxy.audit.tokenSecret.name is required"},
+		{"system: prefix", "proxy-only", []string{"--set", "proxy.cluster.claims.groups.prefix=system:x"}, "proxy.cluster.claims.groups.prefix"},
+		{"schema: misspelt proxy key", "proxy-only", []string{"--set", "proxy.replicas=2"}, "replicas"},
+		{"schema: cluster name", "proxy-only", []string{"--set", "proxy.clusterName=a b"}, "clusterName"},
 	}
 	eachHelm(t, func(t *testing.T, helm string) {
 		// The chart's defaults alone name the missing issuer.
@@ -679,9 +706,14 @@ func TestDecodeIsStrict(t *testing.T) {
 }
 
 // workloads is how many pod templates a value set renders: the issuer,
-// and the audit sink's own Deployment in the split layout.
+// the audit sink's own Deployment in the split layout, the proxy.
 func workloads(set string) int {
-	if strings.HasPrefix(set, "audit-") && !strings.Contains(set, "combined") {
+	switch {
+	case set == "proxy-beside":
+		return 3 // issuer, split sink, proxy
+	case set == "proxy-only":
+		return 1
+	case strings.HasPrefix(set, "audit-") && !strings.Contains(set, "combined"):
 		return 2
 	}
 	return 1

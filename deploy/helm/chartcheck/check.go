@@ -35,21 +35,55 @@ func Restricted(tmpl *corev1.PodTemplateSpec) error {
 // Hardened checks what the chart promises beyond the standard: a
 // read-only root filesystem with writable /tmp and data volumes, no
 // service-account token, and the health probes on the telemetry port.
-func Hardened(tmpl *corev1.PodTemplateSpec) error { return hardened(tmpl, false) }
+func Hardened(tmpl *corev1.PodTemplateSpec) error { return hardened(tmpl, issuerPod) }
 
 // HardenedAPIClient is Hardened for a pod that calls the Kubernetes API
 // (kubernetes storage): it must have its service-account token.
-func HardenedAPIClient(tmpl *corev1.PodTemplateSpec) error { return hardened(tmpl, true) }
+func HardenedAPIClient(tmpl *corev1.PodTemplateSpec) error {
+	r := issuerPod
+	r.apiClient = true
+	return hardened(tmpl, r)
+}
 
-func hardened(tmpl *corev1.PodTemplateSpec, apiClient bool) error {
+// HardenedProxy is Hardened for `gatehouse proxy`: it forwards with its
+// service-account token (unless it has an upstream kubeconfig, see
+// HardenedProxyKubeconfig), reads its files from /etc/gatehouse/proxy and
+// /etc/gatehouse/tls, keeps no data, and answers readiness on /readyz.
+func HardenedProxy(tmpl *corev1.PodTemplateSpec) error { return hardened(tmpl, proxyPod) }
+
+// HardenedProxyKubeconfig is HardenedProxy for a proxy given an upstream
+// kubeconfig: no service-account token then.
+func HardenedProxyKubeconfig(tmpl *corev1.PodTemplateSpec) error {
+	r := proxyPod
+	r.apiClient = false
+	r.mounts = append(append([]string(nil), r.mounts...), "/etc/gatehouse/upstream")
+	return hardened(tmpl, r)
+}
+
+// podRules are what hardened expects of one kind of pod.
+type podRules struct {
+	// apiClient: the pod has its service-account token.
+	apiClient bool
+	// mounts that must be volumes.
+	mounts []string
+	// readiness is the readiness probe's path.
+	readiness string
+}
+
+var (
+	issuerPod = podRules{mounts: []string{"/tmp", "/var/lib/gatehouse", "/etc/gatehouse"}, readiness: "/healthz/ready"}
+	proxyPod  = podRules{apiClient: true, mounts: []string{"/tmp", "/etc/gatehouse/proxy", "/etc/gatehouse/tls"}, readiness: "/readyz"}
+)
+
+func hardened(tmpl *corev1.PodTemplateSpec, r podRules) error {
 	var errs []error
 	spec := tmpl.Spec
 	token := spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken
 	switch {
-	case token && !apiClient:
+	case token && !r.apiClient:
 		errs = append(errs, errors.New("automountServiceAccountToken is not false"))
-	case !token && apiClient:
-		errs = append(errs, errors.New("automountServiceAccountToken is false, but the kubernetes storage needs the token"))
+	case !token && r.apiClient:
+		errs = append(errs, errors.New("automountServiceAccountToken is false, but the pod calls the API server with its token"))
 	}
 	vols := map[string]corev1.Volume{}
 	for _, v := range spec.Volumes {
@@ -64,7 +98,7 @@ func hardened(tmpl *corev1.PodTemplateSpec, apiClient bool) error {
 		for _, m := range c.VolumeMounts {
 			mounts[m.MountPath] = m.Name
 		}
-		for _, p := range []string{"/tmp", "/var/lib/gatehouse", "/etc/gatehouse"} {
+		for _, p := range r.mounts {
 			if _, ok := vols[mounts[p]]; !ok {
 				errs = append(errs, fmt.Errorf("container %s: no volume at %s", c.Name, p))
 			}
@@ -81,7 +115,7 @@ func hardened(tmpl *corev1.PodTemplateSpec, apiClient bool) error {
 				errs = append(errs, fmt.Errorf("container %s: %s probe is %s on %s, want %s on telemetry", c.Name, name, p.HTTPGet.Path, p.HTTPGet.Port.String(), path))
 			}
 		}
-		probe("readiness", c.ReadinessProbe, "/healthz/ready")
+		probe("readiness", c.ReadinessProbe, r.readiness)
 		probe("liveness", c.LivenessProbe, "/healthz")
 	}
 	if tmpl.Annotations["checksum/config"] == "" {

@@ -18,12 +18,26 @@ var yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
 // with prefix, written to a file.
 func docsBlock(t *testing.T, prefix string) string {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(chartDir(t), "..", "..", "..", "docs", "deploy.md"))
+	return docsFileBlock(t, "deploy.md", prefix)
+}
+
+// docsFileBlock returns the first yaml block of docs/<page> that starts
+// with prefix, written to a file.
+func docsFileBlock(t *testing.T, page, prefix string) string {
+	t.Helper()
+	return docsBlockWith(t, page, prefix, "")
+}
+
+// docsBlockWith is docsFileBlock for the first such block that also
+// contains the string with.
+func docsBlockWith(t *testing.T, page, prefix, with string) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(chartDir(t), "..", "..", "..", "docs", page))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range yamlBlock.FindAllStringSubmatch(string(doc), -1) {
-		if strings.HasPrefix(m[1], prefix) {
+		if strings.HasPrefix(m[1], prefix) && strings.Contains(m[1], with) {
 			f := filepath.Join(t.TempDir(), "values.yaml")
 			if err := os.WriteFile(f, []byte(m[1]), 0o600); err != nil {
 				t.Fatal(err)
@@ -31,7 +45,7 @@ func docsBlock(t *testing.T, prefix string) string {
 			return f
 		}
 	}
-	t.Fatalf("docs/deploy.md has no yaml block starting %q", prefix)
+	t.Fatalf("docs/%s has no yaml block starting %q with %q", page, prefix, with)
 	return ""
 }
 

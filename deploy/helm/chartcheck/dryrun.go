@@ -29,6 +29,27 @@ type DryRunOptions struct {
 	Env []string
 }
 
+// prepare checks opts for caller and returns the namespace (default
+// defaultNS), the helm program (EnsureHelm when not given) and the
+// chart's folder.
+func (opts DryRunOptions) prepare(ctx context.Context, caller, defaultNS string) (ns, helm, chart string, err error) {
+	if opts.Kubectl == "" || opts.Kubeconfig == "" {
+		return "", "", "", fmt.Errorf("chartcheck: %s needs Kubectl and Kubeconfig", caller)
+	}
+	ns = opts.Namespace
+	if ns == "" {
+		ns = defaultNS
+	}
+	helm = opts.Helm
+	if helm == "" {
+		if helm, err = EnsureHelm(ctx); err != nil {
+			return "", "", "", err
+		}
+	}
+	chart, err = ChartDir()
+	return ns, helm, chart, err
+}
+
 // builtinGroup reports whether an apiVersion is served by every
 // kube-apiserver (no CRD needed).
 func builtinGroup(apiVersion string) bool {
@@ -50,21 +71,7 @@ func builtinGroup(apiVersion string) bool {
 // (cert-manager, prometheus-operator) are left out: a bare test cluster has
 // no CRDs for them.
 func ServerDryRun(ctx context.Context, opts DryRunOptions) error {
-	if opts.Kubectl == "" || opts.Kubeconfig == "" {
-		return errors.New("chartcheck: ServerDryRun needs Kubectl and Kubeconfig")
-	}
-	ns := opts.Namespace
-	if ns == "" {
-		ns = "gatehouse-chartcheck"
-	}
-	helm := opts.Helm
-	if helm == "" {
-		var err error
-		if helm, err = EnsureHelm(ctx); err != nil {
-			return err
-		}
-	}
-	chart, err := ChartDir()
+	ns, helm, chart, err := opts.prepare(ctx, "ServerDryRun", "gatehouse-chartcheck")
 	if err != nil {
 		return err
 	}
@@ -145,12 +152,19 @@ metadata:
 // kubectl runs kubectl with opts' kubeconfig and returns its standard
 // error (warnings).
 func kubectl(ctx context.Context, opts DryRunOptions, args ...string) (string, error) {
+	_, stderr, err := runKubectl(ctx, opts, args...)
+	return stderr, err
+}
+
+// runKubectl runs kubectl with opts' kubeconfig and returns its standard
+// output and standard error.
+func runKubectl(ctx context.Context, opts DryRunOptions, args ...string) (string, string, error) {
 	cmd := exec.CommandContext(ctx, opts.Kubectl, append([]string{"--kubeconfig=" + opts.Kubeconfig}, args...)...)
 	cmd.Env = append(append([]string{}, os.Environ()...), opts.Env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return errb.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		return out.String(), errb.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
 	}
-	return errb.String(), nil
+	return out.String(), errb.String(), nil
 }

@@ -34,3 +34,24 @@ func TestBuiltinGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyRBAC makes the proxy's requests with its ServiceAccount's
+// token against a real cluster when one is named (as TestServerDryRun):
+// the chart's ClusterRole lets through exactly what the proxy forwards,
+// with the listed extras and with allUserExtras. The end-to-end suite
+// runs the same against its own control plane.
+func TestProxyRBAC(t *testing.T) {
+	kc, kubectl := os.Getenv("GATEHOUSE_CHARTCHECK_KUBECONFIG"), os.Getenv("GATEHOUSE_CHARTCHECK_KUBECTL")
+	if kc == "" || kubectl == "" {
+		t.Skip("set GATEHOUSE_CHARTCHECK_KUBECONFIG and GATEHOUSE_CHARTCHECK_KUBECTL to run against a cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	opts := DryRunOptions{Kubectl: kubectl, Kubeconfig: kc, Helm: helmBin(t)}
+	if err := ProxyRBAC(ctx, opts, ProxyRBACCases(false)); err != nil {
+		t.Error(err)
+	}
+	if err := ProxyRBAC(ctx, opts, ProxyRBACCases(true), "--set", "proxy.rbac.allUserExtras=true"); err != nil {
+		t.Error(err)
+	}
+}

@@ -88,6 +88,14 @@ func TestFailingDestinationQueuesBoundedAndDrains(t *testing.T) {
 	// Restart: a new forwarder over the same directory keeps the queue.
 	cancel()
 	<-done
+	// A request the first forwarder gave up on (cancelled) may still be on
+	// its way to the server: delivery is at least once. Close waits for
+	// such requests (still answered 503) before the destination comes up,
+	// so that the count below is of the second forwarder's deliveries.
+	srv.Close()
+	srv = httptest.NewServer(d)
+	defer srv.Close()
+	dest.URL = srv.URL
 	f, err = forward.New([]forward.Destination{dest}, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // Formats are the output formats Write accepts.
@@ -41,7 +42,10 @@ func NewWriter(w io.Writer, format string) (*Writer, error) {
 // NeedsRaw reports whether the format prints the full events.
 func (w *Writer) NeedsRaw() bool { return w.format != "table" }
 
-// Write writes events. JSON formats print each event's original JSON.
+// Write writes events. JSON formats print each event's original JSON,
+// which encoding/json or kube-apiserver escaped; the table shows the
+// fields rendered by termsafe.String, so that an escape sequence or a line
+// break in a name shows as its escape (\x1b, \n) inside quotes.
 func (w *Writer) Write(events []event.Event) error {
 	for _, e := range events {
 		switch w.format {
@@ -54,7 +58,11 @@ func (w *Writer) Write(events []event.Event) error {
 			if e.Code != 0 {
 				code = strconv.Itoa(e.Code)
 			}
-			fmt.Fprintf(w.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339Nano), dash(e.User), dash(e.Verb), dash(res), dash(e.Namespace), dash(e.Name), dash(code), dash(e.Source), e.AuditID)
+			// Every field but the time and the code is data from the
+			// request (any user chooses an object name with a request
+			// that 404s): termsafe keeps its escapes and line breaks
+			// from reaching the terminal or forging a row.
+			fmt.Fprintf(w.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339Nano), dash(e.User), dash(e.Verb), dash(res), dash(e.Namespace), dash(e.Name), dash(code), dash(e.Source), termsafe.String(e.AuditID))
 		case "jsonl":
 			if _, err := w.w.Write(append(compact(e.Raw), '\n')); err != nil {
 				return fmt.Errorf("write: %w", err)
@@ -95,11 +103,17 @@ func (w *Writer) Close() error {
 	return nil
 }
 
+// dash renders a table cell: "-" for nothing, the value made safe for a
+// terminal otherwise (a value "-" is quoted so that it is not taken for
+// nothing).
 func dash(s string) string {
-	if s == "" {
+	switch s {
+	case "":
 		return "-"
+	case "-":
+		return `"-"`
 	}
-	return s
+	return termsafe.String(s)
 }
 
 func compact(raw []byte) []byte {

@@ -1,18 +1,19 @@
 package store
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit/event"
 )
 
 // frameSize is how much raw JSON a Batch gathers before compressing it
-// into one zstd frame. A default webhook batch (400 events of about 1 KB)
-// fits in one frame, as before; a bigger batch is compressed frame by
-// frame as its events arrive, so it never sits uncompressed in memory.
-// The frames of a batch are concatenated, and the uncompressed offsets of
-// the events stay what they were: decompressBatch decodes every frame.
-const frameSize = 1 << 20
+// into one zstd frame (framedMark in compress.go): a default webhook batch
+// (400 events of about 1 KB) is about 13 frames, each decoded on its own
+// when a query reads one of its events. A frame is compressed as soon as
+// it is full, so a big batch never sits uncompressed in memory.
+const frameSize = 32 << 10
 
 // nDict is the number of an event's strings kept in the dictionary
 // (dictFields).
@@ -26,15 +27,17 @@ const nDict = 11
 // apiserver events of about 1 KB holds about a quarter of its size, so
 // the sink can decode a body as it arrives without holding it.
 type Batch struct {
-	rows  []batchRow
-	strs  map[string]int32    // the batch's dictionary strings, by index in list
-	list  []string            // each once
-	sets  map[string][]string // each group set (as JSON) with its groups
-	frame []byte              // raw JSON not yet compressed
-	blob  []byte              // zstdMark, then the compressed frames
-	size  int                 // uncompressed bytes added
-	maxTS int64
-	err   error
+	rows      []batchRow
+	strs      map[string]int32    // the batch's dictionary strings, by index in list
+	list      []string            // each once
+	sets      map[string][]string // each group set (as JSON) with its groups
+	frame     []byte              // raw JSON not yet compressed
+	blob      []byte              // framedMark, then the compressed frames
+	index     []byte              // per frame: uncompressed and compressed size (uvarints)
+	sealedLen int                 // len(blob) once finish has appended the index
+	size      int                 // uncompressed bytes added
+	maxTS     int64
+	err       error
 }
 
 // batchRow is one event of a Batch.
@@ -99,16 +102,20 @@ func (b *Batch) Events() ([]event.Event, error) {
 	if err := b.flush(); err != nil {
 		return nil, err
 	}
-	var raw []byte
-	if b.blob != nil {
-		var err error
-		if raw, err = decompressBatch(b.blob); err != nil {
+	out := make([]event.Event, len(b.rows))
+	if len(b.rows) == 0 {
+		return out, nil
+	}
+	blob, err := openBatch(b.sealed())
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range b.rows {
+		raw, err := blob.event(r.off, r.n)
+		if err != nil {
 			return nil, err
 		}
-	}
-	out := make([]event.Event, len(b.rows))
-	for i, r := range b.rows {
-		e, err := event.DecodeItem(raw[r.off:r.off+r.n], b.list[r.f[7]])
+		e, err := event.DecodeItem(raw, b.list[r.f[7]])
 		if err != nil {
 			return nil, err
 		}
@@ -127,18 +134,42 @@ func (b *Batch) flush() error {
 		return b.err
 	}
 	if b.blob == nil {
-		b.blob = append(make([]byte, 0, 1+len(b.frame)/3), zstdMark)
+		b.blob = append(make([]byte, 0, 1+len(b.frame)/3), framedMark)
 	}
+	n := len(b.blob)
 	b.blob = zstdEnc.EncodeAll(b.frame, b.blob)
+	b.index = binary.AppendUvarint(b.index, uint64(len(b.frame)))
+	b.index = binary.AppendUvarint(b.index, uint64(len(b.blob)-n))
 	b.frame = b.frame[:0]
 	return nil
 }
 
-// finish compresses what is left and drops the frame buffer.
+// sealed is the stored form of the batch: the blob with its frame index
+// appended (framedMark's layout). After finish it is the blob itself.
+func (b *Batch) sealed() []byte {
+	if b.sealedLen > 0 {
+		return b.blob
+	}
+	out := make([]byte, 0, len(b.blob)+len(b.index)+4)
+	out = append(append(out, b.blob...), b.index...)
+	return binary.LittleEndian.AppendUint32(out, uint32(len(b.index)))
+}
+
+// finish compresses what is left, drops the frame buffer and returns the
+// stored form of the batch; nothing can be added after it.
 func (b *Batch) finish() ([]byte, error) {
+	if b.sealedLen > 0 {
+		return b.blob, nil
+	}
 	if err := b.flush(); err != nil {
 		return nil, err
 	}
 	b.frame = nil
+	if b.blob == nil {
+		return nil, nil
+	}
+	b.blob = binary.LittleEndian.AppendUint32(append(b.blob, b.index...), uint32(len(b.index)))
+	b.sealedLen = len(b.blob)
+	b.err = errors.New("store audit events: the batch is already stored")
 	return b.blob, nil
 }

@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/gatehouse-dev/gatehouse/internal/audit/query"
+)
 
 // SetBucketEvents sets how many events share a name index bucket and
 // returns a function that restores it.
@@ -29,4 +33,45 @@ func Rows(ctx context.Context, db *DB, table string) (int64, error) {
 	var n int64
 	err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n)
 	return n, err
+}
+
+// LegacyBlob is raw compressed as the first stores of schema 2 kept a
+// batch (zstdMark: the whole batch in one zstd frame, no index).
+func LegacyBlob(raw []byte) []byte {
+	if err := zstdInit(); err != nil {
+		panic(err)
+	}
+	return zstdEnc.EncodeAll(raw, []byte{zstdMark})
+}
+
+// SetProbeCap sets how many events the planner's probes count in an
+// index and returns a function that restores it.
+func SetProbeCap(n int) func() {
+	old := probeCap
+	probeCap = n
+	return func() { probeCap = old }
+}
+
+// IndexColumns lists the columns of a SQLite index, in order.
+func IndexColumns(ctx context.Context, db *DB, index string) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT name FROM pragma_index_info(?) ORDER BY seqno", index)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// DrivingIndex is the FROM clause Query uses for f.
+func DrivingIndex(ctx context.Context, db *DB, f query.Filter) (string, error) {
+	from, _, _, _, err := db.where(ctx, f, true)
+	return from, err
 }

@@ -22,6 +22,9 @@ const deleteChunk = 5000
 // Retain deletes events older than r.MaxAge and, beyond r.MaxEvents, the
 // oldest events. It returns how many events it deleted.
 func (db *DB) Retain(ctx context.Context, r Retention, now time.Time) (int64, error) {
+	if db.readOnly {
+		return 0, fmt.Errorf("audit retention: %w", ErrReadOnly)
+	}
 	var cutoff int64 // delete events with ts < cutoff
 	if r.MaxAge > 0 {
 		cutoff = now.Add(-r.MaxAge).UnixNano()
@@ -121,6 +124,9 @@ func (db *DB) RunRetention(ctx context.Context, r Retention, interval time.Durat
 // Optimize refreshes the query planner's statistics (SQLite's PRAGMA
 // optimize, PostgreSQL's ANALYZE); the retention loop runs it.
 func (db *DB) Optimize(ctx context.Context) error {
+	if db.readOnly {
+		return fmt.Errorf("optimize audit store: %w", ErrReadOnly)
+	}
 	q := "PRAGMA optimize=0x10002"
 	if db.kind == "postgres" {
 		q = "ANALYZE events, event_batches, group_sets"

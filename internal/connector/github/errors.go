@@ -74,6 +74,14 @@ func (c *Connector) apiError(ctx context.Context, what, login string, err error)
 		case code == http.StatusTooManyRequests || (code == http.StatusForbidden && resp.Response.Header.Get("Retry-After") != ""):
 			wait := retryAfter(resp.Response.Header)
 			return c.rateLimited(ctx, "secondary", wait, c.now().Add(wait), "", what, login, err)
+		case code >= 500:
+			return &connector.UserError{
+				Status: http.StatusServiceUnavailable, Reason: "github_unavailable", RetryAfter: retryAfter(resp.Response.Header),
+				Title:       "GitHub is not answering properly",
+				Message:     "GitHub answered with an error of its own. Try again in a minute.",
+				Description: "GitHub answered " + strconv.Itoa(code) + "; try again in a minute",
+				Err:         fmt.Errorf("github: %s: %w", what, err),
+			}
 		}
 	}
 	if ue := unavailable(err); ue != nil {

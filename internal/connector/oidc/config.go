@@ -83,10 +83,35 @@ type Config struct {
 	// issuer is then not checked; the tokens' is, against IssuerAlias.
 	IssuerAlias string `json:"issuerAlias"`
 
+	// TokenExchange (gatehouse extension) restricts which upstream tokens
+	// the token exchange grant accepts through this connector.
+	TokenExchange TokenExchange `json:"tokenExchange"`
+
 	// Dex keys that gatehouse refuses when set (see unsupportedKeys).
 	HostedDomains              []string `json:"hostedDomains"`
 	InsecureSkipVerify         bool     `json:"insecureSkipVerify"`
 	ProviderDiscoveryOverrides any      `json:"providerDiscoveryOverrides"`
+}
+
+// TokenExchange is the gatehouse extension `tokenExchange` of an oidc
+// connector: what a subject token of the token exchange grant (RFC 8693)
+// must be to be accepted. Dex accepts any audience there; gatehouse does
+// not (RFC 9700 2.3: a token minted for another audience must not be
+// accepted).
+type TokenExchange struct {
+	// Audiences are the values the subject token's aud must contain one
+	// of. Default: clientID. Required when clientID is not set (a
+	// connector used for token exchange only, as for CI workload tokens).
+	Audiences []string `json:"audiences"`
+	// AllowedSubjects, when set, admit only subject tokens whose sub
+	// matches one of these patterns; `*` matches any run of characters
+	// other than `/` and `:` (repo:exampleorg/*:environment:production).
+	// Empty: every subject of the upstream may exchange.
+	AllowedSubjects []string `json:"allowedSubjects"`
+	// RequiredClaims, when set, admit only subject tokens where each named
+	// claim is a string matching its pattern (same `*` as allowedSubjects),
+	// e.g. job_workflow_ref: exampleorg/workflows/.github/workflows/deploy.yml@refs/heads/main.
+	RequiredClaims map[string]string `json:"requiredClaims"`
 }
 
 // ClaimModifications is Dex's claimModifications, applied in Dex's order:
@@ -174,6 +199,12 @@ type settings struct {
 	groupsFilter                                *regexp.Regexp
 	groupPrefix, groupSuffix                    string
 	newGroups                                   []NewGroupFromClaims
+	// exchangeOnly: no clientID and no redirectURI, so no browser login;
+	// the connector serves the token exchange grant only.
+	exchangeOnly      bool
+	exchangeAudiences []string
+	allowedSubjects   []subjectRule
+	requiredClaims    []claimRule // sorted by claim
 }
 
 func configError(key, format string, args ...any) error {
@@ -217,10 +248,16 @@ func (c *Config) validate() (*settings, error) {
 	if u, err := url.Parse(c.IssuerAlias); c.IssuerAlias != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
 		errs = append(errs, configError("issuerAlias", "must be an https URL, not %q", c.IssuerAlias))
 	}
-	if c.ClientID == "" {
+	s.exchangeOnly = c.ClientID == "" && c.RedirectURI == ""
+	if err := s.validateTokenExchange(c.TokenExchange); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ClientID == "" && !s.exchangeOnly {
 		errs = append(errs, configError("clientID", "required: the client ID registered at the provider"))
 	}
-	if u, err := url.Parse(c.RedirectURI); c.RedirectURI == "" {
+	if u, err := url.Parse(c.RedirectURI); s.exchangeOnly {
+		// No browser login: neither is needed.
+	} else if c.RedirectURI == "" {
 		errs = append(errs, configError("redirectURI", "required: the issuer's callback, https://<issuer>/callback"))
 	} else if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		errs = append(errs, configError("redirectURI", "must be an absolute http(s) URL, not %q", c.RedirectURI))

@@ -22,10 +22,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/connector"
@@ -50,6 +52,10 @@ type Connector struct {
 	// offlineScope: the provider advertises offline_access.
 	offlineScope bool
 	logger       *slog.Logger
+	// keys and exchangeVerifier check subject tokens (TokenIdentity).
+	keys             *keyCache
+	exchangeVerifier *oidc.IDTokenVerifier
+	now              func() time.Time
 }
 
 // loginData is the connData of one login: kept by the issuer with the auth
@@ -70,8 +76,8 @@ type sessionData struct {
 // New validates cfg and discovers the provider at cfg.Issuer, trusting the
 // system's CAs and cfg.RootCAs. ctx bounds discovery only. It is Prepare
 // then Open.
-func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Connector, error) {
-	p, err := Prepare(cfg, logger)
+func New(ctx context.Context, cfg Config, logger *slog.Logger, opts ...Option) (*Connector, error) {
+	p, err := Prepare(cfg, logger, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -86,13 +92,45 @@ type Prepared struct {
 	s      *settings
 	client *http.Client
 	logger *slog.Logger
+	opts   options
+}
+
+type options struct {
+	metrics     *Metrics
+	connectorID string
+	now         func() time.Time
+}
+
+// Option configures Prepare.
+type Option func(*options)
+
+// WithMetrics counts the connector's JWKS fetches in m under the label
+// connector=id.
+func WithMetrics(m *Metrics, id string) Option {
+	return func(o *options) { o.metrics, o.connectorID = m, id }
+}
+
+// WithClock sets the clock that subject tokens' exp, nbf and iat and the
+// JWKS cache's intervals are measured with (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
 }
 
 // Prepare validates cfg without any network access.
-func Prepare(cfg Config, logger *slog.Logger) (*Prepared, error) {
+func Prepare(cfg Config, logger *slog.Logger, opts ...Option) (*Prepared, error) {
 	s, err := cfg.validate()
 	if err != nil {
 		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.metrics == nil {
+		o.metrics = NewMetrics(nil)
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -100,12 +138,17 @@ func Prepare(cfg Config, logger *slog.Logger) (*Prepared, error) {
 	// The caller's logger names the connector (its id, "connector"); this
 	// one adds the type and the upstream under keys of their own, so that
 	// no JSON log line repeats a key.
-	p := &Prepared{s: s, client: newHTTPClient(s.rootCAs), logger: logger.With("connector_type", Type, "upstream", s.issuer)}
+	p := &Prepared{s: s, client: newHTTPClient(s.rootCAs), logger: logger.With("connector_type", Type, "upstream", s.issuer), opts: o}
 	if s.issuerAlias != "" {
 		p.logger.Warn("issuerAlias is set: the discovery document's issuer is not checked; tokens must name issuerAlias", "issuerAlias", s.issuerAlias)
 	}
 	return p, nil
 }
+
+// ExchangeOnly reports whether the connector has no client at the
+// provider (neither clientID nor redirectURI): it serves the token
+// exchange grant only, and must not be offered for login.
+func (p *Prepared) ExchangeOnly() bool { return p.s.exchangeOnly }
 
 // Issuer is the provider's issuer URL that Open discovers.
 func (p *Prepared) Issuer() string { return p.s.issuer }
@@ -114,7 +157,7 @@ func (p *Prepared) Issuer() string { return p.s.issuer }
 // returns the connector. ctx bounds discovery.
 func (p *Prepared) Open(ctx context.Context) (*Connector, error) {
 	s := p.s
-	c := &Connector{s: s, client: p.client, logger: p.logger}
+	c := &Connector{s: s, client: p.client, logger: p.logger, now: p.opts.now}
 
 	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, c.client), 30*time.Second)
 	defer cancel()
@@ -130,6 +173,8 @@ func (p *Prepared) Open(ctx context.Context) (*Connector, error) {
 	var meta struct {
 		ScopesSupported      []string `json:"scopes_supported"`
 		CodeChallengeMethods []string `json:"code_challenge_methods_supported"`
+		JWKSURI              string   `json:"jwks_uri"`
+		SigningAlgs          []string `json:"id_token_signing_alg_values_supported"`
 	}
 	if err := provider.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("oidc connector: issuer: discovery document of %s: %w", s.issuer, err)
@@ -152,7 +197,45 @@ func (p *Prepared) Open(ctx context.Context) (*Connector, error) {
 		c.endpoint.AuthStyle = oauth2.AuthStyleInParams
 	}
 	c.verifier = provider.Verifier(&oidc.Config{ClientID: s.clientID})
+	c.openExchange(meta.JWKSURI, meta.SigningAlgs, p.opts)
+	// The keys for token exchange, now rather than at the first exchange
+	// (a failure here is not the connector's: the first exchange retries).
+	if err := c.keys.ensure(dctx); err != nil {
+		c.logger.Warn("the provider's keys could not be fetched yet; token exchange will retry", "err", err)
+	}
 	return c, nil
+}
+
+// openExchange prepares the verification of subject tokens: the
+// provider's keys (keyCache) and the algorithms it announces that are on
+// the asymmetric allow-list (RS256 when it announces none).
+func (c *Connector) openExchange(jwksURI string, announced []string, o options) {
+	var algs []string
+	for _, a := range announced {
+		if slices.Contains(exchangeAlgs, a) {
+			algs = append(algs, a)
+		}
+	}
+	if len(algs) == 0 {
+		if len(announced) > 0 {
+			c.logger.Warn("the provider announces no asymmetric signing algorithm; subject tokens are accepted with RS256 only", "id_token_signing_alg_values_supported", announced)
+		}
+		algs = []string{oidc.RS256}
+	}
+	joseAlgs := make([]jose.SignatureAlgorithm, len(algs))
+	for i, a := range algs {
+		joseAlgs[i] = jose.SignatureAlgorithm(a)
+	}
+	c.keys = &keyCache{url: jwksURI, client: c.client, algs: joseAlgs, now: c.now, logger: c.logger,
+		fetches: o.metrics.jwksFetches.WithLabelValues(o.connectorID)}
+	iss := c.s.issuer
+	if c.s.issuerAlias != "" {
+		iss = c.s.issuerAlias
+	}
+	c.exchangeVerifier = oidc.NewVerifier(iss, c.keys, &oidc.Config{
+		// aud is checked against tokenExchange.audiences (several may be allowed).
+		SkipClientIDCheck: true, SupportedSigningAlgs: algs, Now: c.now,
+	})
 }
 
 // knownNoBasicAuth: providers that refuse HTTP Basic client
@@ -210,6 +293,15 @@ func (c *Connector) scopes(s connector.Scopes) []string {
 // state, a fresh nonce and a PKCE S256 challenge; connData keeps the nonce
 // and the verifier for HandleCallback.
 func (c *Connector) LoginURL(_ context.Context, s connector.Scopes, callbackURL, state string) (string, []byte, error) {
+	if c.s.exchangeOnly {
+		return "", nil, &connector.UserError{
+			Status: http.StatusBadRequest, Reason: "exchange_only",
+			Title:       "No login here",
+			Message:     "This connector has no client at its provider (no clientID): it only exchanges tokens (for CI jobs). Choose another login method.",
+			Description: "this connector only accepts token exchange",
+			Err:         errors.New("oidc: login through a connector without clientID"),
+		}
+	}
 	if callbackURL != c.s.redirectURI {
 		return "", nil, fmt.Errorf("oidc: callback URL %q does not match redirectURI %q", callbackURL, c.s.redirectURI)
 	}
@@ -337,8 +429,32 @@ func (c *Connector) tokenError(what string, err error) error {
 		case "invalid_client", "unauthorized_client":
 			return fmt.Errorf("oidc: %s: the provider refused the client (check clientID, clientSecret, basicAuthUnsupported): %w", what, err)
 		}
+		// A provider that is busy or failing (429, 5xx, or its own
+		// temporarily_unavailable): try again later, nothing was refused.
+		if code := retrieveStatus(re); code == http.StatusTooManyRequests || code >= 500 || re.ErrorCode == "temporarily_unavailable" {
+			wait := time.Minute
+			if re.Response != nil {
+				if n, err := strconv.Atoi(strings.TrimSpace(re.Response.Header.Get("Retry-After"))); err == nil && n > 0 {
+					wait = time.Duration(n) * time.Second
+				}
+			}
+			return &connector.UserError{
+				Status: http.StatusServiceUnavailable, Reason: "upstream_unavailable", RetryAfter: wait,
+				Title:       "Identity provider unavailable",
+				Message:     "Your identity provider is temporarily unavailable. Try again in a minute.",
+				Description: "the identity provider is temporarily unavailable",
+				Err:         fmt.Errorf("oidc: %s: %w", what, err),
+			}
+		}
 	}
 	return fmt.Errorf("oidc: %s: %w", what, err)
+}
+
+func retrieveStatus(re *oauth2.RetrieveError) int {
+	if re.Response == nil {
+		return 0
+	}
+	return re.Response.StatusCode
 }
 
 // verifyError is a reply from the provider that failed a check.

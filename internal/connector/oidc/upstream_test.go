@@ -37,6 +37,9 @@ type directory struct {
 	mu       sync.Mutex
 	password string
 	users    map[string]connector.Identity // by login
+	// down, when set, is what Refresh fails with (the upstream's own
+	// upstream is down).
+	down error
 }
 
 func (d *directory) Prompt() string { return "Email Address" }
@@ -62,6 +65,9 @@ func (d *directory) Login(_ context.Context, _ connector.Scopes, username, passw
 func (d *directory) Refresh(_ context.Context, _ connector.Scopes, old connector.Identity) (connector.Identity, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.down != nil {
+		return connector.Identity{}, d.down
+	}
 	for _, id := range d.users {
 		if id.UserID == old.UserID {
 			return id, nil

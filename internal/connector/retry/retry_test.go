@@ -245,3 +245,40 @@ func TestUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// tokenInner is an opened connector that verifies subject tokens.
+type tokenInner struct{ inner }
+
+func (tokenInner) TokenIdentity(_ context.Context, typ, tok string) (connector.Identity, error) {
+	if tok != "good" {
+		return connector.Identity{}, errors.New("bad token")
+	}
+	return connector.Identity{UserID: "job", Expiry: time.Unix(1, 0)}, nil
+}
+
+// TestTokenIdentityForwarded: the wrapper passes token exchange to an
+// opened connector that has it, says ErrTokenExchangeUnsupported for one
+// that has not, and the unavailable error while it cannot open.
+func TestTokenIdentityForwarded(t *testing.T) {
+	ctx := context.Background()
+	with := NewCallback(Options{ID: "gha", Type: "oidc", Name: "GitHub Actions", Metrics: NewMetrics(prometheus.NewRegistry()),
+		Open: func(context.Context) (any, error) { return tokenInner{}, nil }})
+	if id, err := with.TokenIdentity(ctx, connector.TokenTypeIDToken, "good"); err != nil || id.UserID != "job" {
+		t.Fatalf("forwarded: %v %v", id, err)
+	}
+	if _, err := with.TokenIdentity(ctx, connector.TokenTypeIDToken, "forged"); err == nil {
+		t.Fatal("a refused token passed through the wrapper")
+	}
+	u := &upstream{}
+	u.up.Store(true)
+	without := NewCallback(Options{ID: "idp", Type: "github", Name: "GitHub", Metrics: NewMetrics(prometheus.NewRegistry()), Open: u.open})
+	if _, err := without.TokenIdentity(ctx, connector.TokenTypeIDToken, "good"); !errors.Is(err, connector.ErrTokenExchangeUnsupported) {
+		t.Fatalf("connector without token exchange: %v", err)
+	}
+	down := NewCallback(Options{ID: "idp", Type: "oidc", Name: "IdP", Metrics: NewMetrics(prometheus.NewRegistry()), Open: (&upstream{}).open,
+		MinBackoff: time.Hour, MaxBackoff: time.Hour})
+	_, err := down.TokenIdentity(ctx, connector.TokenTypeIDToken, "good")
+	if ue, ok := connector.AsUserError(err); !ok || ue.Status != http.StatusServiceUnavailable {
+		t.Fatalf("unreachable connector: %v", err)
+	}
+}

@@ -11,12 +11,13 @@ import (
 )
 
 var (
-	_ connector.CallbackConnector = (*Callback)(nil)
-	_ connector.RefreshConnector  = (*Callback)(nil)
-	_ connector.Availability      = (*Callback)(nil)
-	_ connector.PasswordConnector = (*Password)(nil)
-	_ connector.RefreshConnector  = (*Password)(nil)
-	_ connector.Availability      = (*Password)(nil)
+	_ connector.CallbackConnector      = (*Callback)(nil)
+	_ connector.RefreshConnector       = (*Callback)(nil)
+	_ connector.Availability           = (*Callback)(nil)
+	_ connector.TokenIdentityConnector = (*Callback)(nil)
+	_ connector.PasswordConnector      = (*Password)(nil)
+	_ connector.RefreshConnector       = (*Password)(nil)
+	_ connector.Availability           = (*Password)(nil)
 )
 
 // errWrongKind: Open returned a connector of another kind than declared.
@@ -66,6 +67,22 @@ func (c *Callback) HandleCallback(ctx context.Context, s connector.Scopes, connD
 // refresh keeps the identity as it is.
 func (c *Callback) Refresh(ctx context.Context, s connector.Scopes, id connector.Identity) (connector.Identity, error) {
 	return c.refresh(ctx, s, id)
+}
+
+// TokenIdentity implements connector.TokenIdentityConnector when the
+// opened connector does; otherwise it returns
+// connector.ErrTokenExchangeUnsupported.
+func (c *Callback) TokenIdentity(ctx context.Context, subjectTokenType, subjectToken string) (connector.Identity, error) {
+	impl, err := c.current(ctx)
+	if err != nil {
+		return connector.Identity{}, err
+	}
+	tc, ok := impl.(connector.TokenIdentityConnector)
+	if !ok {
+		return connector.Identity{}, connector.ErrTokenExchangeUnsupported
+	}
+	id, err := tc.TokenIdentity(ctx, subjectTokenType, subjectToken)
+	return id, c.observe(err)
 }
 
 // Password is a Connector for a source that checks passwords typed on

@@ -20,11 +20,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/gatehouse-dev/gatehouse/internal/connector"
 	"github.com/gatehouse-dev/gatehouse/internal/connector/local"
 	"github.com/gatehouse-dev/gatehouse/internal/issuer"
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
@@ -62,6 +64,8 @@ type Options struct {
 	Mount func(s *Server, mux *http.ServeMux)
 	// LoginLimits (default: the issuer's defaults).
 	LoginLimits issuer.LoginLimits
+	// GrantTypes are oauth2.grantTypes (default: the issuer's).
+	GrantTypes []string
 }
 
 // Server is a running test issuer.
@@ -86,6 +90,57 @@ type Server struct {
 	Issuer  *issuer.Server
 	Storage storage.Storage
 	Keys    *keys.Manager
+}
+
+// The local user of every test issuer.
+const (
+	testUsername = "admin@example.com"
+	testPassword = "correct horse battery staple"
+	testUserID   = "08a8684b-db88-4b73-90a9-3cd1661f5466"
+)
+
+// LocalConnector is the local password connector with the test issuer's
+// user (Server.Username, Password, UserID) on store: the default
+// connector, for tests that wrap it (Flaky) and pass it in
+// Options.Connectors with ID local.ID.
+func LocalConnector(t testing.TB, store storage.Storage) *local.Connector {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := local.New([]local.User{{Email: testUsername, Hash: hash, Username: "admin", UserID: testUserID}}, store)
+	if err != nil {
+		t.Fatalf("issuertest: local connector: %v", err)
+	}
+	return lc
+}
+
+// Flaky is a password connector whose upstream can go down: while Fail
+// has set an error, Refresh returns it (as the GitHub, OIDC or LDAP
+// connectors do when their upstream is busy or unreachable); logins work.
+type Flaky struct {
+	*local.Connector
+	mu  sync.Mutex
+	err error
+}
+
+// Fail makes the following refreshes fail with err; nil ends the outage.
+func (f *Flaky) Fail(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
+// Refresh implements connector.RefreshConnector.
+func (f *Flaky) Refresh(ctx context.Context, s connector.Scopes, id connector.Identity) (connector.Identity, error) {
+	f.mu.Lock()
+	err := f.err
+	f.mu.Unlock()
+	if err != nil {
+		return connector.Identity{}, err
+	}
+	return f.Connector.Refresh(ctx, s, id)
 }
 
 // Start runs an issuer until t ends.
@@ -138,20 +193,12 @@ func Start(t testing.TB, opts Options) *Server {
 	s := &Server{
 		URL: issuerURL, CAPEM: bundle.CACert, CAFile: paths.CACert,
 		ClientID: "kubernetes", ClientSecret: "test-client-secret", PublicClientID: "kubectl",
-		Username: "admin@example.com", Password: "correct horse battery staple", UserID: "08a8684b-db88-4b73-90a9-3cd1661f5466",
+		Username: testUsername, Password: testPassword, UserID: testUserID,
 		Storage: store, Keys: km,
 	}
 	conns := opts.Connectors
 	if conns == nil {
-		hash, err := bcrypt.GenerateFromPassword([]byte(s.Password), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lc, err := local.New([]local.User{{Email: s.Username, Hash: hash, Username: "admin", UserID: s.UserID}}, store)
-		if err != nil {
-			t.Fatalf("issuertest: local connector: %v", err)
-		}
-		conns = []issuer.Connector{{ID: local.ID, Type: "local", Name: "Email", Impl: lc}}
+		conns = []issuer.Connector{{ID: local.ID, Type: "local", Name: "Email", Impl: LocalConnector(t, store)}}
 	}
 	clients := append([]issuer.Client{
 		{ID: s.ClientID, Secret: s.ClientSecret, Name: "Kubernetes", RedirectURIs: []string{"http://localhost:8000", "http://localhost:18000", "urn:ietf:wg:oauth:2.0:oob"}},
@@ -170,7 +217,7 @@ func Start(t testing.TB, opts Options) *Server {
 		Issuer: issuerURL, Storage: store, Keys: km, Clients: clients, Connectors: conns,
 		SkipApprovalScreen: !opts.ShowApproval, PasswordConnector: passwordConn,
 		Expiry: issuer.Expiry{IDTokens: opts.IDTokenTTL, RefreshReuseInterval: opts.RefreshReuseInterval},
-		Logger: opts.Logger, Now: opts.Now, LoginLimits: opts.LoginLimits,
+		Logger: opts.Logger, Now: opts.Now, LoginLimits: opts.LoginLimits, GrantTypes: opts.GrantTypes,
 	})
 	if err != nil {
 		t.Fatalf("issuertest: issuer: %v", err)

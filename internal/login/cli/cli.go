@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache/keyring"
 	"github.com/gatehouse-dev/gatehouse/internal/login/usecase"
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // Version is set by the linker (-X) in release builds.
@@ -39,6 +40,9 @@ type Env struct {
 	Now func() time.Time
 	// HTTPClient for the issuer (nil: built from the TLS flags).
 	HTTPClient *http.Client
+	// ActionsClient reaches GitHub Actions' token service (nil:
+	// http.DefaultClient; tests pass one trusting their fake's CA).
+	ActionsClient *http.Client
 	// Opener replaces the browser (tests).
 	Opener flow.Opener
 	// ReadPassword prompts without echo (nil: no prompt).
@@ -83,7 +87,8 @@ func Main(ctx context.Context, args []string, env Env) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0 // the flag set printed the help
 		}
-		fmt.Fprintf(env.Stderr, "error: %v\n", err)
+		// Errors carry the issuer's, kubectl's and the upstream's words.
+		fmt.Fprintf(env.Stderr, "error: %s\n", termsafe.Lines(err.Error()))
 		return 1
 	}
 	return 0
@@ -222,15 +227,29 @@ func getToken(ctx context.Context, argv, args []string, env Env) error {
 	if lockTimeout == 0 {
 		lockTimeout = time.Duration(o.TimeoutSec)*time.Second + 30*time.Second
 	}
+	tokenKey, err := o.TokenKey(env.Getenv)
+	if err != nil {
+		return fmt.Errorf("get-token: %w", err)
+	}
+	login := newLogin(o, env)
+	var exchange *usecase.Exchange
+	if x := o.Exchange; x.Audience != "" || x.SubjectTokenSource != "" {
+		exchange = &usecase.Exchange{
+			Key:       tokenKey,
+			Exchanger: &flow.Exchanger{Login: login, Flags: x, Getenv: env.Getenv, ActionsClient: env.ActionsClient},
+			CI:        x.SubjectTokenSource != "",
+		}
+	}
 	u := &usecase.GetToken{
 		Cache:        tokencache.Store{Dir: o.CacheDir, Storage: storage, Keyring: env.Keyring},
 		Key:          o.Key(),
+		Exchange:     exchange,
 		Now:          env.Now,
 		Margin:       o.Margin,
 		LockTimeout:  lockTimeout,
 		ForceRefresh: o.ForceRefresh,
 		Info:         info,
-		Auth:         newLogin(o, env),
+		Auth:         login,
 		Stdout:       env.Stdout,
 		Stderr:       env.Stderr,
 		Logf:         vlog,
@@ -306,6 +325,13 @@ func logout(ctx context.Context, args []string, env Env) error {
 	u := &usecase.Logout{
 		Cache: tokencache.Store{Dir: o.CacheDir, Storage: storage, Keyring: env.Keyring}, Key: o.Key(),
 		Login: login, Stderr: env.Stderr,
+	}
+	if o.Exchange.Audience != "" && o.Exchange.SubjectTokenSource == "" {
+		k, err := o.TokenKey(env.Getenv)
+		if err != nil {
+			return fmt.Errorf("logout: %w", err)
+		}
+		u.Exchanged = append(u.Exchanged, k)
 	}
 	if err := u.Run(ctx); err != nil {
 		return fmt.Errorf("logout: %w", err)

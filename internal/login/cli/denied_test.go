@@ -47,7 +47,7 @@ func TestDeniedLoginEndsAtOnce(t *testing.T) {
 			name: "escape sequences and newlines in the description are not passed to the terminal",
 			tamper: errorResponse(url.Values{"error": {"access_denied"},
 				"error_description": {"denied\x1b]0;pwned\x07\nerror: fake second line\u202e"}}),
-			wantErr:    []string{`denied\u001b]0;pwned\u0007\u000aerror: fake second line\u202e`},
+			wantErr:    []string{`"denied\x1b]0;pwned\a\nerror: fake second line\u202e"`},
 			wantPage:   []string{"Login refused"},
 			wantStatus: http.StatusForbidden,
 		},

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/apiserversim"
+	"github.com/gatehouse-dev/gatehouse/internal/login/flow"
 	"github.com/gatehouse-dev/gatehouse/internal/login/options"
 	"github.com/gatehouse-dev/gatehouse/internal/login/usecase"
 )
@@ -18,6 +19,7 @@ func setupFlags(f *pflag.FlagSet) (o *options.Flags, sim *apiserversim.Flags, au
 	o, sim = new(options.Flags), new(apiserversim.Flags)
 	authnConfig, clusterRole, namespace = new(string), new(string), new(string)
 	o.Add(f, false)
+	f.StringVar(&o.Exchange.Audience, "exchange-audience", "", "[gatehouse] The cluster's own client ID: show the token exchanged for it, which kubectl gets (see get-token)")
 	f.StringVar(&sim.IssuerURL, "apiserver-oidc-issuer-url", "", "[gatehouse] kube-apiserver's --oidc-issuer-url (default: --oidc-issuer-url)")
 	f.StringVar(&sim.ClientID, "apiserver-oidc-client-id", "", "[gatehouse] kube-apiserver's --oidc-client-id (default: --oidc-client-id)")
 	f.StringVar(&sim.UsernameClaim, "apiserver-oidc-username-claim", "sub", "[gatehouse] kube-apiserver's --oidc-username-claim")
@@ -63,6 +65,10 @@ func setup(ctx context.Context, name string, args []string, env Env) error {
 		Command:      command, Whoami: whoamiCommand(name),
 		Stdout: env.Stdout, Stderr: env.Stderr,
 	}
+	if o.Exchange.Audience != "" {
+		x := &flow.Exchanger{Login: login, Flags: o.Exchange}
+		u.Exchange = x.Exchange
+	}
 	if *authnConfig != "" {
 		c, err := apiserversim.LoadFile(*authnConfig)
 		if err != nil {
@@ -75,6 +81,9 @@ func setup(ctx context.Context, name string, args []string, env Env) error {
 		}
 		if sim.ClientID == "" {
 			sim.ClientID = o.ClientID
+			if o.Exchange.Audience != "" {
+				sim.ClientID = o.Exchange.Audience // the cluster's audience
+			}
 		}
 		j := apiserversim.FromFlags(*sim)
 		u.Authenticator = &j

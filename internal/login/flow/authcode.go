@@ -18,13 +18,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode"
 
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/options"
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // DefaultListenAddresses are kubelogin's.
@@ -245,27 +245,22 @@ func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Printable makes s safe to show on a terminal and in one line: control
-// characters (escape sequences, newlines) and Unicode format characters
-// (bidirectional overrides) are shown as \u escapes, and s is cut after
-// max runes. Text from the issuer's redirect (error_description) is
-// printed on the user's terminal.
+// Printable makes s safe to show on a terminal and in one line: it is
+// cut after max runes, then rendered by termsafe (control characters,
+// escape sequences, newlines and Unicode format characters such as
+// bidirectional overrides shown as Go escapes inside quotes). Text from
+// the issuer's redirect (error_description) is printed on the user's
+// terminal.
 func Printable(s string, max int) string {
-	var b strings.Builder
 	n := 0
-	for _, r := range s {
+	for i := range s {
 		if n == max {
-			b.WriteString("...")
+			s = s[:i] + "..."
 			break
 		}
 		n++
-		if unicode.IsPrint(r) {
-			b.WriteRune(r)
-		} else {
-			fmt.Fprintf(&b, "\\u%04x", r)
-		}
 	}
-	return b.String()
+	return termsafe.String(s)
 }
 
 func random() string {

@@ -30,10 +30,10 @@ func TestPrintable(t *testing.T) {
 	}{
 		{"Not a member of exampleorg", 100, "Not a member of exampleorg"},
 		{"é ü 日本", 100, "é ü 日本"},
-		{"a\x1b[31mred\x1b[0m", 100, `a\u001b[31mred\u001b[0m`},
-		{"line\nnext\r", 100, `line\u000anext\u000d`},
-		{"abc\u202edef", 100, `abc\u202edef`},
-		{"\x7f\u0085", 100, `\u007f\u0085`},
+		{"a\x1b[31mred\x1b[0m", 100, `"a\x1b[31mred\x1b[0m"`},
+		{"line\nnext\r", 100, `"line\nnext\r"`},
+		{"abc\u202edef", 100, `"abc\u202edef"`},
+		{"\x7f\u0085", 100, `"\x7f\u0085"`},
 		{"abcdef", 3, "abc..."},
 		{"", 3, ""},
 	}

@@ -128,7 +128,8 @@ func (l *Login) Close() error {
 func (l *Login) Refresh(ctx context.Context, refreshToken string) (oidcclient.TokenSet, error) {
 	c, err := l.Client(ctx)
 	if err != nil {
-		return oidcclient.TokenSet{}, err
+		// Discovery that cannot reach the issuer is an outage too.
+		return oidcclient.TokenSet{}, oidcclient.Unavailable(err)
 	}
 	return c.Refresh(ctx, refreshToken)
 }

@@ -160,11 +160,14 @@ func (c *Client) ExchangeCode(ctx context.Context, r AuthRequest, code string) (
 }
 
 // Refresh redeems a refresh token.
+//
+// An issuer that is busy, failing or unreachable gives an
+// *UnavailableError: the refresh token is still good.
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (TokenSet, error) {
 	src := c.oauth.TokenSource(c.ctx(ctx), &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Unix(1, 0)})
 	tok, err := src.Token()
 	if err != nil {
-		return TokenSet{}, fmt.Errorf("refresh: %w", err)
+		return TokenSet{}, fmt.Errorf("refresh: %w", Unavailable(err))
 	}
 	ts, err := c.verify(ctx, tok, "")
 	if err == nil && ts.RefreshToken == "" {

@@ -47,6 +47,9 @@ type Flags struct {
 	OpenURLAfterAuthentication      string
 	AuthRequestExtraParams          tokencache.Pairs
 	Username, Password              string
+
+	// Exchange: gatehouse's token exchange flags (get-token only).
+	Exchange Exchange
 }
 
 // Add registers the flags; withCache adds the token cache flags.
@@ -64,6 +67,7 @@ func (o *Flags) Add(f *pflag.FlagSet, withCache bool) {
 		f.StringVar(&o.CacheStorage, "token-cache-storage", "disk", "Storage for the token cache. One of (disk|keyring|none)")
 		f.DurationVar(&o.Margin, "token-expiry-margin", 60*time.Second, "[gatehouse] Use a cached token only while it is valid for longer than this")
 		f.DurationVar(&o.LockTimeout, "token-cache-lock-timeout", 0, "[gatehouse] How long to wait for another run holding the token cache entry (default: the authentication timeout plus 30s)")
+		o.Exchange.add(f)
 	}
 	o.addTLS(f)
 	f.BoolVar(&o.UsePKCE, "oidc-use-pkce", false, "Force PKCE S256 code challenge method")
@@ -123,7 +127,7 @@ func (o *Flags) Validate() error {
 	default:
 		return fmt.Errorf("grant-type must be one of (auto|authcode|authcode-keyboard|password|device-code|client-credentials), not %q", o.GrantType)
 	}
-	return nil
+	return o.Exchange.validate(o)
 }
 
 // PKCE returns the method and kubelogin's enum value for the cache key.

@@ -26,6 +26,26 @@ type Key struct {
 
 	Username               string
 	AuthRequestExtraParams Pairs
+
+	// Exchange names a token obtained by token exchange (RFC 8693): a
+	// gatehouse extension that kubelogin does not have. Its zero value
+	// leaves the checksum kubelogin's.
+	Exchange Exchange
+}
+
+// Exchange is the part of a key that says which exchanged token an entry
+// holds: one entry per cluster audience, or per CI subject token.
+type Exchange struct {
+	// Audience is the client ID the token was exchanged for
+	// (--exchange-audience).
+	Audience string
+	// ConnectorID is the upstream connector that verified a CI subject
+	// token (--connector-id).
+	ConnectorID string
+	// Subject is a digest of where the CI subject token came from (see
+	// options.Flags.TokenKey): a cached token serves only the job, file or
+	// variable it was exchanged for.
+	Subject string
 }
 
 // Pairs are the entries of one of kubelogin's map flags
@@ -124,8 +144,23 @@ func (k Key) Checksum() string {
 	h := sha256.New()
 	h.Write([]byte(gobTypes))
 	h.Write(msg)
+	if k.Exchange != (Exchange{}) {
+		// After the gob stream, which kubelogin never extends, so no
+		// kubelogin key hashes to an exchange key's name. Each field is
+		// length-prefixed, so no two exchange keys share a stream.
+		var x []byte
+		x = append(x, exchangeTag...)
+		for _, f := range []string{k.Exchange.Audience, k.Exchange.ConnectorID, k.Exchange.Subject} {
+			x = appendUint(x, uint64(len(f)))
+			x = append(x, f...)
+		}
+		h.Write(x)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// exchangeTag starts the exchange part of a key's hashed stream.
+const exchangeTag = "\x00gatehouse token exchange\x00"
 
 // gobEncoder writes gob's struct encoding: each present field as the delta
 // from the previous field number, then its value; zero values are left out

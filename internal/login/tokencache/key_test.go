@@ -132,3 +132,37 @@ func TestChecksumKubelogin(t *testing.T) {
 // --oidc-client-id=kubernetes --oidc-client-secret=s3cret
 // --oidc-extra-scope=groups,profile`.
 const kubeloginSeedChecksum = "2d6fe9601255cda839ec4e640ae843a0c96e74ae5c27e93893dbb70a74ada8d9"
+
+// TestChecksumExchange: an exchanged token gets its own entry per
+// audience, connector and subject, and the login's entry (the zero
+// Exchange) keeps kubelogin's name.
+func TestChecksumExchange(t *testing.T) {
+	base := Key{IssuerURL: "https://issuer.example.com", ClientID: "kubernetes", ExtraScopes: []string{"groups"}}
+	if got, want := base.Checksum(), gobChecksum(t, base); got != want {
+		t.Fatalf("the login's key is not kubelogin's: %s, gob %s", got, want)
+	}
+	keys := []Exchange{
+		{Audience: "prod"},
+		{Audience: "staging"},
+		{Audience: "prod", ConnectorID: "github-actions"},
+		{ConnectorID: "github-actions", Subject: "a"},
+		{ConnectorID: "github-actions", Subject: "b"},
+		// Length prefixes: moving a byte from one field to the next
+		// changes the name.
+		{Audience: "ab", ConnectorID: "c"},
+		{Audience: "a", ConnectorID: "bc"},
+	}
+	seen := map[string]Exchange{base.Checksum(): {}}
+	for _, x := range keys {
+		k := base
+		k.Exchange = x
+		sum := k.Checksum()
+		if prev, ok := seen[sum]; ok {
+			t.Errorf("%+v and %+v share the entry %s", x, prev, sum)
+		}
+		seen[sum] = x
+		if k.Checksum() != sum {
+			t.Errorf("%+v: checksum is not stable", x)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
 	"github.com/gatehouse-dev/gatehouse/internal/login/tokencache"
 	"github.com/gatehouse-dev/gatehouse/internal/login/warm"
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // Authenticator gets a new token set: by refresh, or by an interactive
@@ -49,8 +50,11 @@ type GetToken struct {
 	ForceRefresh bool
 	Info         execcredential.Info
 	Auth         Authenticator
-	Stdout       io.Writer
-	Stderr       io.Writer
+	// Exchange, when set, prints an exchanged token instead of the
+	// login's (Key stays the login's entry).
+	Exchange *Exchange
+	Stdout   io.Writer
+	Stderr   io.Writer
 	// Verbose logs each decision on Stderr.
 	Verbose bool
 	// Logf, when set, takes the log lines instead (the CLI passes klog's
@@ -61,6 +65,30 @@ type GetToken struct {
 	Rerun string
 }
 
+// Exchanger gets exchanged tokens (RFC 8693) from the issuer; flow.Exchanger
+// is the real one.
+type Exchanger interface {
+	// Exchange exchanges a login's ID token for the cluster's.
+	Exchange(ctx context.Context, subject string) (oidcclient.TokenSet, error)
+	// ExchangeSubject exchanges a CI job's own token, taken from its
+	// source.
+	ExchangeSubject(ctx context.Context) (oidcclient.TokenSet, error)
+}
+
+// Exchange turns get-token into a token exchange. The printed token is
+// cached under Key, with no refresh token: a new one is another exchange.
+type Exchange struct {
+	Key       tokencache.Key
+	Exchanger Exchanger
+	// CI: the subject token is the job's own (no login, no browser);
+	// else it is the login's ID token, cached under GetToken.Key (one
+	// login per issuer and client, however many clusters).
+	CI bool
+}
+
+// producer makes a new token for an entry, given what the entry held.
+type producer func(ctx context.Context, cached tokencache.Entry) (oidcclient.TokenSet, error)
+
 // Run executes the use case.
 func (u *GetToken) Run(ctx context.Context) error {
 	now := u.Now
@@ -69,30 +97,64 @@ func (u *GetToken) Run(ctx context.Context) error {
 	}
 	u.logf("WARNING: log may contain your secrets such as token or password")
 	u.logf("credential plugin is called with apiVersion: %s", u.Info.APIVersion)
+	if c, ok := u.Auth.(io.Closer); ok {
+		defer c.Close()
+	}
+	key, produce := u.Key, producer(u.login(now))
+	if x := u.Exchange; x != nil {
+		key = x.Key
+		produce = func(ctx context.Context, cached tokencache.Entry) (ts oidcclient.TokenSet, err error) {
+			if x.CI {
+				u.logf("exchanging the job's token")
+				ts, err = x.Exchanger.ExchangeSubject(ctx)
+			} else {
+				var subject string
+				if subject, _, err = u.token(ctx, u.Key, u.login(now), now); err != nil {
+					return oidcclient.TokenSet{}, err
+				}
+				u.logf("exchanging the ID token for the cluster's audience")
+				ts, err = x.Exchanger.Exchange(ctx, subject)
+			}
+			// An outage keeps the exchanged token while it is valid, as
+			// a refresh's does the login's.
+			var unavailable *oidcclient.UnavailableError
+			if errors.As(err, &unavailable) {
+				return ts, u.keepSession(now(), cached, unavailable)
+			}
+			return ts, err
+		}
+	}
+	tok, exp, err := u.token(ctx, key, produce, now)
+	if err != nil {
+		return err
+	}
+	return execcredential.Write(u.Stdout, u.Info, tok, exp)
+}
+
+// token returns key's token from the cache, or from produce under the
+// entry's lock, saved.
+func (u *GetToken) token(ctx context.Context, key tokencache.Key, produce producer, now func() time.Time) (string, time.Time, error) {
 	// Warm path: entries are replaced by rename, so reading without the
 	// lock sees a whole entry.
 	if u.ForceRefresh {
 		u.logf("forcing refresh of the existing token")
 	} else {
 		u.logf("finding a token cache")
-		if e, err := u.Cache.Load(u.Key); err == nil {
+		if e, err := u.Cache.Load(key); err == nil {
 			u.logf("checking expiration of the existing token")
 			if exp, ok := u.usable(e, now()); ok {
 				u.logf("you already have a valid token until %s", exp.Local())
-				return execcredential.Write(u.Stdout, u.Info, e.IDToken, exp)
+				return e.IDToken, exp, nil
 			}
 		} else {
 			u.logf("could not find a token cache: %v", err)
 		}
 	}
 
-	if c, ok := u.Auth.(io.Closer); ok {
-		defer c.Close()
-	}
 	u.logf("acquiring the lock of token cache")
-	unlock, err := u.Cache.Lock(ctx, u.Key, u.LockTimeout)
+	unlock, err := u.Cache.Lock(ctx, key, u.LockTimeout)
 	if err != nil {
-		return err
+		return "", time.Time{}, err
 	}
 	defer func() {
 		u.logf("releasing the lock of token cache")
@@ -100,24 +162,48 @@ func (u *GetToken) Run(ctx context.Context) error {
 	}()
 
 	// Another run may have logged in or refreshed while we waited.
-	cached, err := u.Cache.Load(u.Key)
+	cached, err := u.Cache.Load(key)
 	if err == nil && !u.ForceRefresh {
 		if exp, ok := u.usable(cached, now()); ok {
 			u.logf("using the token another run cached (valid until %s)", exp.Format(time.RFC3339))
-			return execcredential.Write(u.Stdout, u.Info, cached.IDToken, exp)
+			return cached.IDToken, exp, nil
 		}
 	}
+	ts, err := produce(ctx, cached)
+	var keep *keepCached
+	if errors.As(err, &keep) {
+		return cached.IDToken, keep.exp, nil
+	}
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	exp, err := jwtpayload.Expiry(ts.IDToken)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("the issuer returned a token without a usable exp: %w", err)
+	}
+	if err := u.Cache.Save(key, tokencache.Entry{IDToken: ts.IDToken, RefreshToken: ts.RefreshToken}); err != nil {
+		return "", time.Time{}, err
+	}
+	return ts.IDToken, exp, nil
+}
 
-	var ts oidcclient.TokenSet
-	var refreshErr error
-	if cached.RefreshToken != "" {
-		u.logf("refreshing the token")
-		ts, refreshErr = u.Auth.Refresh(ctx, cached.RefreshToken)
-		if refreshErr != nil {
+// login refreshes the cached entry's token, or logs in.
+func (u *GetToken) login(now func() time.Time) producer {
+	return func(ctx context.Context, cached tokencache.Entry) (oidcclient.TokenSet, error) {
+		var ts oidcclient.TokenSet
+		var refreshErr error
+		if cached.RefreshToken != "" {
+			u.logf("refreshing the token")
+			ts, refreshErr = u.Auth.Refresh(ctx, cached.RefreshToken)
+			if refreshErr == nil {
+				return ts, nil
+			}
 			u.logf("refresh failed: %v", refreshErr)
 		}
-	}
-	if cached.RefreshToken == "" || refreshErr != nil {
+		var unavailable *oidcclient.UnavailableError
+		if errors.As(refreshErr, &unavailable) {
+			return ts, u.keepSession(now(), cached, unavailable)
+		}
 		// spec.interactive: false (interactiveMode: Never, or kubectl's
 		// stdin is not a terminal) means only that kubectl gives the plugin
 		// no standard input. A browser login needs none, so it goes ahead
@@ -130,36 +216,59 @@ func (u *GetToken) Run(ctx context.Context) error {
 			} else if cached.IDToken != "" {
 				reason = "the cached token expired and there is no refresh token"
 			}
-			return fmt.Errorf("%w (%s), but %s and kubectl runs this plugin without it "+
+			return ts, fmt.Errorf("%w (%s), but %s and kubectl runs this plugin without it "+
 				"(the kubeconfig's exec interactiveMode is Never, or kubectl's standard input is not a terminal); "+
 				"log in through the browser instead (--grant-type=authcode, the default, or device-code), "+
 				"or set interactiveMode: IfAvailable and run kubectl in a terminal, or run once in a terminal: %s",
 				ErrLoginRequired, reason, why, u.Rerun)
 		}
 		if err := u.recentRefusal(now()); err != nil {
-			return err
+			return ts, err
 		}
 		if refreshErr != nil {
-			fmt.Fprintf(u.Stderr, "The refresh token was refused (%s); logging in again.\n", oneLine(refreshErr.Error()))
+			termsafe.Fprintf(u.Stderr, "The refresh token was refused (%s); logging in again.\n", oneLine(refreshErr.Error()))
 		}
-		ts, err = u.Auth.Interactive(ctx)
+		ts, err := u.Auth.Interactive(ctx)
 		if err != nil {
 			var r refusal
 			if errors.As(err, &r) && r.Refused() {
 				u.rememberRefusal(now(), err)
 			}
-			return fmt.Errorf("login: %w", err)
+			return ts, fmt.Errorf("login: %w", err)
 		}
 		u.forgetRefusal()
+		return ts, nil
 	}
-	exp, err := jwtpayload.Expiry(ts.IDToken)
-	if err != nil {
-		return fmt.Errorf("the issuer returned a token without a usable exp: %w", err)
+}
+
+// keepSession answers a refresh that the issuer could not do now (its
+// upstream is down, it is busy or unreachable): the refresh token was not
+// used up, so the cache stays as it is and no new login starts, which
+// would meet the same outage (and, run by kubectl without a terminal,
+// could only open a browser nobody watches). While the cached ID token
+// has not expired it is used, with a one-line warning, unless
+// --force-refresh asked for a new one (then, as kubelogin, it fails);
+// otherwise the error says to run the command again later.
+// It returns a *keepCached when the cached token is to be used.
+func (u *GetToken) keepSession(now time.Time, cached tokencache.Entry, err *oidcclient.UnavailableError) error {
+	retry := ""
+	if err.RetryAfter > 0 {
+		retry = " in " + err.RetryAfter.String()
 	}
-	if err := u.Cache.Save(u.Key, tokencache.Entry{IDToken: ts.IDToken, RefreshToken: ts.RefreshToken}); err != nil {
-		return err
+	if exp, xerr := jwtpayload.Expiry(cached.IDToken); xerr == nil && now.Before(exp) && !u.ForceRefresh {
+		// The reason holds the issuer's error_description: termsafe.
+		termsafe.Fprintf(u.Stderr, "warning: cannot refresh the token now (%s); using the cached token, valid until %s\n", oneLine(err.Error()), exp.Local().Format(time.TimeOnly))
+		return &keepCached{exp: exp}
 	}
-	return execcredential.Write(u.Stdout, u.Info, ts.IDToken, exp)
+	return fmt.Errorf("cannot refresh the token now (%s); your login is kept: try again%s", oneLine(err.Error()), retry)
+}
+
+// keepCached is keepSession's answer that the entry's cached token, valid
+// until exp, is to be used as it is (not saved again).
+type keepCached struct{ exp time.Time }
+
+func (k *keepCached) Error() string {
+	return "using the cached token until " + k.exp.Format(time.RFC3339)
 }
 
 // usable returns the token's expiry and whether it outlives the margin.

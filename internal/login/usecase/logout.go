@@ -19,10 +19,15 @@ type Revoker interface {
 // cache entry. The entry is deleted even when revocation fails; the error
 // is reported.
 type Logout struct {
-	Cache  tokencache.Store
-	Key    tokencache.Key
-	Login  Revoker
-	Stderr io.Writer
+	Cache tokencache.Store
+	Key   tokencache.Key
+	// Exchanged are entries of tokens exchanged from this login (a
+	// cluster's, --exchange-audience), deleted with it. They cannot be
+	// revoked: they hold no refresh token and expire with the login's ID
+	// token at the latest.
+	Exchanged []tokencache.Key
+	Login     Revoker
+	Stderr    io.Writer
 }
 
 // Run executes the use case.
@@ -30,7 +35,7 @@ func (u *Logout) Run(ctx context.Context) error {
 	e, err := u.Cache.Load(u.Key)
 	if err != nil {
 		fmt.Fprintln(u.Stderr, "Not logged in: no cached token for this issuer and client.")
-		return u.Cache.Delete(u.Key)
+		return u.deleteAll()
 	}
 	var revokeErr error
 	if e.RefreshToken != "" {
@@ -46,7 +51,7 @@ func (u *Logout) Run(ctx context.Context) error {
 			}
 		}
 	}
-	if err := u.Cache.Delete(u.Key); err != nil {
+	if err := u.deleteAll(); err != nil {
 		return err
 	}
 	fmt.Fprintln(u.Stderr, "Deleted the cached tokens.")
@@ -54,4 +59,13 @@ func (u *Logout) Run(ctx context.Context) error {
 		return fmt.Errorf("the cache entry is deleted but the refresh token could not be revoked: %w", revokeErr)
 	}
 	return nil
+}
+
+func (u *Logout) deleteAll() error {
+	for _, k := range u.Exchanged {
+		if err := u.Cache.Delete(k); err != nil {
+			return err
+		}
+	}
+	return u.Cache.Delete(u.Key)
 }

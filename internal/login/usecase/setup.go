@@ -9,6 +9,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/login/apiserversim"
 	"github.com/gatehouse-dev/gatehouse/internal/login/oidcclient"
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // Setup is `setup`: log in, show the token's claims, what kube-apiserver
@@ -17,6 +18,9 @@ type Setup struct {
 	Login interface {
 		Interactive(ctx context.Context) (oidcclient.TokenSet, error)
 	}
+	// Exchange, when set (--exchange-audience), turns the login's ID token
+	// into the cluster's, as get-token does; the report is about that one.
+	Exchange func(ctx context.Context, subject string) (oidcclient.TokenSet, error)
 	// Authenticator is the cluster's jwt authenticator, or nil to select
 	// one from Config by the token's issuer.
 	Authenticator *apiserversim.JWT
@@ -46,35 +50,43 @@ func (u *Setup) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
+	if u.Exchange != nil {
+		if ts, err = u.Exchange(ctx, ts.IDToken); err != nil {
+			return err
+		}
+	}
 	w := u.Stdout
+	// The claims are the identity provider's data: encoding/json escapes
+	// C0 controls, termsafe.JSON the C1 controls and bidi overrides it
+	// leaves raw.
 	pretty, _ := json.MarshalIndent(ts.Claims, "  ", "  ")
-	fmt.Fprintf(w, "## 1. The token's claims\n\n  %s\n\n", pretty)
+	fmt.Fprintf(w, "## 1. The token's claims\n\n  %s\n\n", termsafe.JSON(pretty))
 
 	j := u.Authenticator
 	if j == nil {
 		sel, err := apiserversim.Select(u.Config, ts.Claims)
 		if err != nil {
-			fmt.Fprintf(w, "## 2. What the API server will make of it (%s)\n\n  REJECTED: %v\n", u.Source, err)
+			termsafe.Fprintf(w, "## 2. What the API server will make of it (%s)\n\n  REJECTED: %v\n", u.Source, err)
 			return nil
 		}
 		j = &sel
 	}
 	res := apiserversim.Evaluate(*j, ts.Claims)
-	fmt.Fprintf(w, "## 2. What the API server will make of it (%s)\n\n", u.Source)
+	termsafe.Fprintf(w, "## 2. What the API server will make of it (%s)\n\n", u.Source)
 	describeMapping(w, *j)
 	if len(res.Rejected) > 0 {
 		fmt.Fprintln(w, "\n  The API server would REJECT this token:")
 		for _, r := range res.Rejected {
-			fmt.Fprintf(w, "    - %s\n", r)
+			termsafe.Fprintf(w, "    - %s\n", r)
 		}
 	}
 	if res.Username != "" {
-		fmt.Fprintf(w, "\n  username: %s\n", res.Username)
+		termsafe.Fprintf(w, "\n  username: %s\n", res.Username)
 	}
 	if len(res.Groups) > 0 {
-		fmt.Fprintf(w, "  groups:   %s\n", strings.Join(res.Groups, ", "))
+		termsafe.Fprintf(w, "  groups:   %s\n", termsafe.Join(res.Groups, ", "))
 	} else if j.ClaimMappings.Groups.Claim != "" {
-		fmt.Fprintf(w, "  groups:   none (the token has no %q claim; request the scope that carries it, e.g. --oidc-extra-scope=groups)\n", j.ClaimMappings.Groups.Claim)
+		termsafe.Fprintf(w, "  groups:   none (the token has no %q claim; request the scope that carries it, e.g. --oidc-extra-scope=groups)\n", j.ClaimMappings.Groups.Claim)
 	}
 	if len(res.CEL) > 0 {
 		whoami := u.Whoami
@@ -82,9 +94,9 @@ func (u *Setup) Run(ctx context.Context) error {
 			whoami = "kubectl gatehouse whoami"
 		}
 		fmt.Fprintln(w, "\n  CEL expressions are evaluated by the API server, not here; after binding a role,")
-		fmt.Fprintf(w, "  run `%s` to see the identity the cluster derives:\n", whoami)
+		termsafe.Fprintf(w, "  run `%s` to see the identity the cluster derives:\n", whoami)
 		for _, c := range res.CEL {
-			fmt.Fprintf(w, "    - %s\n", c)
+			termsafe.Fprintf(w, "    - %s\n", c)
 		}
 	}
 	if len(res.Rejected) > 0 || (res.Username == "" && len(res.Groups) == 0) {
@@ -94,16 +106,16 @@ func (u *Setup) Run(ctx context.Context) error {
 	fmt.Fprintf(w, "\n## 3. Grant access (run with an admin kubeconfig)\n\n")
 	role := u.ClusterRole
 	if res.Username != "" {
-		fmt.Fprintf(w, "  # the user, cluster-wide:\n  kubectl create clusterrolebinding %s --clusterrole=%s --user=%s\n",
-			bindingName("oidc-user", res.Username, role), role, shellQuote(res.Username))
-		fmt.Fprintf(w, "  # or only in namespace %s:\n  kubectl create rolebinding %s --namespace=%s --clusterrole=%s --user=%s\n",
-			u.Namespace, bindingName("oidc-user", res.Username, role), u.Namespace, role, shellQuote(res.Username))
+		termsafe.Fprintf(w, "  # the user, cluster-wide:\n  kubectl create clusterrolebinding %s --clusterrole=%s --user=%s\n",
+			bindingName("oidc-user", res.Username, role), termsafe.Text(shellQuote(role)), termsafe.Text(shellQuote(res.Username)))
+		termsafe.Fprintf(w, "  # or only in namespace %s:\n  kubectl create rolebinding %s --namespace=%s --clusterrole=%s --user=%s\n",
+			u.Namespace, bindingName("oidc-user", res.Username, role), termsafe.Text(shellQuote(u.Namespace)), termsafe.Text(shellQuote(role)), termsafe.Text(shellQuote(res.Username)))
 	}
 	for _, g := range res.Groups {
-		fmt.Fprintf(w, "  # everyone in group %s:\n  kubectl create clusterrolebinding %s --clusterrole=%s --group=%s\n",
-			g, bindingName("oidc-group", g, role), role, shellQuote(g))
-		fmt.Fprintf(w, "  kubectl create rolebinding %s --namespace=%s --clusterrole=%s --group=%s\n",
-			bindingName("oidc-group", g, role), u.Namespace, role, shellQuote(g))
+		termsafe.Fprintf(w, "  # everyone in group %s:\n  kubectl create clusterrolebinding %s --clusterrole=%s --group=%s\n",
+			g, bindingName("oidc-group", g, role), termsafe.Text(shellQuote(role)), termsafe.Text(shellQuote(g)))
+		termsafe.Fprintf(w, "  kubectl create rolebinding %s --namespace=%s --clusterrole=%s --group=%s\n",
+			bindingName("oidc-group", g, role), termsafe.Text(shellQuote(u.Namespace)), termsafe.Text(shellQuote(role)), termsafe.Text(shellQuote(g)))
 	}
 
 	command := u.Command
@@ -125,7 +137,7 @@ func describeMapping(w io.Writer, j apiserversim.JWT) {
 	um, gm := j.ClaimMappings.Username, j.ClaimMappings.Groups
 	switch {
 	case um.Expression != "":
-		fmt.Fprintf(w, "  username from the CEL expression %s\n", um.Expression)
+		termsafe.Fprintf(w, "  username from the CEL expression %s\n", um.Expression)
 	default:
 		p := "(no prefix)"
 		if um.Prefix != nil && *um.Prefix != "" {
@@ -170,9 +182,6 @@ func dnsLabelish(s string) string {
 	return b.String()
 }
 
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"$`\\|&;<>()*?[]#~{}!") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+// shellQuote quotes one word of a command printed for a person to copy
+// (termsafe.ShellQuote: $'...' with escapes when it holds controls).
+func shellQuote(s string) string { return termsafe.ShellQuote(s) }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 )
 
 // Whoami is `whoami`: it asks the cluster who the current credentials are
@@ -66,18 +68,21 @@ func (u *Whoami) Run(ctx context.Context) error {
 	}
 	ui := ssr.Status.UserInfo
 	w := tabwriter.NewWriter(u.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "Username\t%s\n", ui.Username)
+	// Everything below is the cluster's data (the identity provider
+	// chose the names): termsafe shows its controls as escapes, and a tab
+	// or line break cannot shift a column or forge a row.
+	termsafe.Fprintf(w, "Username\t%s\n", ui.Username)
 	if ui.UID != "" {
-		fmt.Fprintf(w, "UID\t%s\n", ui.UID)
+		termsafe.Fprintf(w, "UID\t%s\n", ui.UID)
 	}
-	fmt.Fprintf(w, "Groups\t%s\n", strings.Join(ui.Groups, ", "))
+	termsafe.Fprintf(w, "Groups\t%s\n", termsafe.Join(ui.Groups, ", "))
 	keys := make([]string, 0, len(ui.Extra))
 	for k := range ui.Extra {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "Extra: %s\t%s\n", k, strings.Join(ui.Extra[k], ", "))
+		termsafe.Fprintf(w, "Extra: %s\t%s\n", k, termsafe.Join(ui.Extra[k], ", "))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -90,7 +95,7 @@ func (u *Whoami) Run(ctx context.Context) error {
 	if err := u.post(ctx, "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body, &rr); err != nil {
 		return fmt.Errorf("SelfSubjectRulesReview: %w", err)
 	}
-	fmt.Fprintf(u.Stdout, "\nIn namespace %s this identity may:\n", u.Namespace)
+	termsafe.Fprintf(u.Stdout, "\nIn namespace %s this identity may:\n", u.Namespace)
 	w = tabwriter.NewWriter(u.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "RESOURCES\tNON-RESOURCE URLS\tRESOURCE NAMES\tVERBS")
 	for _, r := range rr.Status.ResourceRules {
@@ -104,16 +109,16 @@ func (u *Whoami) Run(ctx context.Context) error {
 				break
 			}
 		}
-		fmt.Fprintf(w, "%s\t\t[%s]\t[%s]\n", strings.Join(res, ","), strings.Join(r.ResourceNames, " "), strings.Join(r.Verbs, " "))
+		termsafe.Fprintf(w, "%s\t\t[%s]\t[%s]\n", termsafe.Join(res, ","), termsafe.Join(r.ResourceNames, " "), termsafe.Join(r.Verbs, " "))
 	}
 	for _, r := range rr.Status.NonResourceRules {
-		fmt.Fprintf(w, "\t[%s]\t[]\t[%s]\n", strings.Join(r.NonResourceURLs, " "), strings.Join(r.Verbs, " "))
+		termsafe.Fprintf(w, "\t[%s]\t[]\t[%s]\n", termsafe.Join(r.NonResourceURLs, " "), termsafe.Join(r.Verbs, " "))
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
 	if rr.Status.Incomplete {
-		fmt.Fprintf(u.Stderr, "warning: the list is incomplete (%s)\n", rr.Status.EvaluationError)
+		termsafe.Fprintf(u.Stderr, "warning: the list is incomplete (%s)\n", rr.Status.EvaluationError)
 	}
 	return nil
 }

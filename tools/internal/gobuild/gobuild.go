@@ -19,10 +19,11 @@ import (
 // Module is the main module's path.
 const Module = "github.com/gatehouse-dev/gatehouse"
 
-// Packages of the two binaries.
+// Packages of the binaries.
 const (
 	Gatehouse = Module + "/cmd/gatehouse"
 	Plugin    = Module + "/cmd/kubectl-gatehouse"
+	Proxy     = Module + "/cmd/gatehouse-proxy"
 )
 
 // Variables set with -X: the server's version package and the plugin's
@@ -102,7 +103,7 @@ func LDFlags(version string) string {
 
 // Target is one binary for one platform.
 type Target struct {
-	Package string // import path, Gatehouse or Plugin
+	Package string // import path: Gatehouse, Plugin or Proxy
 	GOOS    string
 	GOARCH  string
 	Out     string // output file

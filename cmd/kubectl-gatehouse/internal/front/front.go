@@ -103,7 +103,11 @@ func warmGetToken(args []string) (bool, error) {
 		return false, nil
 	}
 	o.ExpandHome()
-	return warm.Serve(os.Stdout, tokencache.Store{Dir: o.CacheDir, Storage: storage}, o.Key(), info, time.Now(), o.Margin)
+	key, err := o.TokenKey(os.Getenv) // the exchanged token's entry with --exchange-audience or --subject-token-source
+	if err != nil {
+		return false, nil
+	}
+	return warm.Serve(os.Stdout, tokencache.Store{Dir: o.CacheDir, Storage: storage}, key, info, time.Now(), o.Margin)
 }
 
 // plainBuild is the install that needs no engine (slower to start).
