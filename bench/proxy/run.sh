@@ -18,7 +18,8 @@ out=$(mktemp)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 echo "go: $(go version | cut -d' ' -f3-)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-(cd "$root" && go test -run XXX -bench BenchmarkGet -benchtime 3000x -count 3 ./internal/proxy | grep Benchmark)
+(cd "$root" && go test -run XXX -bench BenchmarkGet -benchtime 3000x -count 3 ./internal/proxy 2>/dev/null | grep Benchmark)
+(cd "$root" && go test -run XXX -bench BenchmarkIdleWatch -benchtime 1000x ./internal/proxy 2>/dev/null | grep -a heap-B)
 (cd "$root/test/e2e" && GATEHOUSE_PROXY_BENCH=1 GATEHOUSE_PROXY_BENCH_OUT="$out" \
 	GATEHOUSE_PROXY_BENCH_KUBE_OIDC_PROXY="${KUBE_OIDC_PROXY:-}" \
 	go test -mod=mod -count=1 -timeout 30m -run '^TestProxyBench$' . >"$out.log" 2>&1) || { tail -50 "$out.log"; exit 1; }

@@ -54,6 +54,7 @@ func newCommand() *cobra.Command {
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", "", "serving key (PEM)")
 	fs.StringVar(&o.AuthenticationConfig, "authentication-config", "", "AuthenticationConfiguration (apiserver.config.k8s.io/v1) whose jwt authenticators authenticate tokens, as `gatehouse cluster render` writes it (required)")
 	fs.StringVar(&o.UpstreamKubeconfig, "upstream-kubeconfig", "", "kubeconfig with the proxy's own credentials for the API server (default: the in-cluster ServiceAccount)")
+	fs.BoolVar(&o.UpstreamHTTP2, "upstream-http2", false, "send plain requests to the API server over one HTTP/2 connection (default: HTTP/1.1 connections, measured faster; upgrades always use HTTP/1.1)")
 	fs.StringVar(&o.AuditPolicy, "audit-policy", "", "audit policy file (audit.k8s.io/v1 Policy); default: Metadata level for every request")
 	fs.StringVar(&o.AuditWebhookConfig, "audit-webhook-config", "", "kubeconfig-format audit webhook configuration for gatehouse's audit sink (audit-webhook.kubeconfig); absent: no audit trail")
 	fs.DurationVar(&o.AuditBatchMaxWait, "audit-webhook-batch-max-wait", 5*time.Second, "longest an audit event waits before its batch is sent")

@@ -78,7 +78,7 @@ func newTestProxy(t testing.TB, allow func(authorizationv1.SubjectAccessReviewSp
 	}
 	rc := &rest.Config{Host: p.api.srv.URL + upstreamPath, BearerToken: "proxy-token",
 		TLSClientConfig: rest.TLSClientConfig{CAData: []byte(caOf(p.api.srv))}}
-	up, err := NewUpstream(rc)
+	up, err := NewUpstream(rc, false)
 	if err != nil {
 		t.Fatal(err)
 	}

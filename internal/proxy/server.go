@@ -28,12 +28,15 @@ type Options struct {
 	TLSKeyFile           string
 	AuthenticationConfig string
 	UpstreamKubeconfig   string
-	AuditPolicy          string
-	AuditWebhookConfig   string
-	AuditBatchMaxWait    time.Duration
-	ClusterName          string
-	TelemetryAddr        string
-	ShutdownDelay        time.Duration
+	// UpstreamHTTP2 sends plain requests to the API server over one
+	// HTTP/2 connection instead of HTTP/1.1 connections.
+	UpstreamHTTP2      bool
+	AuditPolicy        string
+	AuditWebhookConfig string
+	AuditBatchMaxWait  time.Duration
+	ClusterName        string
+	TelemetryAddr      string
+	ShutdownDelay      time.Duration
 	// StateDir holds the dev certificate and the audit config copy;
 	// default: a new temporary directory.
 	StateDir string
@@ -93,7 +96,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	up, err := NewUpstream(rc)
+	up, err := NewUpstream(rc, o.UpstreamHTTP2)
 	if err != nil {
 		return err
 	}

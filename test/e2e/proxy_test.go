@@ -27,46 +27,55 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/gatehouse-dev/gatehouse/deploy/helm/chartcheck"
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
 	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/kube"
 )
 
-// proxyRBAC is what gatehouse-proxy's own identity needs on the cluster:
-// impersonate users, groups, uids and the extra key the JWT
-// authenticator adds (credential-id, from jti), and create
-// SubjectAccessReviews to check `kubectl --as`. Nothing else: without
-// impersonation headers it can do nothing. (The chart's ClusterRole, on
-// h/proxychart, grants the same.)
-const proxyRBAC = `apiVersion: v1
-kind: Namespace
-metadata: {name: gatehouse}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: gatehouse-proxy, namespace: gatehouse}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: gatehouse-proxy}
-rules:
-- apiGroups: [""]
-  resources: [users, groups]
-  verbs: [impersonate]
-- apiGroups: [authentication.k8s.io]
-  resources: [uids, userextras/authentication.kubernetes.io/credential-id]
-  verbs: [impersonate]
-- apiGroups: [authorization.k8s.io]
-  resources: [subjectaccessreviews]
-  verbs: [create]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: gatehouse-proxy}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: gatehouse-proxy}
-subjects:
-- {kind: ServiceAccount, name: gatehouse-proxy, namespace: gatehouse}
-`
+// chartProxyRBAC applies the ServiceAccount, ClusterRole and
+// ClusterRoleBinding that the Helm chart renders for the proxy (its
+// proxy-only values) and returns a token of that ServiceAccount: the
+// proxy runs with exactly the rights the chart gives it (impersonate
+// users, groups, uids and the credential-id extra; create
+// SubjectAccessReviews; nothing else).
+func chartProxyRBAC(t *testing.T, c *kube.Cluster) string {
+	t.Helper()
+	ctx := context.Background()
+	helm, err := chartcheck.EnsureHelm(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chart, err := chartcheck.ChartDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ns = "gatehouse"
+	out, err := chartcheck.Template(ctx, helm, chart, ns, nil, []string{filepath.Join(chart, "ci", "proxy-only-values.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := chartcheck.Decode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := []string{`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"` + ns + `"}}`}
+	var account string
+	for _, o := range objs {
+		switch o.Kind {
+		case "ServiceAccount":
+			account = o.Name
+			docs = append(docs, string(o.Raw))
+		case "ClusterRole", "ClusterRoleBinding":
+			docs = append(docs, string(o.Raw))
+		}
+	}
+	if account == "" || len(docs) != 4 {
+		t.Fatalf("the chart's proxy-only rendering: %d of Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding", len(docs))
+	}
+	c.AdminKubectl(t, "apply", "-f", writeFile(t, filepath.Join(c.Dir, "proxy-rbac.yaml"), strings.Join(docs, "\n---\n")))
+	return strings.TrimSpace(c.AdminKubectl(t, "create", "token", account, "-n", ns, "--duration=2h"))
+}
 
 // recorder is a reverse proxy between gatehouse-proxy and kube-apiserver
 // that keeps the method, path and headers of every request kube-apiserver
@@ -129,20 +138,20 @@ type runningProxy struct {
 // cluster render` wrote and the ServiceAccount's token as its own
 // credentials, in front of the API server at upstream (kube-apiserver,
 // or the recorder in front of it) whose certificate's CA is upstreamCA.
-func startProxy(t *testing.T, c *kube.Cluster, upstream string, upstreamCA []byte, clusterName string) *runningProxy {
+func startProxy(t *testing.T, c *kube.Cluster, upstream string, upstreamCA []byte, clusterName string, extraArgs ...string) *runningProxy {
 	t.Helper()
 	bin := goBinary(t, "gatehouse-proxy")
-	c.AdminKubectl(t, "apply", "-f", writeFile(t, filepath.Join(c.Dir, "proxy-rbac.yaml"), proxyRBAC))
-	token := strings.TrimSpace(c.AdminKubectl(t, "create", "token", "gatehouse-proxy", "-n", "gatehouse", "--duration=2h"))
+	token := chartProxyRBAC(t, c)
 	upstreamConfig, err := c.KubeconfigAt("proxy-upstream.kubeconfig", upstream, upstreamCA, "    token: "+token+"\n")
 	if err != nil {
 		t.Fatal(err)
 	}
+	name := "gatehouse-proxy" + strings.Join(extraArgs, "")
 	b, err := tlsutil.NewBundle([]string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths, err := b.WriteDir(filepath.Join(c.Dir, "proxy-tls"))
+	paths, err := b.WriteDir(filepath.Join(c.Dir, name+"-tls"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,17 +161,18 @@ func startProxy(t *testing.T, c *kube.Cluster, upstream string, upstreamCA []byt
 	}
 	port, tport := ports[0], ports[1]
 	node := c.Config.NodeDir
-	logFile, err := c.Run(t, "gatehouse-proxy", bin,
-		"--listen=127.0.0.1:"+strconv.Itoa(port),
-		"--tls-cert-file="+paths.ServerCert, "--tls-key-file="+paths.ServerKey,
-		"--authentication-config="+filepath.Join(node, cluster.FileAuthenticationConfig),
-		"--upstream-kubeconfig="+upstreamConfig,
-		"--audit-policy="+filepath.Join(node, cluster.FileAuditPolicy),
-		"--audit-webhook-config="+filepath.Join(node, cluster.FileAuditWebhook),
+	args := append([]string{
+		"--listen=127.0.0.1:" + strconv.Itoa(port),
+		"--tls-cert-file=" + paths.ServerCert, "--tls-key-file=" + paths.ServerKey,
+		"--authentication-config=" + filepath.Join(node, cluster.FileAuthenticationConfig),
+		"--upstream-kubeconfig=" + upstreamConfig,
+		"--audit-policy=" + filepath.Join(node, cluster.FileAuditPolicy),
+		"--audit-webhook-config=" + filepath.Join(node, cluster.FileAuditWebhook),
 		"--audit-webhook-batch-max-wait=1s",
-		"--cluster-name="+clusterName,
-		"--telemetry-addr=127.0.0.1:"+strconv.Itoa(tport),
-		"--log-format=text")
+		"--cluster-name=" + clusterName,
+		"--telemetry-addr=127.0.0.1:" + strconv.Itoa(tport),
+		"--log-format=text"}, extraArgs...)
+	logFile, err := c.Run(t, name, bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,8 +297,8 @@ func TestProxySeedScenario(t *testing.T) {
 			}
 			for _, ev := range events {
 				if ev.Verb == "list" && ev.ObjectRef != nil && ev.ObjectRef.Resource == "namespaces" && ev.ImpersonatedUser != nil && ev.ImpersonatedUser.Username == "oidc:octocat" && ev.Stage == auditv1.StageResponseComplete {
-					if ev.User.Username != "system:serviceaccount:gatehouse:gatehouse-proxy" {
-						return fmt.Errorf("kube-apiserver saw user %q", ev.User.Username)
+					if !strings.HasPrefix(ev.User.Username, "system:serviceaccount:gatehouse:") {
+						return fmt.Errorf("kube-apiserver saw user %q, not the chart's ServiceAccount", ev.User.Username)
 					}
 					return nil
 				}

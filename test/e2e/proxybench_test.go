@@ -41,6 +41,7 @@ func TestProxyBench(t *testing.T) {
 	// Metadata-level audit to a real sink is part of the proxy's cost.
 	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeStructured, Unconfigured: true})
 	p := startProxy(t, c, c.Server, c.CAPEM, "bench")
+	p2 := startProxy(t, c, c.Server, c.CAPEM, "bench", "--upstream-http2")
 	c.AdminKubectl(t, "create", "namespace", "web")
 	c.AdminKubectl(t, "apply", "--server-side", "--field-manager=gatehouse", "-f", filepath.Join(c.Config.NodeDir, cluster.FileRBAC))
 	c.AdminKubectl(t, "create", "namespace", "bench")
@@ -54,6 +55,7 @@ func TestProxyBench(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(c.CAPEM)
 	pool.AppendCertsFromPEM(p.CAPEM)
+	pool.AppendCertsFromPEM(p2.CAPEM)
 	newClient := func() *http.Client {
 		return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 32}}
@@ -65,6 +67,7 @@ func TestProxyBench(t *testing.T) {
 	targets := []target{
 		{"direct", c.Server, directToken, newClient()},
 		{"gatehouse-proxy", p.URL, tok.IDToken, newClient()},
+		{"gatehouse-proxy h2", p2.URL, tok.IDToken, newClient()},
 	}
 	if bin := os.Getenv("GATEHOUSE_PROXY_BENCH_KUBE_OIDC_PROXY"); bin != "" {
 		url := startKubeOIDCProxy(t, c, bin, g.issuer.CAFile)
@@ -151,7 +154,7 @@ func TestProxyBench(t *testing.T) {
 			for _, x := range d[i] {
 				sum += x
 			}
-			line := fmt.Sprintf("%-6s %-16s p50 %8.3f ms  p99 %8.3f ms  mean %8.3f ms  (%d requests)", label, tg.name, ms(p50), ms(p99), ms(sum/time.Duration(len(d[i]))), rounds)
+			line := fmt.Sprintf("%-6s %-18s p50 %8.3f ms  p99 %8.3f ms  mean %8.3f ms  (%d requests)", label, tg.name, ms(p50), ms(p99), ms(sum/time.Duration(len(d[i]))), rounds)
 			if i > 0 {
 				d0p50, d0p99 := d[0][len(d[0])/2], d[0][len(d[0])*99/100]
 				line += fmt.Sprintf("  added p50 %+.3f ms, p99 %+.3f ms; throughput %.0f%% of direct", ms(p50-d0p50), ms(p99-d0p99), 100*float64(sumOf(d[0]))/float64(sum))
@@ -181,40 +184,20 @@ func TestProxyBench(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		say("GET 16 workers %-16s %8.0f requests/s", tg.name, float64(count.Load())/10)
+		say("GET 16 workers %-18s %8.0f requests/s", tg.name, float64(count.Load())/10)
 	}
 
 	// Memory per open idle watch: the proxy's RSS and Go heap before and
-	// after 1,000 watches (HTTP/2 from the client, the proxy's own
-	// connection to kube-apiserver).
-	before := proxyMemory(t, p)
-	const watches = 1000
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	wc := newClient()
-	wc.Timeout = 0
-	var opened sync.WaitGroup
-	opened.Add(watches)
-	for i := 0; i < watches; i++ {
-		go func() {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/namespaces/bench/configmaps?watch=1&resourceVersion=0&fieldSelector=metadata.name%3Dnone&timeoutSeconds=600", nil)
-			req.Header.Set("Authorization", "Bearer "+tok.IDToken)
-			resp, err := wc.Do(req)
-			opened.Done()
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, bufio.NewReader(resp.Body))
-			resp.Body.Close()
-		}()
+	// after 1,000 watches (HTTP/2 from the client).
+	for _, px := range []struct {
+		name string
+		p    *runningProxy
+	}{{"gatehouse-proxy", p}, {"gatehouse-proxy h2", p2}} {
+		idleWatches(t, px.p, tok.IDToken, newClient(), func(rss, heap float64) {
+			say("idle watches 1000 %-18s RSS %+.1f MiB (%.1f kB per watch), Go heap in use %+.1f MiB (%.1f kB per watch)", px.name,
+				rss/(1<<20), rss/1024/1000, heap/(1<<20), heap/1024/1000)
+		})
 	}
-	opened.Wait()
-	time.Sleep(5 * time.Second)
-	after := proxyMemory(t, p)
-	say("idle watches %d: proxy RSS %+.1f MiB (%.1f kB per watch), Go heap in use %+.1f MiB (%.1f kB per watch)", watches,
-		float64(after.rss-before.rss)/(1<<20), float64(after.rss-before.rss)/1024/watches,
-		float64(after.heap-before.heap)/(1<<20), float64(after.heap-before.heap)/1024/watches)
-	cancel()
 	t.Logf("results:\n%s", report.String())
 	if out := os.Getenv("GATEHOUSE_PROXY_BENCH_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
@@ -276,7 +259,7 @@ func startKubeOIDCProxy(t *testing.T, c *kube.Cluster, bin, issuerCAFile string)
 		t.Fatal(err)
 	}
 	port, rport := ports[0], ports[1]
-	tlsDir := filepath.Join(c.Dir, "proxy-tls")
+	tlsDir := filepath.Join(c.Dir, "gatehouse-proxy-tls")
 	logFile, err := c.Run(t, "kube-oidc-proxy", bin,
 		"--secure-port="+strconv.Itoa(port), "--bind-address=127.0.0.1",
 		"--tls-cert-file="+filepath.Join(tlsDir, "tls.crt"), "--tls-private-key-file="+filepath.Join(tlsDir, "tls.key"),
@@ -302,4 +285,34 @@ func startKubeOIDCProxy(t *testing.T, c *kube.Cluster, bin, issuerCAFile string)
 		t.Fatalf("kube-oidc-proxy not ready: %v\n%s", err, kube.Tail(logFile, 30))
 	}
 	return "https://127.0.0.1:" + strconv.Itoa(port)
+}
+
+// idleWatches opens 1,000 idle watches through p and reports the growth
+// of its RSS and Go heap.
+func idleWatches(t *testing.T, p *runningProxy, token string, wc *http.Client, report func(rss, heap float64)) {
+	t.Helper()
+	before := proxyMemory(t, p)
+	const watches = 1000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wc.Timeout = 0
+	var opened sync.WaitGroup
+	opened.Add(watches)
+	for i := 0; i < watches; i++ {
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/namespaces/bench/configmaps?watch=1&resourceVersion=0&fieldSelector=metadata.name%3Dnone&timeoutSeconds=600", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := wc.Do(req)
+			opened.Done()
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}()
+	}
+	opened.Wait()
+	time.Sleep(5 * time.Second)
+	after := proxyMemory(t, p)
+	report(after.rss-before.rss, after.heap-before.heap)
 }
