@@ -291,6 +291,18 @@ func TestProxy(t *testing.T) {
 			t.Errorf("no SubjectAccessReview for oidc:bob impersonating system:admin: %+v", p.api.reviews())
 		}
 	})
+	t.Run("refused requests are audited as kube-apiserver audits them", func(t *testing.T) {
+		var unauthenticated int
+		for _, e := range p.audit.all() {
+			if e.ResponseStatus != nil && e.ResponseStatus.Code == 401 && e.User.Username == "" && e.Stage == auditinternal.StageResponseStarted {
+				unauthenticated++
+			}
+		}
+		// no token, five bad tokens, the CEL rule, the client certificate
+		if unauthenticated < 8 {
+			t.Errorf("%d audit events for the 8 refused requests", unauthenticated)
+		}
+	})
 	t.Run("audit names the person and the impersonated user", func(t *testing.T) {
 		var found bool
 		for _, e := range p.audit.all() {

@@ -270,6 +270,27 @@ func TestProxySeedScenario(t *testing.T) {
 		t.Errorf("server-side apply through the proxy: %v\n%s", err, out)
 	}
 
+	// Discovery, OpenAPI and a chunked list pass through as the person.
+	for _, path := range []string{"/api", "/apis", "/openapi/v2", "/openapi/v3", "/api/v1/namespaces?limit=1"} {
+		req, _ := http.NewRequest(http.MethodGet, p.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.IDToken)
+		resp, err := p.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s through the proxy: %d %s", path, resp.StatusCode, body)
+		}
+		if strings.Contains(path, "limit=1") && !strings.Contains(string(body), `"continue":"`) {
+			t.Errorf("a list with limit=1 has no continue token: %.200s", body)
+		}
+	}
+	if out, _, err := c.Kubectl(ctx, octo, nil, "get", "clusterroles", "--chunk-size=10", "-o", "name"); err != nil || strings.Count(out, "\n") < 20 {
+		t.Errorf("chunked kubectl get clusterroles through the proxy: %v, %d lines", err, strings.Count(out, "\n"))
+	}
+
 	// A watch opened now outlives the token (checked at the end).
 	expiring := openWatch(t, p, tok.IDToken, "web")
 
