@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,49 +45,7 @@ func serveGatehouse(t *testing.T, dir string, config func(issuerURL, dbFile, web
 	if err := os.WriteFile(configFile, []byte(config(issuerURL, filepath.Join(dir, "gatehouse.db"), web, tlsPaths.ServerCert, tlsPaths.ServerKey, telemetry)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logFile, err := os.Create(filepath.Join(dir, "gatehouse.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve := exec.Command(goBinary(t, "gatehouse"), "serve", "--config", configFile)
-	serve.Stdout, serve.Stderr = logFile, logFile
-	serve.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = serve.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-serve.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-serve.Process.Pid, syscall.SIGKILL)
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("gatehouse serve log:\n%s", b)
-		}
-	})
-	if err := kube.WaitFor(60*time.Second, func() error {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logFile.Name())
-			return fmt.Errorf("gatehouse serve exited:\n%s", b)
-		default:
-		}
-		resp, err := http.Get("http://" + telemetry + "/healthz/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("ready: %s", resp.Status)
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("gatehouse serve: %v", err)
-	}
+	runGatehouse(t, filepath.Join(dir, "gatehouse.log"), telemetry, "serve", "--config", configFile)
 	return servedGatehouse{URL: issuerURL, CAPEM: bundle.CACert, CAFile: tlsPaths.CACert}
 }
 

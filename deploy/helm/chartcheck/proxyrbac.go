@@ -71,6 +71,34 @@ func ProxyRBACCases(allUserExtras bool) []ProxyRBACCase {
 	}
 }
 
+// ProxyRBACObjects renders the chart's proxy-only value set (plus extra
+// --set arguments) into namespace ns and returns the proxy's ServiceAccount
+// name and the documents of that ServiceAccount, its ClusterRole and
+// ClusterRoleBinding (JSON, to apply), with every rendered object.
+func ProxyRBACObjects(ctx context.Context, helm, chart, ns string, extra ...string) (account string, docs []string, objs []Object, err error) {
+	values := filepath.Join(chart, "ci", "proxy-only-values.yaml")
+	out, err := Template(ctx, helm, chart, ns, nil, []string{values}, extra...)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if objs, err = Decode(out); err != nil {
+		return "", nil, nil, err
+	}
+	for _, o := range objs {
+		switch o.Kind {
+		case "ServiceAccount":
+			account = o.Name
+			docs = append(docs, string(o.Raw))
+		case "ClusterRole", "ClusterRoleBinding":
+			docs = append(docs, string(o.Raw))
+		}
+	}
+	if account == "" || len(docs) != 3 {
+		return "", nil, nil, fmt.Errorf("chartcheck: the proxy-only rendering has %d of ServiceAccount, ClusterRole, ClusterRoleBinding", len(docs))
+	}
+	return account, docs, objs, nil
+}
+
 // ProxyRBAC applies the proxy's ServiceAccount, ClusterRole and
 // ClusterRoleBinding, as the chart renders them (the proxy-only value
 // set, plus extra --set arguments), to a real cluster, in opts.Namespace
@@ -84,28 +112,9 @@ func ProxyRBAC(ctx context.Context, opts DryRunOptions, cases []ProxyRBACCase, e
 	if err != nil {
 		return err
 	}
-	values := filepath.Join(chart, "ci", "proxy-only-values.yaml")
-	out, err := Template(ctx, helm, chart, ns, nil, []string{values}, extra...)
+	account, docs, objs, err := ProxyRBACObjects(ctx, helm, chart, ns, extra...)
 	if err != nil {
 		return err
-	}
-	objs, err := Decode(out)
-	if err != nil {
-		return err
-	}
-	var docs []string
-	var account string
-	for _, o := range objs {
-		switch o.Kind {
-		case "ServiceAccount":
-			account = o.Name
-			docs = append(docs, string(o.Raw))
-		case "ClusterRole", "ClusterRoleBinding":
-			docs = append(docs, string(o.Raw))
-		}
-	}
-	if account == "" || len(docs) != 3 {
-		return fmt.Errorf("chartcheck: the proxy-only rendering has %d of ServiceAccount, ClusterRole, ClusterRoleBinding", len(docs))
 	}
 	dir, err := os.MkdirTemp("", "chartcheck-proxyrbac-")
 	if err != nil {
