@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -152,7 +153,8 @@ func (s *Server) exchangeUpstream(r *http.Request, client *Client, connID, subje
 		return tokenParams{}, badRequest(errUnauthorizedClient, "client "+strconv.Quote(client.ID)+" may not use connector "+strconv.Quote(connID)+" (its allowedConnectors)")
 	}
 	if !connector.Available(conn.Impl) {
-		return tokenParams{}, &tokenError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, description: "connector " + strconv.Quote(connID) + " cannot reach its provider at the moment; try again in a few minutes"}
+		return tokenParams{}, &tokenError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, retryAfter: defaultUpstreamRetry,
+			description: "connector " + strconv.Quote(connID) + " cannot reach its provider at the moment; try again in a few minutes"}
 	}
 	ident, err := tc.TokenIdentity(r.Context(), subjectType, subject)
 	if err != nil {
@@ -173,11 +175,13 @@ func (s *Server) exchangeRefusal(r *http.Request, client *Client, connID string,
 	}
 	ue, ok := connector.AsUserError(err)
 	if ok && ue.Status == http.StatusServiceUnavailable {
-		return &tokenError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, description: ue.Description}
+		return &tokenError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, description: ue.Description,
+			retryAfter: cmp.Or(ue.RetryAfter, defaultUpstreamRetry)}
 	}
 	if !ok {
 		s.log.Error("token exchange: verifying the subject token failed", "connector", connID, "client_id", client.ID, "err", err, "request_id", requestIDFrom(r.Context()))
-		return &tokenError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, description: "the subject token could not be verified at the moment; try again"}
+		return &tokenError{status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, retryAfter: defaultUpstreamRetry,
+			description: "the subject token could not be verified at the moment; try again"}
 	}
 	s.opts.Metrics.loginsFailed.WithLabelValues("exchange_" + ue.Reason).Inc()
 	s.log.Info("token exchange refused", "connector", connID, "client_id", client.ID, "reason", ue.Reason, "err", err,

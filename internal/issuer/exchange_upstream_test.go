@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -57,7 +58,8 @@ type ciSetup struct {
 	registry *prometheus.Registry
 }
 
-func startCI(t *testing.T, te oidc.TokenExchange) *ciSetup {
+// wrap, when given, stands in for the connector (a test's wrapper of it).
+func startCI(t *testing.T, te oidc.TokenExchange, wrap ...func(*oidc.Connector) any) *ciSetup {
 	t.Helper()
 	w := oidctest.Start(t)
 	clock := &settableClock{t: time.Now()}
@@ -75,11 +77,15 @@ func startCI(t *testing.T, te oidc.TokenExchange) *ciSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var impl any = conn
+	for _, w := range wrap {
+		impl = w(conn)
+	}
 	logs := &syncBuffer{}
 	s := issuertest.Start(t, issuertest.Options{
 		Now: clock.Now, IDTokenTTL: time.Hour,
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),
-		Connectors: []issuer.Connector{{ID: ciConnector, Type: "oidc", Name: "GitHub Actions", Impl: conn, ExchangeOnly: true}},
+		Connectors: []issuer.Connector{{ID: ciConnector, Type: "oidc", Name: "GitHub Actions", Impl: impl, ExchangeOnly: true}},
 		ExtraClients: []issuer.Client{
 			{ID: "ci", Name: "CI", Public: true, AllowedConnectors: []string{ciConnector}},
 			{ID: "people", Name: "people only", Public: true, AllowedConnectors: []string{"local"}},
@@ -425,5 +431,29 @@ func BenchmarkExchangeGrant(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "exchange/s")
 			b.ReportMetric(float64(w.JWKSRequests()), "jwks-fetches")
 		})
+	}
+}
+
+// unavailable is a connector whose upstream could not be reached yet (as
+// internal/connector/retry reports one still opening).
+type unavailable struct{ *oidc.Connector }
+
+func (unavailable) Available() bool { return false }
+
+// TestExchangeWhileConnectorUnavailable: a CI job whose connector cannot
+// reach its provider is told to come back (503 temporarily_unavailable
+// with Retry-After), not refused (invalid_grant would read as "this token
+// will never work"); no token is issued.
+func TestExchangeWhileConnectorUnavailable(t *testing.T) {
+	c := startCI(t, oidc.TokenExchange{Audiences: []string{ciAudience}}, func(c *oidc.Connector) any { return unavailable{c} })
+	tr := c.exchange(t, "ci", c.w.Sign(c.w.GitHubClaims("exampleorg/deploy", "production", ciAudience)), nil)
+	if tr.status != http.StatusServiceUnavailable || tr.Error != "temporarily_unavailable" {
+		t.Fatalf("answer %d %q (%s), want 503 temporarily_unavailable", tr.status, tr.Error, tr.Description)
+	}
+	if got := tr.header.Get("Retry-After"); got != "30" {
+		t.Errorf("Retry-After %q, want 30", got)
+	}
+	if tr.AccessToken != "" || tr.RefreshToken != "" {
+		t.Error("a token was issued")
 	}
 }

@@ -240,9 +240,10 @@ func (s *Server) grantRefreshToken(r *http.Request, client *Client) (issuedToken
 	}, newToken)
 }
 
-// defaultRefreshRetry is the Retry-After of a refresh refused because
-// the upstream did not answer, when the connector does not say.
-const defaultRefreshRetry = 30 * time.Second
+// defaultUpstreamRetry is the Retry-After of a refresh or a token exchange
+// refused because the upstream did not answer, when the connector does not
+// say.
+const defaultUpstreamRetry = 30 * time.Second
 
 // upstreamUnavailable returns the token endpoint's answer when a
 // connector's refresh failed because its upstream is busy or down rather
@@ -261,7 +262,7 @@ func upstreamUnavailable(err error, conn *Connector) *tokenError {
 		name = conn.Name
 	}
 	te := &tokenError{
-		status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, retryAfter: defaultRefreshRetry,
+		status: http.StatusServiceUnavailable, code: errTemporarilyUnavailable, retryAfter: defaultUpstreamRetry,
 		description: name + " cannot be reached at the moment; the session is kept: retry the refresh later",
 	}
 	if ue, ok := connector.AsUserError(err); ok {
