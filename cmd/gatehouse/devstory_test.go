@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/syncbuf"
 )
 
 // printedCommand returns the shell command of the printed instructions
@@ -80,10 +81,10 @@ func TestDevStory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var printed syncBuffer
+	var printed syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	go func() {
 		done <- serveWith(ctx, d.config, runOptions{LogOut: logs, Ready: func() { d.printInstructions(&printed) }})
 	}()
@@ -134,7 +135,7 @@ func TestDevStory(t *testing.T) {
 	// A desktop session (DISPLAY), whose xdg-open is the fake browser.
 	setupCmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+filepath.Join(dir, "home"),
 		"DISPLAY=:99", "LOGIN="+devUserEmail, "PASSWORD="+d.password)
-	var setupOut syncBuffer
+	var setupOut syncbuf.Buffer
 	setupCmd.Stdout, setupCmd.Stderr = &setupOut, &setupOut
 	errc := make(chan error, 1)
 	if err := setupCmd.Start(); err != nil {

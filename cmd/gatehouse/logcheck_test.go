@@ -12,10 +12,11 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/syncbuf"
 )
 
 // logLines collects a server's JSON log for check.
-type logLines struct{ syncBuffer }
+type logLines struct{ syncbuf.Buffer }
 
 // check fails t for every line that is not one JSON object or that
 // repeats a key in one object (slog.Logger.With plus the same key in a

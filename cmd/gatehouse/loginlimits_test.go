@@ -1,32 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for serve's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestServeLoginLimitsAndProxyWarning: oauth2.loginLimits from a Dex
 // config reaches the issuer, and serve warns once when requests come
@@ -39,7 +21,7 @@ func TestServeLoginLimitsAndProxyWarning(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	stop := runLogged(t, path, s, &logs)
 	defer stop()
 

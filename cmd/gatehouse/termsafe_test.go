@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/issuer/issuertest"
 	"github.com/gatehouse-dev/gatehouse/internal/termsafe"
 	"github.com/gatehouse-dev/gatehouse/internal/termsafe/termsafetest"
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/syncbuf"
 )
 
 // attackStore stores one audit event per attack, the attack as the user
@@ -93,7 +94,7 @@ func TestAuditQueryTableEscapesNames(t *testing.T) {
 func TestAuditTailTableEscapesNames(t *testing.T) {
 	file, names := attackStore(t)
 	root := newRootCommand()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	root.SetOut(&out)
 	root.SetErr(&bytes.Buffer{})
 	root.SetArgs([]string{"audit", "tail", "--store", file, "-n", strconv.Itoa(len(names)), "--interval", "20ms"})
@@ -119,7 +120,7 @@ func TestAuditTailTableEscapesNames(t *testing.T) {
 // quotes every value that is not printable (strconv.Quote), so no escape
 // reaches the terminal and a line feed cannot forge a log line.
 func TestTextLogEscapesRequestData(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := newLogger(config.Logger{Format: "text", Level: slog.LevelDebug}, &logs)
 	s := issuertest.Start(t, issuertest.Options{Logger: log, LoginLimits: issuer.LoginLimits{
 		PerUser: issuer.FailureLimit{Failures: 1000, Window: time.Minute},

@@ -1,7 +1,6 @@
 package issuer_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,30 +20,13 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/issuer/issuertest"
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/storage/memory"
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/syncbuf"
 )
 
 const (
 	ciConnector = "github-actions"
 	ciAudience  = "https://gatehouse.example/ci"
 )
-
-// syncBuffer is a log sink tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // ciSetup is an issuer with a GitHub-Actions-shaped oidc connector (token
 // exchange only) next to the local one, the public client "ci" that may
@@ -54,7 +35,7 @@ type ciSetup struct {
 	s        *issuertest.Server
 	w        *oidctest.WorkloadIssuer
 	clock    *settableClock
-	logs     *syncBuffer
+	logs     *syncbuf.Buffer
 	registry *prometheus.Registry
 }
 
@@ -81,7 +62,7 @@ func startCI(t *testing.T, te oidc.TokenExchange, wrap ...func(*oidc.Connector) 
 	for _, w := range wrap {
 		impl = w(conn)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s := issuertest.Start(t, issuertest.Options{
 		Now: clock.Now, IDTokenTTL: time.Hour,
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),

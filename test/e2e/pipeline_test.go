@@ -12,42 +12,10 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/cluster"
-	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
 	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/binaries"
 	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/kube"
 	"github.com/gatehouse-dev/gatehouse/test/e2e/internal/workload"
 )
-
-// servedGatehouse is a `gatehouse serve` process.
-type servedGatehouse struct {
-	URL    string
-	CAPEM  []byte
-	CAFile string
-}
-
-// serveGatehouse runs the `gatehouse serve` binary, as an operator does,
-// with config (a Dex-format config.yaml, given the issuer URL, storage
-// file, listen address, TLS files and telemetry address in that order as
-// %s verbs' values), until t ends.
-func serveGatehouse(t *testing.T, dir string, config func(issuerURL, dbFile, web, cert, key, telemetry string) string) servedGatehouse {
-	t.Helper()
-	bundle, err := tlsutil.NewBundle([]string{"127.0.0.1"}, 2*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsPaths, err := bundle.WriteDir(filepath.Join(dir, "tls"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	web, telemetry := freeAddr(t), freeAddr(t)
-	issuerURL := "https://" + web + "/dex"
-	configFile := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(configFile, []byte(config(issuerURL, filepath.Join(dir, "gatehouse.db"), web, tlsPaths.ServerCert, tlsPaths.ServerKey, telemetry)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	runGatehouse(t, filepath.Join(dir, "gatehouse.log"), telemetry, "serve", "--config", configFile)
-	return servedGatehouse{URL: issuerURL, CAPEM: bundle.CACert, CAFile: tlsPaths.CACert}
-}
 
 // ciDoc holds docs/ci.md's blocks, which TestPipeline runs as written:
 // gatehouse's config (connector and client), cluster.yaml, and the

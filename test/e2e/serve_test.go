@@ -31,11 +31,38 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// TestServeBinary runs the product as an operator does: the `gatehouse
-// serve` binary from a Dex-format config.yaml (GitHub connector against the
-// fake GitHub, served as GitHub Enterprise, audit sink on), the cluster
-// wiring rendered with --gatehouse-config semantics from that same file,
-// and the audit trail read back with `gatehouse audit query`.
+// servedGatehouse is a `gatehouse serve` process.
+type servedGatehouse struct {
+	URL        string
+	CAPEM      []byte
+	CAFile     string
+	ConfigFile string
+}
+
+// serveGatehouse runs the `gatehouse serve` binary, as an operator does,
+// with config (a Dex-format config.yaml, given the issuer URL, storage
+// file, listen address, TLS files and telemetry address in that order as
+// %s verbs' values), until t ends.
+func serveGatehouse(t *testing.T, dir string, config func(issuerURL, dbFile, web, cert, key, telemetry string) string) servedGatehouse {
+	t.Helper()
+	bundle, err := tlsutil.NewBundle([]string{"127.0.0.1"}, 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsPaths, err := bundle.WriteDir(filepath.Join(dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, telemetry := freeAddr(t), freeAddr(t)
+	issuerURL := "https://" + web + "/dex"
+	configFile := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(configFile, []byte(config(issuerURL, filepath.Join(dir, "gatehouse.db"), web, tlsPaths.ServerCert, tlsPaths.ServerKey, telemetry)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runGatehouse(t, filepath.Join(dir, "gatehouse.log"), telemetry, "serve", "--config", configFile)
+	return servedGatehouse{URL: issuerURL, CAPEM: bundle.CACert, CAFile: tlsPaths.CACert, ConfigFile: configFile}
+}
+
 // runGatehouse runs the gatehouse binary with args as a process of its
 // own (own process group, killed with the test), its output in logPath,
 // and waits until telemetry's /healthz/ready answers 200. When t ends it
@@ -93,6 +120,11 @@ func runGatehouse(t *testing.T, logPath, telemetry string, args ...string) {
 	}
 }
 
+// TestServeBinary runs the product as an operator does: the `gatehouse
+// serve` binary from a Dex-format config.yaml (GitHub connector against the
+// fake GitHub, served as GitHub Enterprise, audit sink on), the cluster
+// wiring rendered with --gatehouse-config semantics from that same file,
+// and the audit trail read back with `gatehouse audit query`.
 func TestServeBinary(t *testing.T) {
 	dir := t.TempDir()
 	fx, err := fakegithub.LoadFixture(filepath.Join("..", "fakegithub", "testdata", "exampleorg.yaml"))
@@ -108,18 +140,8 @@ func TestServeBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle, err := tlsutil.NewBundle([]string{"127.0.0.1"}, 2*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsPaths, err := bundle.WriteDir(filepath.Join(dir, "tls"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	web, telemetry := freeAddr(t), freeAddr(t)
-	issuerURL := "https://" + web + "/dex"
-	configFile := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(configFile, []byte(fmt.Sprintf(`issuer: %s
+	g := serveGatehouse(t, dir, func(issuerURL, dbFile, web, cert, key, telemetry string) string {
+		return fmt.Sprintf(`issuer: %s
 storage:
   type: sqlite3
   config: {file: %s}
@@ -153,13 +175,9 @@ audit:
   enabled: true
   webhook:
     bearerTokens: [%s]
-`, issuerURL, filepath.Join(dir, "gatehouse.db"), web, tlsPaths.ServerCert, tlsPaths.ServerKey, telemetry,
-		issuerURL, gh.Host(), ghCA, sinkToken)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	// gatehouse serve, as its own process.
-	runGatehouse(t, filepath.Join(dir, "gatehouse.log"), telemetry, "serve", "--config", configFile)
+`, issuerURL, dbFile, web, cert, key, telemetry, issuerURL, gh.Host(), ghCA, sinkToken)
+	})
+	issuerURL, configFile := g.URL, g.ConfigFile
 
 	// The cluster wiring, taking issuer, client and sink token from
 	// gatehouse's own config.
@@ -174,12 +192,12 @@ audit:
 	if err := cfg.UseGatehouseConfig(gcfg); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Issuer.CAData = string(bundle.CACert)
+	cfg.Issuer.CAData = string(g.CAPEM)
 	c := kube.Start(t, kube.Options{Binaries: bins, Config: cfg, Mode: cluster.ModeStructured})
 	c.AdminKubectl(t, "apply", "--server-side", "--field-manager=gatehouse", "-f", filepath.Join(c.Config.NodeDir, cluster.FileRBAC))
 
 	// octocat logs in through gatehouse and GitHub.
-	b := kube.NewBrowser("http://localhost:8000", bundle.CACert, gh.CAPEM())
+	b := kube.NewBrowser("http://localhost:8000", g.CAPEM, gh.CAPEM())
 	b.SetCookie(gh.URL, fakegithub.LoginCookie, "octocat")
 	ctx := context.Background()
 	code, err := b.Login(ctx, issuerURL, "kubernetes", loginScope)

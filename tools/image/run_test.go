@@ -12,10 +12,11 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/syncbuf"
 )
 
 // TestImageServes unpacks the image's filesystem and runs the entrypoint
@@ -136,7 +137,7 @@ func serveInImage(t *testing.T, run func(context.Context, ...string) *exec.Cmd, 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	serve := run(ctx, args...)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	serve.Stdout, serve.Stderr = logs, logs
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
@@ -185,22 +186,4 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects a process's output while the test may read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package github
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse-dev/gatehouse/internal/connector"
+	"github.com/gatehouse-dev/gatehouse/internal/testutil/syncbuf"
 	"github.com/gatehouse-dev/gatehouse/test/fakegithub"
 )
 
@@ -71,21 +71,8 @@ type env struct {
 	c    *Connector
 	clk  *clock
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
-
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 type envOpts struct {
 	fx         *fakegithub.Fixture
@@ -129,7 +116,7 @@ func newEnv(t *testing.T, cfg Config, eo envOpts) *env {
 		opts = append(opts, WithHTTPClient(fake.Client()), WithURLs(fake.URL, fake.APIURL))
 	}
 	opts = append(opts, eo.opts...)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	c, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)), opts...)
 	if err != nil {
 		t.Fatal(err)
