@@ -5,12 +5,11 @@
 // repository_owner_id, ref, environment, job_workflow_ref, the audience
 // the job asks for), and the endpoint GitHub gives each job
 // (ACTIONS_ID_TOKEN_REQUEST_URL, answered to the job's
-// ACTIONS_ID_TOKEN_REQUEST_TOKEN with {"value": JWT}).
+// ACTIONS_ID_TOKEN_REQUEST_TOKEN with {"value": JWT}). Discovery, keys
+// and signing are oidctest's workload issuer; this package adds the jobs.
 package workload
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
@@ -22,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
+	"github.com/gatehouse-dev/gatehouse/internal/connector/oidc/oidctest"
 )
 
 // Job is one workflow run's identity.
@@ -42,8 +41,8 @@ type Issuer struct {
 	// TTL of the tokens (default 5 minutes, as GitHub's).
 	TTL time.Duration
 
-	key *rsa.PrivateKey
-	mu  sync.Mutex
+	w  *oidctest.WorkloadIssuer
+	mu sync.Mutex
 	// jobs: request token -> job.
 	jobs map[string]Job
 	// Requests counts the job token requests.
@@ -53,30 +52,18 @@ type Issuer struct {
 // Start serves the provider until t ends; the CA file is written to dir.
 func Start(t testing.TB, dir string) *Issuer {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := &Issuer{key: key, jobs: map[string]Job{}, TTL: 5 * time.Minute}
+	i := &Issuer{w: oidctest.New(), jobs: map[string]Job{}, TTL: 5 * time.Minute}
 	mux := http.NewServeMux()
+	mux.Handle("/", i.w.Handler()) // discovery and JWKS
 	srv := httptest.NewTLSServer(mux)
 	t.Cleanup(srv.Close)
 	i.URL = srv.URL
+	i.w.URL = srv.URL
 	i.CAFile = filepath.Join(dir, "workload-ca.pem")
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	if err := os.WriteFile(i.CAFile, ca, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		// GitHub's document has no authorization or token endpoint.
-		writeJSON(w, map[string]any{"issuer": i.URL, "jwks_uri": i.URL + "/.well-known/jwks",
-			"subject_types_supported": []string{"public", "pairwise"}, "response_types_supported": []string{"id_token"},
-			"id_token_signing_alg_values_supported": []string{"RS256"},
-			"claims_supported":                      []string{"sub", "aud", "exp", "iat", "iss", "jti", "nbf", "ref", "repository", "repository_owner", "repository_owner_id", "environment", "job_workflow_ref"}})
-	})
-	mux.HandleFunc("GET /.well-known/jwks", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "workload-1", Algorithm: "RS256", Use: "sig"}}})
-	})
 	mux.HandleFunc("GET /_apis/token", func(w http.ResponseWriter, r *http.Request) {
 		i.mu.Lock()
 		job, ok := i.jobs[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
@@ -91,7 +78,7 @@ func Start(t testing.TB, dir string) *Issuer {
 		if aud == "" {
 			aud = "https://github.com/" + strings.Split(job.Repository, "/")[0]
 		}
-		writeJSON(w, map[string]any{"count": 1, "value": i.Token(t, job, aud)})
+		writeJSON(w, map[string]any{"count": 1, "value": i.Token(job, aud)})
 	})
 	return i
 }
@@ -119,7 +106,7 @@ func (i *Issuer) Requests() int {
 }
 
 // Token signs a token for job with audience aud.
-func (i *Issuer) Token(t testing.TB, job Job, aud string) string {
+func (i *Issuer) Token(job Job, aud string) string {
 	now := time.Now()
 	owner := strings.Split(job.Repository, "/")[0]
 	claims := map[string]any{
@@ -130,15 +117,5 @@ func (i *Issuer) Token(t testing.TB, job Job, aud string) string {
 		"job_workflow_ref":   job.Repository + "/.github/workflows/deploy.yml@" + job.Ref,
 		"runner_environment": "github-hosted",
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: i.key, KeyID: "workload-1"}}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(claims)
-	jws, err := signer.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := jws.CompactSerialize()
-	return out
+	return i.w.Sign(claims)
 }
