@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -17,50 +15,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	authorizationv1 "k8s.io/api/authorization/v1"
+
+	"github.com/gatehouse-dev/gatehouse/internal/connector/oidc/oidctest"
 )
 
-// testIssuer is an OpenID provider over TLS: discovery, JWKS and tokens
-// signed with its RSA key.
-type testIssuer struct {
-	srv *httptest.Server
-	key *rsa.PrivateKey
-}
+// testIssuer is an OpenID provider over TLS (oidctest's): discovery, JWKS
+// and tokens signed with its RSA key.
+type testIssuer struct{ *oidctest.WorkloadIssuer }
 
 func newTestIssuer(t testing.TB) *testIssuer {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss := &testIssuer{key: key}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer": iss.srv.URL, "jwks_uri": iss.srv.URL + "/keys",
-			"authorization_endpoint": iss.srv.URL + "/auth", "token_endpoint": iss.srv.URL + "/token",
-			"id_token_signing_alg_values_supported": []string{"RS256"},
-			"response_types_supported":              []string{"code"},
-			"subject_types_supported":               []string{"public"},
-		})
-	})
-	mux.HandleFunc("/keys", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
-	})
-	iss.srv = httptest.NewTLSServer(mux)
-	t.Cleanup(iss.srv.Close)
-	return iss
+	return &testIssuer{oidctest.Start(t)}
 }
 
-func (i *testIssuer) caPEM() string {
-	return string(pemCert(i.srv.Certificate().Raw))
-}
-
-// token signs claims; iss, aud, iat and exp are filled unless given.
+// token signs claims; iss, aud, sub, iat and exp are filled unless given
+// (a nil value leaves the claim out).
 func (i *testIssuer) token(t testing.TB, claims map[string]any) string {
 	t.Helper()
-	c := map[string]any{"iss": i.srv.URL, "aud": "kubernetes", "sub": "Cg1", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+	c := map[string]any{"iss": i.URL, "aud": "kubernetes", "sub": "Cg1", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
 	for k, v := range claims {
 		if v == nil {
 			delete(c, k)
@@ -68,20 +41,7 @@ func (i *testIssuer) token(t testing.TB, claims map[string]any) string {
 		}
 		c[k] = v
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: i.key, KeyID: "k1"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(c)
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return i.Sign(c)
 }
 
 // authnConfigFile writes the AuthenticationConfiguration `gatehouse
@@ -103,7 +63,7 @@ func authnConfigFile(t testing.TB, issuers ...*testIssuer) string {
   claimValidationRules:
   - expression: "claims.preferred_username != 'blocked'"
     message: blocked user
-`, i.srv.URL, indent(i.caPEM(), "      "))
+`, i.URL, indent(i.CAPEM, "      "))
 	}
 	p := filepath.Join(t.TempDir(), "authentication-config.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {

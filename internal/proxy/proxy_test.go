@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +19,7 @@ import (
 	authenticationcel "k8s.io/apiserver/pkg/authentication/cel"
 	"k8s.io/client-go/rest"
 
+	"github.com/gatehouse-dev/gatehouse/internal/connector/oidc/oidctest"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsutil"
 )
 
@@ -127,13 +126,6 @@ func (p *testProxy) do(t *testing.T, c *http.Client, method, path, token string,
 	return resp, body
 }
 
-func unsignedToken(claims map[string]any) string {
-	enc := base64.RawURLEncoding
-	h, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
-	b, _ := json.Marshal(claims)
-	return enc.EncodeToString(h) + "." + enc.EncodeToString(b) + "."
-}
-
 // aliceMayImpersonate allows oidc:alice (legacy impersonate verb) to
 // impersonate anyone and denies everything else.
 func aliceMayImpersonate(s authorizationv1.SubjectAccessReviewSpec) bool {
@@ -196,9 +188,9 @@ func TestProxy(t *testing.T) {
 		{name: "no token is 401, never the proxy's rights", want: want{status: 401, reason: "Unauthorized"}},
 		{name: "token for another audience", token: p.iss.token(t, with(alice, "aud", "other")), want: want{status: 401}},
 		{name: "expired token", token: p.iss.token(t, with(alice, "exp", time.Now().Add(-time.Minute).Unix(), "iat", time.Now().Add(-time.Hour).Unix())), want: want{status: 401}},
-		{name: "alg none", token: unsignedToken(with(alice, "iss", p.iss.srv.URL, "aud", "kubernetes", "exp", time.Now().Add(time.Hour).Unix())), want: want{status: 401}},
+		{name: "alg none", token: oidctest.Unsigned(with(alice, "iss", p.iss.URL, "aud", "kubernetes", "exp", time.Now().Add(time.Hour).Unix())), want: want{status: 401}},
 		{name: "token from another issuer", token: other.token(t, alice), want: want{status: 401}},
-		{name: "token signed by another key claiming our issuer", token: other.token(t, with(alice, "iss", p.iss.srv.URL)), want: want{status: 401}},
+		{name: "token signed by another key claiming our issuer", token: other.token(t, with(alice, "iss", p.iss.URL)), want: want{status: 401}},
 		{name: "CEL claim validation rule", token: p.iss.token(t, with(alice, "preferred_username", "blocked")), want: want{status: 401}},
 		{name: "client certificate and token are refused", token: p.iss.token(t, alice), client: withCert, want: want{status: 401, reason: "client certificates"}},
 		{name: "client Impersonate-User system:admin without the right", token: p.iss.token(t, bob),
